@@ -1,0 +1,485 @@
+"""Formulas: text <-> sympy <-> program.
+
+* :func:`parse_formula` turns formula text (``"e * x - y**2 * w"``) into sympy expressions with a small
+  hand-written tokenizer and Pratt parser. It never evaluates Python: only numbers, the names of the space's
+  variables, named parameters and a whitelist of functions are accepted; anything else is a one-line RuleError.
+* :func:`from_sympy` compiles expressions into a program in the canonical separable form, keeping side-pure
+  factors such as ``(y - ybar)`` intact and expanding only where post and pre quantities are mixed.
+* :func:`to_sympy`, :func:`to_text`, :func:`to_latex` go the other way, with simplification.
+
+A rule with an eligibility trace is written as two statements: ``"dw = (r - rbar) * elig; delig = sy*tx - ty*sx"``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from .ops import OP_BY_NAME, SYN_BY_NAME
+from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, dce, liveness
+from .variables import VARIABLES
+
+MAX_FORMULA_CHARS = 4000
+MAX_DEPTH = 64
+
+
+def symbol(name: str) -> sp.Symbol:
+    return sp.Symbol(name, real=True)
+
+
+def _sigmoid(a):
+    return 1 / (1 + sp.exp(-a))
+
+
+FUNCTIONS = {
+    "tanh": (1, sp.tanh), "exp": (1, sp.exp), "log": (1, sp.log), "sqrt": (1, sp.sqrt),
+    "abs": (1, sp.Abs), "Abs": (1, sp.Abs), "sign": (1, sp.sign), "step": (1, lambda a: sp.Heaviside(a, 0)),
+    "Heaviside": (1, lambda a: sp.Heaviside(a, 0)), "relu": (1, lambda a: sp.Max(a, 0)), "sigmoid": (1, _sigmoid),
+    "max": (2, sp.Max), "Max": (2, sp.Max), "min": (2, sp.Min), "Min": (2, sp.Min),
+}
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
+                    r"|(?P<op>\*\*|[-+*/^(),;=]))")
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    toks, pos = [], 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise RuleError(f"unexpected character {text[pos:].lstrip()[:1]!r} at position {pos} in formula")
+        pos = m.end()
+        kind = m.lastgroup
+        toks.append((kind, m.group(kind)))
+    toks.append(("end", ""))
+    return toks
+
+
+class _Parser:
+    BINARY = {"+": 10, "-": 10, "*": 20, "/": 20, "**": 30, "^": 30}
+
+    def __init__(self, tokens, names: dict[str, sp.Expr]):
+        self.toks, self.i, self.names = tokens, 0, names
+
+    def peek(self):
+        return self.toks[self.i]
+
+    def take(self, value=None):
+        tok = self.toks[self.i]
+        if value is not None and tok[1] != value:
+            got = tok[1] or "end of formula"
+            raise RuleError(f"expected '{value}' but found '{got}' in formula")
+        self.i += 1
+        return tok
+
+    def expr(self, min_bp=0, depth=0):
+        if depth > MAX_DEPTH:
+            raise RuleError("formula nested too deeply")
+        left = self.atom(depth)
+        while True:
+            kind, val = self.peek()
+            if kind != "op" or val not in self.BINARY:
+                return left
+            bp = self.BINARY[val]
+            if bp < min_bp:
+                return left
+            self.take()
+            # ** is right-associative
+            right = self.expr(bp if val in ("**", "^") else bp + 1, depth + 1)
+            if val == "+":
+                left = left + right
+            elif val == "-":
+                left = left - right
+            elif val == "*":
+                left = left * right
+            elif val == "/":
+                left = left / right
+            else:
+                left = left**right
+
+    def atom(self, depth):
+        kind, val = self.take()
+        if kind == "num":
+            return sp.Float(val) if any(ch in val for ch in ".eE") else sp.Integer(int(val))
+        if kind == "op" and val == "-":
+            return -self.expr(25, depth + 1)   # unary minus binds tighter than * but looser than **
+        if kind == "op" and val == "+":
+            return self.expr(25, depth + 1)
+        if kind == "op" and val == "(":
+            inner = self.expr(0, depth + 1)
+            self.take(")")
+            return inner
+        if kind == "name":
+            if self.peek()[1] == "(":
+                if val not in FUNCTIONS:
+                    raise RuleError(f"unknown function '{val}' (allowed: {', '.join(sorted(set(FUNCTIONS)))})")
+                arity, fn = FUNCTIONS[val]
+                self.take("(")
+                args = [self.expr(0, depth + 1)]
+                while self.peek()[1] == ",":
+                    self.take(",")
+                    args.append(self.expr(0, depth + 1))
+                self.take(")")
+                if len(args) != arity:
+                    raise RuleError(f"function '{val}' takes {arity} argument(s), got {len(args)}")
+                return fn(*args)
+            if val in self.names:
+                return self.names[val]
+            raise RuleError(f"unknown name '{val}' in formula (variables: {', '.join(self.names) or 'none'})")
+        raise RuleError(f"unexpected '{val or 'end of formula'}' in formula")
+
+
+def parse_formula(text: str, space: Space, params: dict[str, float] | None = None) -> tuple[sp.Expr, sp.Expr]:
+    """Parse formula text into (dw, delig) sympy expressions; delig is 0 unless a ``delig =`` statement is given."""
+    if not isinstance(text, str) or not text.strip():
+        raise RuleError("empty formula")
+    if len(text) > MAX_FORMULA_CHARS:
+        raise RuleError(f"formula longer than {MAX_FORMULA_CHARS} characters")
+    names: dict[str, sp.Expr] = {v: symbol(v) for v in space.variables}
+    for k, v in (params or {}).items():
+        names[k] = sp.Float(v) if not float(v).is_integer() else sp.Integer(int(v))
+    statements = [s for s in text.split(";") if s.strip()]
+    out = {"dw": sp.Integer(0), "delig": sp.Integer(0)}
+    for i, stmt in enumerate(statements):
+        toks = _tokenize(stmt)
+        target = "dw"
+        if len(toks) > 2 and toks[0][0] == "name" and toks[1] == ("op", "="):
+            target = toks[0][1]
+            if target not in out:
+                raise RuleError(f"unknown target '{target}' (use 'dw = ...' and optionally 'delig = ...')")
+            toks = toks[2:]
+        elif len(statements) > 1:
+            target = "dw" if i == 0 else "delig"
+        p = _Parser(toks, names)
+        expr = p.expr()
+        if p.peek()[0] != "end":
+            raise RuleError(f"unexpected '{p.peek()[1]}' in formula")
+        out[target] = out[target] + expr
+    if out["delig"] != 0 and not space.elig:
+        raise RuleError("formula updates an eligibility trace but the space has none")
+    for e in out.values():
+        if e.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise RuleError("formula is not finite (division by zero?)")
+    return out["dw"], out["delig"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# sympy -> separable terms -> program
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Term:
+    coef: float
+    P: sp.Expr
+    Q: sp.Expr
+    S: sp.Expr
+
+
+def _side(expr: sp.Expr, space: Space) -> set[str]:
+    sides = set()
+    for s in expr.free_symbols:
+        var = VARIABLES.get(s.name)
+        if var is None:
+            raise RuleError(f"unknown variable '{s.name}'")
+        sides.add(var.side)
+    return sides
+
+
+def _separate(expr: sp.Expr, space: Space) -> list[_Term]:
+    """Write expr as a sum of coef * P(post, global) * Q(pre) * S(w, elig)."""
+    sides = _side(expr, space)
+    if sides <= {"post", "global"}:
+        c, rest = expr.as_coeff_Mul()
+        return [_Term(float(c), rest, sp.Integer(1), sp.Integer(1))]
+    if sides <= {"pre", "global"} and "pre" in sides:
+        c, rest = expr.as_coeff_Mul()
+        g = [f for f in sp.Mul.make_args(rest) if _side(f, space) <= {"global"}]
+        q = [f for f in sp.Mul.make_args(rest) if not _side(f, space) <= {"global"}]
+        return [_Term(float(c), sp.Mul(*g), sp.Mul(*q), sp.Integer(1))]
+    if sides == {"syn"} and not isinstance(expr, sp.Add):
+        c, rest = expr.as_coeff_Mul()
+        return [_Term(float(c), sp.Integer(1), sp.Integer(1), rest)]
+    if isinstance(expr, sp.Add):
+        return [t for a in expr.args for t in _separate(a, space)]
+    if isinstance(expr, sp.Mul):
+        terms = [_Term(1.0, sp.Integer(1), sp.Integer(1), sp.Integer(1))]
+        for f in expr.args:
+            fts = _separate(f, space)
+            terms = [_Term(a.coef * b.coef, a.P * b.P, a.Q * b.Q, a.S * b.S) for a in terms for b in fts]
+        return terms
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and int(expr.exp) > 0:
+        return _separate(sp.expand(expr), space)
+    raise RuleError(f"'{expr}' mixes {' and '.join(sorted(sides))} quantities inside a function: not a local "
+                    "separable rule (post and pre quantities may only meet as a product)")
+
+
+def _merge(terms: list[_Term]) -> list[_Term]:
+    merged: dict[tuple, _Term] = {}
+    for t in terms:
+        # fold numeric factors of P and Q into the coefficient
+        cp, P = t.P.as_coeff_Mul()
+        cq, Q = t.Q.as_coeff_Mul()
+        cs, S = t.S.as_coeff_Mul()
+        coef = t.coef * float(cp) * float(cq) * float(cs)
+        key = (sp.srepr(P), sp.srepr(Q), sp.srepr(S))
+        if key in merged:
+            merged[key].coef += coef
+        else:
+            merged[key] = _Term(coef, P, Q, S)
+    return [t for t in merged.values() if t.coef != 0.0]
+
+
+class _SideCompiler:
+    def __init__(self, space: Space, side: str):
+        self.space, self.side = space, side
+        self.names = space.register_names(side)
+        self.n_in = space.n_inputs(side)
+        self.instr: list[tuple[str, int, int, float]] = []
+        self.memo: dict[str, int] = {}
+
+    def _emit(self, op: str, a: int = 0, b: int = 0, c: float = 0.0) -> int:
+        if op not in self.space.ops:
+            raise RuleError(f"op '{op}' needed by the formula is not in the space's op set")
+        key = f"{op}:{a}:{b}:{c!r}"
+        if key in self.memo:
+            return self.memo[key]
+        self.instr.append((op, a, b, float(c)))
+        reg = self.n_in + len(self.instr) - 1
+        self.memo[key] = reg
+        return reg
+
+    def _const(self, c: float) -> int:
+        if c == 1.0:
+            return 0
+        if "const" in self.space.ops:
+            return self._emit("const", 0, 0, c)
+        return self._emit("cmul", 0, 0, c)
+
+    def compile(self, e: sp.Expr) -> int:
+        if e == 1:
+            return 0
+        if e.is_Symbol:
+            if e.name not in self.names[: self.n_in]:
+                raise RuleError(f"variable '{e.name}' is not available on the {self.side} side of this space")
+            return self.names.index(e.name)
+        if e.is_Number:
+            return self._const(float(e))
+        if isinstance(e, sp.Add):
+            c, rest = e.as_coeff_Add()
+            args = list(sp.Add.make_args(rest))
+            reg = None
+            for arg in args:
+                ac, ar = arg.as_coeff_Mul()
+                if reg is None:
+                    reg = self.compile(arg)
+                elif ac == -1 and "sub" in self.space.ops:
+                    reg = self._emit("sub", reg, self.compile(ar))
+                else:
+                    reg = self._emit("add", reg, self.compile(arg))
+            if c != 0:
+                reg = self._emit("cadd", reg, 0, float(c)) if "cadd" in self.space.ops else \
+                    self._emit("add", reg, self._const(float(c)))
+            return reg
+        if isinstance(e, sp.Mul):
+            c, rest = e.as_coeff_Mul()
+            if c != 1:
+                inner = self.compile(rest)
+                if c == -1 and "neg" in self.space.ops:
+                    return self._emit("neg", inner)
+                if "cmul" in self.space.ops:
+                    return self._emit("cmul", inner, 0, float(c))
+                return self._emit("mul", inner, self._const(float(c)))
+            reg = None
+            for f in e.args:
+                r = self.compile(f)
+                reg = r if reg is None else self._emit("mul", reg, r)
+            return reg
+        if isinstance(e, sp.Pow):
+            base, ex = e.args
+            if ex == sp.Rational(1, 2):
+                return self._emit("sqrt", self.compile(base))
+            if ex.is_Integer:
+                n = int(ex)
+                if n == -1:
+                    r = self.compile(base)
+                    return self._emit("recip", r) if "recip" in self.space.ops else self._emit("div", 0, r)
+                if n < 0:
+                    return self.compile(1 / base**(-n))
+                if n == 2 and "square" in self.space.ops:
+                    return self._emit("square", self.compile(base))
+                r = self.compile(base)
+                acc = r
+                for _ in range(n - 1):
+                    acc = self._emit("mul", acc, r)
+                return acc
+            raise RuleError(f"power '{e}' is not expressible with the space's ops")
+        if isinstance(e, sp.exp):
+            return self._emit("exp", self.compile(e.args[0]))
+        fmap = {sp.tanh: "tanh", sp.log: "log", sp.Abs: "abs", sp.sign: "sign"}
+        for cls, name in fmap.items():
+            if isinstance(e, cls):
+                return self._emit(name, self.compile(e.args[0]))
+        if isinstance(e, sp.Heaviside):
+            return self._emit("step", self.compile(e.args[0]))
+        if isinstance(e, (sp.Max, sp.Min)):
+            name = "max" if isinstance(e, sp.Max) else "min"
+            args = list(e.args)
+            if name == "max" and len(args) == 2 and 0 in args and "relu" in self.space.ops:
+                return self._emit("relu", self.compile([a for a in args if a != 0][0]))
+            reg = self.compile(args[0])
+            for a in args[1:]:
+                reg = self._emit(name, reg, self.compile(a))
+            return reg
+        raise RuleError(f"cannot express '{e}' with the space's ops")
+
+
+def from_sympy(dw: sp.Expr, delig: sp.Expr, space: Space, fit: bool = True) -> tuple[Program, Space]:
+    """Compile sympy expressions into a program.
+
+    With ``fit=True`` the returned space is ``space`` resized to exactly what the rule needs (the caller can
+    pad into a bigger space); otherwise the program must fit ``space`` as it is.
+    """
+    groups = [(TARGET_W, _merge(_separate(dw, space)) if dw != 0 else [])]
+    if delig != 0:
+        groups.append((TARGET_ELIG, _merge(_separate(delig, space))))
+    post, pre = _SideCompiler(space, "post"), _SideCompiler(space, "pre")
+    rows = []
+    for tgt, terms in groups:
+        for t in terms:
+            s_name = None
+            for s in space.syn_objs:
+                if sp.simplify(s.sympy(symbol("w"), symbol("elig")) - t.S) == 0:
+                    s_name = s.name
+                    break
+            if s_name is None:
+                raise RuleError(f"per-synapse factor '{t.S}' is not in the space's menu ({', '.join(space.syn)})")
+            rows.append((t.coef, post.compile(t.P), pre.compile(t.Q), space.syn.index(s_name), tgt))
+    n_post, n_pre, n_terms = len(post.instr), len(pre.instr), max(1, len(rows))
+    if fit:
+        space = space.resized(n_post=n_post, n_pre=n_pre, n_terms=n_terms)
+    elif n_post > space.n_post or n_pre > space.n_pre or n_terms > space.n_terms:
+        raise RuleError(f"rule needs {n_post}/{n_pre} post/pre instructions and {n_terms} terms; the space "
+                        f"allows {space.n_post}/{space.n_pre} and {space.n_terms}")
+    prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
+    for side, comp in (("post", post), ("pre", pre)):
+        for i, (op, a, b, c) in enumerate(comp.instr):
+            prog[f"{side}_op"][i] = space.ops.index(op)
+            prog[f"{side}_a"][i], prog[f"{side}_b"][i], prog[f"{side}_c"][i] = a, b, c
+    for k, (coef, p, q, s, tgt) in enumerate(rows):
+        prog["term_on"][k] = True
+        prog["term_coef"][k] = coef
+        prog["term_p"][k], prog["term_q"][k], prog["term_s"][k], prog["term_tgt"][k] = p, q, s, tgt
+    return Program(**prog), space
+
+
+def compile_formula(text: str, space: Space, params: dict[str, float] | None = None,
+                    fit: bool = True) -> tuple[Program, Space]:
+    dw, delig = parse_formula(text, space, params)
+    return from_sympy(dw, delig, space, fit=fit)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# program -> sympy / text / LaTeX
+# --------------------------------------------------------------------------------------------------------------
+def _round_float(x: float, digits: int) -> sp.Expr:
+    if float(x).is_integer() and abs(x) < 1e6:
+        return sp.Integer(int(x))
+    return sp.Float(float(f"{x:.{digits}g}"), digits)
+
+
+def _side_exprs(prog: Program, space: Space, side: str, live, digits: int) -> dict[int, sp.Expr]:
+    names = space.register_names(side)
+    n_in = space.n_inputs(side)
+    regs: dict[int, sp.Expr] = {0: sp.Integer(1)}
+    for r in range(1, n_in):
+        regs[r] = symbol(names[r])
+    op, a, b, c = (np.asarray(getattr(prog, f"{side}_{x}")) for x in ("op", "a", "b", "c"))
+    for i in np.nonzero(live)[0]:
+        o = OP_BY_NAME[space.ops[int(op[i])]]
+        n_reg = n_in + int(i)
+        ra = regs.get(int(np.clip(a[i], 0, n_reg - 1)), sp.Integer(0))
+        rb = regs.get(int(np.clip(b[i], 0, n_reg - 1)), sp.Integer(0))
+        regs[n_in + int(i)] = o.sympy(ra, rb, _round_float(float(c[i]), digits))
+    return regs
+
+
+def to_sympy_raw(prog: Program, space: Space, digits: int = 6) -> tuple[sp.Expr, sp.Expr]:
+    """(dw, delig) as unsimplified sympy expressions (constants rounded to ``digits`` significant digits)."""
+    prog = Program(*[np.asarray(x) for x in prog])
+    live_post, live_pre, terms = liveness(prog, space)
+    P = _side_exprs(prog, space, "post", live_post, digits)
+    Q = _side_exprs(prog, space, "pre", live_pre, digits)
+    out = [sp.Integer(0), sp.Integer(0)]
+    w, el = symbol("w"), symbol("elig")
+    for k in np.nonzero(terms)[0]:
+        s = space.syn_objs[int(prog.term_s[k])].sympy(w, el)
+        term = _round_float(float(prog.term_coef[k]), digits) * P[int(prog.term_p[k])] * Q[int(prog.term_q[k])] * s
+        out[int(prog.term_tgt[k])] += term
+    return out[0], out[1]
+
+
+def simplify_expr(e: sp.Expr) -> sp.Expr:
+    """A readable canonical form: expanded, then factored when that is shorter, bounded in cost."""
+    if e == 0:
+        return e
+    try:
+        ex = sp.expand(e)
+    except Exception:  # pragma: no cover - sympy internals
+        return e
+    best = ex
+    if sp.count_ops(ex) <= 60:
+        for cand in (sp.factor_terms(ex), _try(sp.factor, ex)):
+            if cand is not None and sp.count_ops(cand) < sp.count_ops(best):
+                best = cand
+        if sp.count_ops(best) <= 25:
+            s = _try(sp.simplify, best)
+            if s is not None and sp.count_ops(s) < sp.count_ops(best):
+                best = s
+    return best
+
+
+def _try(fn, e):
+    try:
+        return fn(e)
+    except Exception:  # pragma: no cover - sympy internals
+        return None
+
+
+def to_sympy(prog: Program, space: Space, simplify: bool = True, digits: int = 4):
+    """The rule as sympy: the dw expression, or (dw, delig) for rules with an eligibility trace."""
+    dw, de = to_sympy_raw(prog, space, digits)
+    if simplify:
+        dw, de = simplify_expr(dw), simplify_expr(de)
+    return (dw, de) if de != 0 else dw
+
+
+def _latex_names(space: Space) -> dict:
+    return {symbol(v): VARIABLES[v].latex for v in space.variables}
+
+
+def to_text(prog: Program, space: Space, digits: int = 4) -> str:
+    """Plain-text formula that :func:`parse_formula` reads back."""
+    e = to_sympy(prog, space, digits=digits)
+    if isinstance(e, tuple):
+        return f"dw = {sp.sstr(e[0])}; delig = {sp.sstr(e[1])}"
+    return sp.sstr(e)
+
+
+def expr_latex(e, space: Space) -> str:
+    names = _latex_names(space)
+    if isinstance(e, tuple):
+        return (r"\Delta w = " + sp.latex(e[0], symbol_names=names) + r", \quad \Delta c = "
+                + sp.latex(e[1], symbol_names=names))
+    return r"\Delta w = " + sp.latex(e, symbol_names=names)
+
+
+def to_latex(prog: Program, space: Space, digits: int = 4) -> str:
+    return expr_latex(to_sympy(prog, space, digits=digits), space)
+
+
+def expr_text(e) -> str:
+    if isinstance(e, tuple):
+        return f"dw = {sp.sstr(e[0])}; delig = {sp.sstr(e[1])}"
+    return sp.sstr(e)

@@ -1,0 +1,85 @@
+"""The op table: the single source of truth for every operation a rule program can use.
+
+Each vector op is elementwise over neurons and declares its arity, its JAX function, its sympy function and
+its LaTeX template. Arity-0 and constant ops read the instruction's constant ``c``.
+A second, tiny table lists the per-synapse factors ``S(w)`` of the separable form.
+
+Numerics follow plain arithmetic (no protected division): a program may produce inf/NaN; the interpreter never
+raises and the fitness turns non-finite results into the worst score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+import sympy as sp
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    arity: int            # number of register operands (0, 1 or 2); ``uses_const`` ops also read c
+    jax: Callable         # (a, b, c) -> array
+    sympy: Callable       # (a, b, c) -> sympy expression
+    latex: str            # template with {a}, {b}, {c}
+    uses_const: bool = False
+    transcendental: bool = False
+
+
+def _sig_sym(a):
+    return 1 / (1 + sp.exp(-a))
+
+
+OPS: tuple[Op, ...] = (
+    Op("add", 2, lambda a, b, c: a + b, lambda a, b, c: a + b, "{a} + {b}"),
+    Op("sub", 2, lambda a, b, c: a - b, lambda a, b, c: a - b, "{a} - {b}"),
+    Op("mul", 2, lambda a, b, c: a * b, lambda a, b, c: a * b, r"{a} \cdot {b}"),
+    Op("div", 2, lambda a, b, c: a / b, lambda a, b, c: a / b, r"\frac{{{a}}}{{{b}}}"),
+    Op("max", 2, lambda a, b, c: jnp.maximum(a, b), lambda a, b, c: sp.Max(a, b), r"\max({a}, {b})"),
+    Op("min", 2, lambda a, b, c: jnp.minimum(a, b), lambda a, b, c: sp.Min(a, b), r"\min({a}, {b})"),
+    Op("neg", 1, lambda a, b, c: -a, lambda a, b, c: -a, "-{a}"),
+    Op("square", 1, lambda a, b, c: a * a, lambda a, b, c: a**2, "{a}^2"),
+    Op("abs", 1, lambda a, b, c: jnp.abs(a), lambda a, b, c: sp.Abs(a), r"\left|{a}\right|"),
+    Op("sign", 1, lambda a, b, c: jnp.sign(a), lambda a, b, c: sp.sign(a), r"\operatorname{{sign}}({a})"),
+    Op("step", 1, lambda a, b, c: jnp.where(a > 0, 1.0, 0.0).astype(a.dtype),
+       lambda a, b, c: sp.Heaviside(a, 0), r"\Theta({a})"),
+    Op("relu", 1, lambda a, b, c: jnp.maximum(a, 0.0), lambda a, b, c: sp.Max(a, 0), r"\max({a}, 0)"),
+    Op("recip", 1, lambda a, b, c: 1.0 / a, lambda a, b, c: 1 / a, r"\frac{{1}}{{{a}}}"),
+    Op("tanh", 1, lambda a, b, c: jnp.tanh(a), lambda a, b, c: sp.tanh(a), r"\tanh({a})", transcendental=True),
+    Op("sigmoid", 1, lambda a, b, c: 1.0 / (1.0 + jnp.exp(-a)), lambda a, b, c: _sig_sym(a),
+       r"\sigma({a})", transcendental=True),
+    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"e^{{{a}}}", transcendental=True),
+    Op("log", 1, lambda a, b, c: jnp.log(a), lambda a, b, c: sp.log(a), r"\log({a})", transcendental=True),
+    Op("sqrt", 1, lambda a, b, c: jnp.sqrt(a), lambda a, b, c: sp.sqrt(a), r"\sqrt{{{a}}}", transcendental=True),
+    Op("cmul", 1, lambda a, b, c: a * c, lambda a, b, c: c * a, r"{c} \cdot {a}", uses_const=True),
+    Op("cadd", 1, lambda a, b, c: a + c, lambda a, b, c: a + c, "{a} + {c}", uses_const=True),
+    Op("const", 0, lambda a, b, c: jnp.full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True),
+)
+
+OP_BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
+
+# ops without transcendental functions: cheap, and enough for every polynomial rule
+POLY_OPS = tuple(op.name for op in OPS if not op.transcendental)
+
+
+@dataclass(frozen=True)
+class SynFactor:
+    """A per-synapse factor S(w, elig) of the separable form."""
+
+    name: str
+    jax: Callable          # (w, elig) -> array
+    sympy: Callable        # (w, elig) -> sympy expression (w, elig are sympy symbols)
+    latex: str
+
+
+SYN_FACTORS: tuple[SynFactor, ...] = (
+    SynFactor("1", lambda w, c: jnp.ones_like(w), lambda w, c: sp.Integer(1), "1"),
+    SynFactor("w", lambda w, c: w, lambda w, c: w, "w"),
+    SynFactor("w2", lambda w, c: w * w, lambda w, c: w**2, "w^2"),
+    SynFactor("sign_w", lambda w, c: jnp.sign(w), lambda w, c: sp.sign(w), r"\operatorname{sign}(w)"),
+    SynFactor("elig", lambda w, c: c, lambda w, c: c, "c"),
+    SynFactor("w_elig", lambda w, c: w * c, lambda w, c: w * c, "w c"),
+)
+
+SYN_BY_NAME: dict[str, SynFactor] = {s.name: s for s in SYN_FACTORS}

@@ -1,0 +1,370 @@
+"""Rule programs as fixed-shape arrays, their search space, and the interpreter.
+
+A rule is a *typed program in the canonical separable form* (see ../shared/docs/DESIGN.md)::
+
+    dW   = sum_{k: target_k = W}    c_k * P_k(post) (x) Q_k(pre) * S_k(w, elig)
+    dElig= sum_{k: target_k = elig} c_k * P_k(post) (x) Q_k(pre) * S_k(w, elig)
+
+``P_k`` and ``Q_k`` are registers of two short straight-line programs over neuron vectors, one per side.
+Each side's register file is ``[1, side variables..., global variables..., outputs of instructions...]``
+(single assignment: instruction ``i`` writes register ``n_inputs + i`` and may read any earlier register).
+``S_k`` is picked from a small per-synapse menu (1, w, w^2, elig, ...).
+
+All programs of a space have the same array shapes, so a population of *different* programs is a pytree with a
+leading population axis and one ``jit(vmap(...))`` runs all of them with one compile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from .ops import OP_BY_NAME, OPS, SYN_BY_NAME, Op, SynFactor
+from .variables import VARIABLES
+
+TARGET_W = 0
+TARGET_ELIG = 1
+
+
+class RuleError(ValueError):
+    """A rule, formula or search space that cannot be built; the message is one line naming the problem."""
+
+
+class Program(NamedTuple):
+    """One rule program (or a population of them, with a leading axis on every field)."""
+
+    post_op: jax.Array    # int32 [Lpost]  index into space.ops
+    post_a: jax.Array     # int32 [Lpost]  first operand register
+    post_b: jax.Array     # int32 [Lpost]  second operand register
+    post_c: jax.Array     # float32 [Lpost] instruction constant
+    pre_op: jax.Array     # same for the pre side [Lpre]
+    pre_a: jax.Array
+    pre_b: jax.Array
+    pre_c: jax.Array
+    term_on: jax.Array    # bool [K]
+    term_coef: jax.Array  # float32 [K]
+    term_p: jax.Array     # int32 [K]  post register of P_k
+    term_q: jax.Array     # int32 [K]  pre register of Q_k
+    term_s: jax.Array     # int32 [K]  index into space.syn
+    term_tgt: jax.Array   # int32 [K]  0 = weight, 1 = eligibility trace
+
+
+@dataclass(frozen=True)
+class Space:
+    """Static description of a rule search space (hashable: usable as a jit static argument)."""
+
+    post_vars: tuple[str, ...] = ("y", "a", "e", "ybar", "theta")
+    pre_vars: tuple[str, ...] = ("x", "xbar", "e_pre")
+    global_vars: tuple[str, ...] = ()
+    ops: tuple[str, ...] = tuple(op.name for op in OPS)
+    syn: tuple[str, ...] = ("1", "w", "w2")
+    n_post: int = 6          # instructions in the post-side program
+    n_pre: int = 6           # instructions in the pre-side program
+    n_terms: int = 6         # K, maximum number of separable terms
+    elig: bool = False       # whether terms may target an eligibility trace
+    name: str = "custom"
+
+    def __post_init__(self):
+        for v in self.post_vars + self.pre_vars + self.global_vars:
+            if v not in VARIABLES:
+                raise RuleError(f"unknown variable '{v}' (known: {', '.join(VARIABLES)})")
+        for side, names in (("post", self.post_vars), ("pre", self.pre_vars), ("global", self.global_vars)):
+            for v in names:
+                if VARIABLES[v].side != side:
+                    raise RuleError(f"variable '{v}' is a {VARIABLES[v].side} quantity, not {side}")
+        for o in self.ops:
+            if o not in OP_BY_NAME:
+                raise RuleError(f"unknown op '{o}' (known: {', '.join(OP_BY_NAME)})")
+        for s in self.syn:
+            if s not in SYN_BY_NAME:
+                raise RuleError(f"unknown synapse factor '{s}' (known: {', '.join(SYN_BY_NAME)})")
+        if "1" not in self.syn:
+            raise RuleError("synapse factor menu must contain '1'")
+        if any(s in ("elig", "w_elig") for s in self.syn) and not self.elig:
+            object.__setattr__(self, "elig", True)
+        for n in ("n_post", "n_pre", "n_terms"):
+            if getattr(self, n) < (1 if n == "n_terms" else 0):
+                raise RuleError(f"{n} must be >= {1 if n == 'n_terms' else 0}, got {getattr(self, n)}")
+        if not self.ops and (self.n_post or self.n_pre):
+            raise RuleError("a space with instructions needs at least one op")
+
+    # --- derived static layout ------------------------------------------------------------------------------
+    @property
+    def op_objs(self) -> tuple[Op, ...]:
+        return tuple(OP_BY_NAME[o] for o in self.ops)
+
+    @property
+    def syn_objs(self) -> tuple[SynFactor, ...]:
+        return tuple(SYN_BY_NAME[s] for s in self.syn)
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        syn_vars = ("w",) + (("elig",) if self.elig else ())
+        return self.post_vars + self.pre_vars + self.global_vars + syn_vars
+
+    def n_inputs(self, side: str) -> int:
+        return 1 + len(self.post_vars if side == "post" else self.pre_vars) + len(self.global_vars)
+
+    def register_names(self, side: str) -> tuple[str, ...]:
+        own = self.post_vars if side == "post" else self.pre_vars
+        n = self.n_post if side == "post" else self.n_pre
+        return ("1",) + own + self.global_vars + tuple(f"{side}{i}" for i in range(n))
+
+    def n_registers(self, side: str) -> int:
+        return self.n_inputs(side) + (self.n_post if side == "post" else self.n_pre)
+
+    def resized(self, n_post: int | None = None, n_pre: int | None = None, n_terms: int | None = None) -> "Space":
+        return replace(self, n_post=self.n_post if n_post is None else n_post,
+                       n_pre=self.n_pre if n_pre is None else n_pre,
+                       n_terms=self.n_terms if n_terms is None else n_terms)
+
+    def to_dict(self) -> dict:
+        return {"post_vars": list(self.post_vars), "pre_vars": list(self.pre_vars),
+                "global_vars": list(self.global_vars), "ops": list(self.ops), "syn": list(self.syn),
+                "n_post": self.n_post, "n_pre": self.n_pre, "n_terms": self.n_terms, "elig": self.elig,
+                "name": self.name}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Space":
+        kw = dict(d)
+        for k in ("post_vars", "pre_vars", "global_vars", "ops", "syn"):
+            if k in kw:
+                kw[k] = tuple(kw[k])
+        return cls(**kw)
+
+    # --- construction -------------------------------------------------------------------------------------
+    def empty(self) -> Program:
+        """A program with no active term (dW = 0)."""
+        z = lambda n, dt: np.zeros((n,), dt)  # noqa: E731
+        return Program(z(self.n_post, np.int32), z(self.n_post, np.int32), z(self.n_post, np.int32),
+                       z(self.n_post, np.float32), z(self.n_pre, np.int32), z(self.n_pre, np.int32),
+                       z(self.n_pre, np.int32), z(self.n_pre, np.float32), z(self.n_terms, bool),
+                       z(self.n_terms, np.float32), z(self.n_terms, np.int32), z(self.n_terms, np.int32),
+                       z(self.n_terms, np.int32), z(self.n_terms, np.int32))
+
+    # --- interpreter ----------------------------------------------------------------------------------------
+    def run_side(self, side: str, op, a, b, c, inputs: jax.Array) -> jax.Array:
+        """Run one side's straight-line program.
+
+        ``inputs``: [n_side_vars + n_globals, N] (variables then globals, already broadcast to N neurons).
+        Returns all registers, shape [n_registers(side), N]. Reads use ``select_n`` (no gathers, and an inf/NaN
+        in an unread register never leaks into the result).
+        """
+        n = inputs.shape[-1]
+        regs = [jnp.ones((n,), inputs.dtype)] + [inputs[i] for i in range(inputs.shape[0])]
+        fns = [o.jax for o in self.op_objs]
+        for i in range(op.shape[0]):
+            ai = jnp.clip(a[i], 0, len(regs) - 1)
+            bi = jnp.clip(b[i], 0, len(regs) - 1)
+            xa = lax.select_n(ai, *regs) if len(regs) > 1 else regs[0]
+            xb = lax.select_n(bi, *regs) if len(regs) > 1 else regs[0]
+            outs = [f(xa, xb, c[i]).astype(inputs.dtype) for f in fns]
+            regs.append(lax.select_n(jnp.clip(op[i], 0, len(outs) - 1), *outs) if len(outs) > 1 else outs[0])
+        return jnp.stack(regs)
+
+    def post_registers(self, prog: Program, post_inputs: jax.Array) -> jax.Array:
+        return self.run_side("post", prog.post_op, prog.post_a, prog.post_b, prog.post_c, post_inputs)
+
+    def pre_registers(self, prog: Program, pre_inputs: jax.Array) -> jax.Array:
+        return self.run_side("pre", prog.pre_op, prog.pre_a, prog.pre_b, prog.pre_c, pre_inputs)
+
+    def term_vectors(self, prog: Program, post_regs: jax.Array, pre_regs: jax.Array):
+        """P [K, N] (with the coefficient folded in, zero for inactive terms) and Q [K, M]."""
+        pr = [post_regs[i] for i in range(post_regs.shape[0])]
+        qr = [pre_regs[i] for i in range(pre_regs.shape[0])]
+        pick = lambda regs, idx: lax.select_n(jnp.clip(idx, 0, len(regs) - 1), *regs)  # noqa: E731
+        P = jax.vmap(lambda i: pick(pr, i))(prog.term_p)
+        Q = jax.vmap(lambda i: pick(qr, i))(prog.term_q)
+        on = prog.term_on[:, None]
+        P = jnp.where(on, prog.term_coef[:, None] * P, 0.0)
+        Q = jnp.where(on, Q, 0.0)
+        return P, Q
+
+    def combine(self, prog: Program, P: jax.Array, Q: jax.Array, w: jax.Array, elig: jax.Array | None = None):
+        """Sum the separable terms into (dW, dElig) for one layer; P [K, N], Q [K, M], w [N, M]."""
+        if elig is None:
+            elig = jnp.zeros_like(w)
+        targets = (TARGET_W, TARGET_ELIG) if self.elig else (TARGET_W,)
+        out = []
+        for tgt in targets:
+            total = jnp.zeros_like(w)
+            for s_idx, s in enumerate(self.syn_objs):
+                mask = (prog.term_s == s_idx) & (prog.term_tgt == tgt)
+                Ps = jnp.where(mask[:, None], P, 0.0)
+                m = Ps.T @ Q
+                total = total + (m if s.name == "1" else s.jax(w, elig) * m)
+            out.append(total)
+        return out[0], (out[1] if self.elig else jnp.zeros_like(w))
+
+    def apply(self, prog: Program, values: dict[str, jax.Array], w: jax.Array, elig: jax.Array | None = None):
+        """Evaluate a rule on one layer given named local variables (convenience API, not the hot path).
+
+        ``values`` maps each post variable to [N], each pre variable to [M], each global to a scalar; missing
+        variables are zero. Returns (dW [N, M], dElig [N, M]).
+        """
+        n, m = w.shape
+        post_in = self.side_inputs("post", values, n, w.dtype)
+        pre_in = self.side_inputs("pre", values, m, w.dtype)
+        P, Q = self.term_vectors(prog, self.post_registers(prog, post_in), self.pre_registers(prog, pre_in))
+        return self.combine(prog, P, Q, w, elig)
+
+    def side_inputs(self, side: str, values: dict, n: int, dtype=jnp.float32) -> jax.Array:
+        own = self.post_vars if side == "post" else self.pre_vars
+        rows = []
+        for v in own:
+            rows.append(jnp.broadcast_to(jnp.asarray(values.get(v, 0.0), dtype), (n,)))
+        for g in self.global_vars:
+            rows.append(jnp.broadcast_to(jnp.asarray(values.get(g, 0.0), dtype), (n,)))
+        if not rows:
+            return jnp.zeros((0, n), dtype)
+        return jnp.stack(rows)
+
+
+def stack(programs: Sequence[Program]) -> Program:
+    """Stack programs of one space into a population (leading axis)."""
+    return Program(*[np.stack([np.asarray(getattr(p, f)) for p in programs]) for f in Program._fields])
+
+
+def unstack(pop: Program) -> list[Program]:
+    n = np.asarray(pop.term_on).shape[0]
+    return [index(pop, i) for i in range(n)]
+
+
+def index(pop: Program, i: int) -> Program:
+    return Program(*[np.asarray(getattr(pop, f))[i] for f in Program._fields])
+
+
+def pad(prog: Program, src: Space, dst: Space) -> Program:
+    """Re-express ``prog`` (written in ``src``) in the larger-or-equal layout of ``dst``.
+
+    Variables, globals, ops and synapse factors are mapped by name; a name missing from ``dst`` or a program
+    larger than ``dst`` allows is a RuleError.
+    """
+    prog = Program(*[np.asarray(x) for x in prog])
+    live_post, live_pre, live_terms = liveness(prog, src)
+    if live_post.sum() > dst.n_post or live_pre.sum() > dst.n_pre or live_terms.sum() > dst.n_terms:
+        raise RuleError(
+            f"rule needs {int(live_post.sum())}/{int(live_pre.sum())} post/pre instructions and "
+            f"{int(live_terms.sum())} terms; space '{dst.name}' allows {dst.n_post}/{dst.n_pre} and {dst.n_terms}")
+    out = dst.empty()
+    out = out._replace(**{k: np.array(v) for k, v in out._asdict().items()})
+    reg_maps = {}
+    for side, live, n_dst in (("post", live_post, dst.n_post), ("pre", live_pre, dst.n_pre)):
+        src_names = src.register_names(side)
+        n_in_src, n_in_dst = src.n_inputs(side), dst.n_inputs(side)
+        dst_names = dst.register_names(side)
+        rmap = {}
+        for r in range(n_in_src):
+            name = src_names[r]
+            if name not in dst_names[:n_in_dst]:
+                used = _register_used(prog, src, side, r, live)
+                if used:
+                    raise RuleError(f"variable '{name}' is not available in space '{dst.name}'")
+                continue
+            rmap[r] = dst_names.index(name)
+        op_f, a_f, b_f, c_f = (getattr(out, f"{side}_{x}") for x in ("op", "a", "b", "c"))
+        sop, sa, sb, sc = (getattr(prog, f"{side}_{x}") for x in ("op", "a", "b", "c"))
+        j = 0
+        for i in np.nonzero(live)[0]:
+            name = src.ops[int(sop[i])]
+            if name not in dst.ops:
+                raise RuleError(f"op '{name}' is not available in space '{dst.name}'")
+            op_f[j] = dst.ops.index(name)
+            arity = OP_BY_NAME[name].arity
+            a_f[j] = rmap.get(int(sa[i]), 0) if arity >= 1 else 0
+            b_f[j] = rmap.get(int(sb[i]), 0) if arity >= 2 else 0
+            c_f[j] = sc[i]
+            rmap[n_in_src + int(i)] = n_in_dst + j
+            j += 1
+        reg_maps[side] = rmap
+    k = 0
+    for t in np.nonzero(live_terms)[0]:
+        sname = src.syn[int(prog.term_s[t])]
+        if sname not in dst.syn:
+            raise RuleError(f"synapse factor '{sname}' is not available in space '{dst.name}'")
+        if int(prog.term_tgt[t]) == TARGET_ELIG and not dst.elig:
+            raise RuleError(f"space '{dst.name}' has no eligibility trace")
+        out.term_on[k] = True
+        out.term_coef[k] = prog.term_coef[t]
+        out.term_p[k] = reg_maps["post"][int(prog.term_p[t])]
+        out.term_q[k] = reg_maps["pre"][int(prog.term_q[t])]
+        out.term_s[k] = dst.syn.index(sname)
+        out.term_tgt[k] = prog.term_tgt[t]
+        k += 1
+    return out
+
+
+def _register_used(prog: Program, space: Space, side: str, r: int, live: np.ndarray) -> bool:
+    on = np.asarray(prog.term_on)
+    idx = np.asarray(prog.term_p if side == "post" else prog.term_q)
+    if np.any(on & (idx == r)):
+        return True
+    op, a, b = (np.asarray(getattr(prog, f"{side}_{x}")) for x in ("op", "a", "b"))
+    for i in np.nonzero(live)[0]:
+        arity = OP_BY_NAME[space.ops[int(op[i])]].arity
+        if (arity >= 1 and a[i] == r) or (arity >= 2 and b[i] == r):
+            return True
+    return False
+
+
+def liveness(prog: Program, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which post instructions, pre instructions and terms contribute to the output (numpy, one program)."""
+    on = np.asarray(prog.term_on).astype(bool)
+    coef = np.asarray(prog.term_coef)
+    terms = on & (coef != 0)
+    res = []
+    for side in ("post", "pre"):
+        op, a, b = (np.asarray(getattr(prog, f"{side}_{x}")) for x in ("op", "a", "b"))
+        n_in = space.n_inputs(side)
+        L = op.shape[0]
+        live = np.zeros(L, bool)
+        idx = np.asarray(prog.term_p if side == "post" else prog.term_q)
+        for r in idx[terms]:
+            if r >= n_in and r - n_in < L:
+                live[r - n_in] = True
+        for i in range(L - 1, -1, -1):
+            if not live[i]:
+                continue
+            arity = OP_BY_NAME[space.ops[int(op[i])]].arity if space.ops else 0
+            for operand, need in ((a[i], arity >= 1), (b[i], arity >= 2)):
+                operand = int(np.clip(operand, 0, n_in + i - 1))
+                if need and operand >= n_in:
+                    live[operand - n_in] = True
+        res.append(live)
+    return res[0], res[1], terms
+
+
+def dce(prog: Program, space: Space) -> Program:
+    """Dead-code elimination: canonicalise every instruction and term that cannot affect the output."""
+    live_post, live_pre, terms = liveness(prog, space)
+    p = {k: np.array(v) for k, v in prog._asdict().items()}
+    for side, live in (("post", live_post), ("pre", live_pre)):
+        for x in ("op", "a", "b", "c"):
+            p[f"{side}_{x}"][~live] = 0
+        # operands an op does not read are canonicalised too
+        for i in np.nonzero(live)[0]:
+            arity = OP_BY_NAME[space.ops[int(p[f"{side}_op"][i])]].arity
+            n_reg = space.n_inputs(side) + i
+            p[f"{side}_a"][i] = np.clip(p[f"{side}_a"][i], 0, n_reg - 1) if arity >= 1 else 0
+            p[f"{side}_b"][i] = np.clip(p[f"{side}_b"][i], 0, n_reg - 1) if arity >= 2 else 0
+            if not OP_BY_NAME[space.ops[int(p[f"{side}_op"][i])]].uses_const:
+                p[f"{side}_c"][i] = 0.0
+    for f in ("term_coef", "term_p", "term_q", "term_s", "term_tgt"):
+        p[f][~terms] = 0
+    p["term_on"] = terms
+    return Program(**p)
+
+
+def complexity(prog: Program, space: Space) -> int:
+    """A readable size: live vector instructions + active terms + non-trivial per-synapse factors.
+
+    ``-e x`` (FA) and ``y x`` (Hebb) have complexity 1; Oja ``y x - y^2 w`` has 4 (square, two terms, factor w).
+    """
+    live_post, live_pre, terms = liveness(prog, space)
+    s = np.asarray(prog.term_s)
+    nontrivial = sum(1 for t in np.nonzero(terms)[0] if space.syn[int(s[t])] != "1")
+    return int(live_post.sum() + live_pre.sum() + terms.sum() + nontrivial)

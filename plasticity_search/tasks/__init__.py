@@ -1,0 +1,42 @@
+"""Tasks: what a plasticity rule is trained and scored on (pure numpy data, deterministic from integer seeds).
+
+    task = make("digits")                       # or make("idx:/data/mnist"), make("digits_fewshot", k_way=3)
+    data = task.sample(seed=0, split="search")  # TaskData(x_stream, y_stream, x_eval, y_eval, pc1), float32
+    batch = task.sample_batch(range(8), "search")  # stacked along a leading seed axis
+
+Splits 'search', 'select' and 'final' are disjoint (see `base.py`). Built-in rate tasks: digits, digits_fewshot,
+mnist1d, mnist1d_fewshot, yinyang, teacher_student, pca; `idx:PATH` for user MNIST-format files.
+"""
+
+from .base import MAX_SEED, OBJECTIVES, SPLITS, Task, TaskData, TaskError
+from .digits import DigitsTask
+from .fewshot import FewShotTask
+from .idx import IdxTask
+from .mnist1d import MNIST1DTask, make_mnist1d
+from .pca import PCATask
+from .pooled import PooledTask, Pools
+from .registry import list_tasks, make, register
+from .teacher_student import TeacherStudentTask
+from .yinyang import YinYangTask
+
+__all__ = [
+    "MAX_SEED",
+    "OBJECTIVES",
+    "SPLITS",
+    "DigitsTask",
+    "FewShotTask",
+    "IdxTask",
+    "MNIST1DTask",
+    "PCATask",
+    "PooledTask",
+    "Pools",
+    "Task",
+    "TaskData",
+    "TaskError",
+    "TeacherStudentTask",
+    "YinYangTask",
+    "list_tasks",
+    "make",
+    "make_mnist1d",
+    "register",
+]
