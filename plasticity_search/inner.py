@@ -84,14 +84,22 @@ class InnerLoop:
         self.pre_sizes = self.net.pre_sizes()
         self.post_off = np.concatenate([[0], np.cumsum(self.post_sizes)])
         self.pre_off = np.concatenate([[0], np.cumsum(self.pre_sizes)])
+        self.fb_prog, self.fb_space = None, None
+        if cfg.network.feedback_rule is not None:
+            from .rules.resolve import resolve_rule
+            fb = resolve_rule(cfg.network.feedback_rule)
+            fb_space = fb.space
+            check_space(fb_space)
+            self.fb_prog, self.fb_space = jax.tree.map(jnp.asarray, fb.program), fb_space
 
     # --- state --------------------------------------------------------------------------------------------------
     def init(self, key) -> InnerState:
         return InnerState(self.net.init(key), jnp.zeros(()))
 
     # --- one update -------------------------------------------------------------------------------------------
-    def _rule_inputs(self, st: InnerState, fwd, deltas, r):
-        net, space = self.net, self.space
+    def _local_values(self, st: InnerState, fwd, deltas, r):
+        """Every rate local quantity by name: post-side [N_post_total], pre-side [N_pre_total], globals scalars."""
+        net = self.net
         cat = lambda xs: jnp.concatenate(xs) if len(xs) > 1 else xs[0]  # noqa: E731
         post_vals = {"y": cat(fwd.posts), "a": cat(fwd.pre_acts), "e": cat(deltas), "ybar": st.net.ybar,
                      "theta": st.net.theta}
@@ -100,14 +108,17 @@ class InnerLoop:
             d = jnp.zeros((net.sizes[0],)) if l == 0 else deltas[l - 1]
             e_pre.append(jnp.concatenate([d, jnp.zeros((1,))]) if net.cfg.bias else d)
         pre_vals = {"x": cat(fwd.acts), "xbar": st.net.xbar, "e_pre": cat(e_pre)}
+        return post_vals, pre_vals, {"r": r, "rbar": st.rbar}
+
+    def _stack_inputs(self, space: Space, post_vals, pre_vals, g):
+        """The interpreter's input rows for ``space``: its variables then its globals (broadcast)."""
         n_post, n_pre = int(self.post_off[-1]), int(self.pre_off[-1])
-        g = {"r": r, "rbar": st.rbar}
         post_in = [post_vals[v] for v in space.post_vars] + [jnp.broadcast_to(g[v], (n_post,))
                                                                for v in space.global_vars]
         pre_in = [pre_vals[v] for v in space.pre_vars] + [jnp.broadcast_to(g[v], (n_pre,))
                                                             for v in space.global_vars]
         stack = lambda rows, n: jnp.stack(rows) if rows else jnp.zeros((0, n))  # noqa: E731
-        return stack(post_in, n_post), stack(pre_in, n_pre), post_vals, pre_vals
+        return stack(post_in, n_post), stack(pre_in, n_pre)
 
     def step(self, prog: Program, st: InnerState, x: jax.Array, y: jax.Array):
         """One online update on a mini-batch x [B, n_in], y [B, n_out]. Returns (state, (score, loss))."""
@@ -119,7 +130,8 @@ class InnerLoop:
             fwd = net.forward(st.net.W, xb)
             deltas = net.errors(st.net, fwd, yb)
             loss = net.loss(fwd.out, yb)
-            post_in, pre_in, pv, qv = self._rule_inputs(st, fwd, deltas, -loss)
+            pv, qv, g = self._local_values(st, fwd, deltas, -loss)
+            post_in, pre_in = self._stack_inputs(space, pv, qv, g)
             P, Q = space.term_vectors(prog, space.post_registers(prog, post_in), space.pre_registers(prog, pre_in))
             if self.task.objective == "classification":
                 score = (jnp.argmax(fwd.out) == jnp.argmax(yb)).astype(jnp.float32)
@@ -127,13 +139,18 @@ class InnerLoop:
                 score = jnp.mean((fwd.out - yb) ** 2)
             else:
                 score = jnp.zeros(())
-            return P, Q, score, loss, pv, qv
+            extra = (None, None)
+            if self.fb_prog is not None:
+                fsp, fp = self.fb_space, self.fb_prog
+                fpost, fpre = self._stack_inputs(fsp, pv, qv, g)
+                extra = fsp.term_vectors(fp, fsp.post_registers(fp, fpost), fsp.pre_registers(fp, fpre))
+            return P, Q, score, loss, pv, qv, extra
 
         B = x.shape[0]
         if B == 1:   # online: no batch axis in the hot path
-            P, Q, score, loss, pv, qv = jax.tree.map(lambda v: v[None], per_sample(x[0], y[0]))
+            P, Q, score, loss, pv, qv, fbPQ = jax.tree.map(lambda v: v[None], per_sample(x[0], y[0]))
         else:
-            P, Q, score, loss, pv, qv = jax.vmap(per_sample)(x, y)     # P [B, K, N], Q [B, K, M]
+            P, Q, score, loss, pv, qv, fbPQ = jax.vmap(per_sample)(x, y)     # P [B, K, N], Q [B, K, M]
         K = P.shape[1]
         term_s = jnp.tile(prog.term_s, B) if B > 1 else prog.term_s
         term_tgt = jnp.tile(prog.term_tgt, B) if B > 1 else prog.term_tgt
@@ -145,9 +162,27 @@ class InnerLoop:
             Ql = Q[:, :, qs].reshape(B * K, -1)
             dW, _ = space.combine_terms(term_s, term_tgt, Pl, Ql, st.net.W[l])
             W_new.append(st.net.W[l] + (cfg.lr / B) * dW)
+        B_new = st.net.B
+        if self.fb_prog is not None:
+            # B[l] mirrors W[l+1]: evaluate the feedback rule on layer l+1's local quantities, apply transposed
+            fsp, fp = self.fb_space, self.fb_prog
+            fP, fQ = fbPQ
+            Kf = fP.shape[1]
+            fts = jnp.tile(fp.term_s, B) if B > 1 else fp.term_s
+            ftt = jnp.tile(fp.term_tgt, B) if B > 1 else fp.term_tgt
+            flr = cfg.feedback_lr if cfg.feedback_lr is not None else cfg.lr
+            B_new = []
+            for l, Bl in enumerate(st.net.B):
+                ps = slice(int(self.post_off[l + 1]), int(self.post_off[l + 2]))
+                n_recv = net.sizes[l + 1]
+                qs = slice(int(self.pre_off[l + 1]), int(self.pre_off[l + 1]) + n_recv)   # no bias neuron
+                dB, _ = fsp.combine_terms(fts, ftt, fP[:, :, ps].reshape(B * Kf, -1),
+                                          fQ[:, :, qs].reshape(B * Kf, -1), Bl.T)
+                B_new.append(Bl + (flr / B) * dB.T)
+            B_new = tuple(B_new)
         a_m, a_t = 1.0 / cfg.tau_mean, 1.0 / cfg.tau_theta
         y_mean, x_mean = pv["y"].mean(0), qv["x"].mean(0)
-        ns = st.net._replace(W=tuple(W_new), ybar=st.net.ybar + a_m * (y_mean - st.net.ybar),
+        ns = st.net._replace(W=tuple(W_new), B=B_new, ybar=st.net.ybar + a_m * (y_mean - st.net.ybar),
                              theta=st.net.theta + a_t * ((pv["y"] ** 2).mean(0) - st.net.theta),
                              xbar=st.net.xbar + a_m * (x_mean - st.net.xbar))
         rbar = st.rbar + a_m * (-loss.mean() - st.rbar)

@@ -10,9 +10,11 @@ gymnax-style: static configuration in :class:`NetworkConfig`, pure functions ove
   ``bp``   B_l = W_{l+1}^T (transposed forward weights: the non-local reference),
   ``fa``   B_l fixed random (Lillicrap et al. 2016),
   ``dfa``  delta_l = f'(a_l) * (D_l e) with D_l fixed random from the output (Noekland 2016),
-  ``sign`` B_l = sign(W_{l+1})^T (Liao et al. 2016).
-  Feedback matrices are drawn from the seed and never change; a plastic-feedback rule (Kolen-Pollack, weight
-  mirror) would update ``state.B`` in the same step with a second rule, which the state layout already allows.
+  ``sign`` B_l = sign(W_{l+1})^T * mean|W_{l+1}| (Liao et al. 2016; scaled so deep nets stay stable).
+  Feedback matrices are drawn from the seed and never change, unless ``feedback_rule`` names a second rule for B
+  (e.g. Kolen-Pollack ``-e*x - lam*w``): it is written in the same rule language and evaluated on the local
+  quantities of the forward layer that B mirrors (post = the neuron sending the error, pre = the neuron receiving
+  it, ``w`` = the feedback weight), and its update is applied transposed to B.
 """
 from __future__ import annotations
 
@@ -68,6 +70,8 @@ class NetworkConfig:
     batch_size: int = 1
     tau_mean: float = 100.0       # running means ybar, xbar (steps)
     tau_theta: float = 100.0      # BCM threshold theta = running mean of y^2 (steps)
+    feedback_rule: str | None = None   # plastic feedback: a rule (name or formula) for B, e.g. 'kolen_pollack'
+    feedback_lr: float | None = None   # its learning rate (default: lr)
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -80,6 +84,8 @@ class NetworkConfig:
             raise NetworkError(f"unknown output '{self.output}' (known: {', '.join(OUTPUTS)})")
         if any(int(h) < 1 for h in self.hidden):
             raise NetworkError(f"hidden layer sizes must be >= 1, got {self.hidden}")
+        if self.feedback_rule is not None and self.feedback != "fa":
+            raise NetworkError(f"a plastic feedback rule needs feedback 'fa' (got '{self.feedback}')")
         if self.batch_size < 1:
             raise NetworkError(f"batch_size must be >= 1, got {self.batch_size}")
 
@@ -236,7 +242,9 @@ class RateNet:
             if fb == "bp":
                 g = Wn.T @ deltas[l + 1]
             elif fb == "sign":
-                g = jnp.sign(Wn).T @ deltas[l + 1]
+                # sign-symmetric feedback, scaled to the layer's mean weight magnitude (unscaled +-1 entries
+                # blow the error up by ~sqrt(n) per layer in deep nets)
+                g = (jnp.sign(Wn).T @ deltas[l + 1]) * jnp.mean(jnp.abs(Wn))
             elif fb == "fa":
                 g = state.B[l] @ deltas[l + 1]
             else:  # dfa

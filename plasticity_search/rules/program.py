@@ -276,11 +276,24 @@ def index(pop: Program, i: int) -> Program:
 
 
 def pad(prog: Program, src: Space, dst: Space) -> Program:
-    """Re-express ``prog`` (written in ``src``) in the larger-or-equal layout of ``dst``.
+    """Re-express ``prog`` (written in ``src``) in the layout of ``dst``.
 
-    Variables, globals, ops and synapse factors are mapped by name; a name missing from ``dst`` or a program
-    larger than ``dst`` allows is a RuleError.
+    Instructions, variables and synapse factors are mapped by name; where ``dst`` lacks an op that the program
+    uses (e.g. ``square`` in a space with only ``mul``), the rule is recompiled from its sympy form with the ops
+    of ``dst``. A variable missing from ``dst`` or a program larger than ``dst`` allows is a RuleError.
     """
+    try:
+        return _pad_direct(prog, src, dst)
+    except RuleError as exc:
+        if "op '" not in str(exc):
+            raise
+        from .formula import from_sympy, to_sympy_raw
+        dw, de = to_sympy_raw(prog, src, digits=9)
+        out, _ = from_sympy(dw, de, dst, fit=False)
+        return out
+
+
+def _pad_direct(prog: Program, src: Space, dst: Space) -> Program:
     prog = Program(*[np.asarray(x) for x in prog])
     live_post, live_pre, live_terms = liveness(prog, src)
     if live_post.sum() > dst.n_post or live_pre.sum() > dst.n_pre or live_terms.sum() > dst.n_terms:

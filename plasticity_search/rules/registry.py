@@ -83,6 +83,9 @@ _RULES = [
               "start from plain FA",
               params={"th0": 1.0, "th1": 0.0, "th2": 0.0}, defaults={"lr": 0.05}, criteria=("C1", "C2"),
               basis=("-e*x", "-e*e_pre", "y*x - y**2*w")),
+    KnownRule("kolen_pollack", "-e*x - lam*w", "rate", "Kolen & Pollack 1994; Akrout et al. 2019, NeurIPS 32",
+              "FA update with weight decay; used for both W and (as feedback_rule) the feedback weights B, which "
+              "then align with W^T", params={"lam": 0.02}, defaults={"lr": 0.05}, criteria=("C1", "C2")),
     # ---------------- rate: unsupervised ------------------------------------------------------------------------
     KnownRule("hebb", "y*x", "rate", "Hebb 1949, The Organization of Behavior", "Plain Hebbian rule",
               defaults={"lr": 0.005}, criteria=("C1", "C2", "C3")),
