@@ -1,24 +1,46 @@
 """Export a rule to other formats and libraries. One module per target; :func:`export` dispatches.
 
-Targets here: ``sympy`` (a Python snippet that rebuilds the sympy expression), ``latex``, ``json`` (a documented
-schema that :func:`plasticity_search.export.json_format.load_rule` reads back exactly).
+Targets:
+
+* ``sympy`` (a Python snippet that rebuilds the sympy expression), ``latex``;
+* ``json`` (schema ``plasticity-search/rule/v1``, read back exactly by
+  :func:`plasticity_search.export.json_format.load_rule` and by the CLI);
+* ``jax``, ``numpy``, ``torch``: a self-contained Python file with ``rule(<variables>, w, *, params=PARAMS)``
+  (semantics of ``Space.apply``; the constants are the parameter vector ``PARAMS``), see :mod:`.arraysrc`;
+* ``brian2``: a Python file with ``make_synapses(source, target, **params) -> brian2.Synapses``, see :mod:`.brian2`;
+* ``nestml``: a NESTML 9 synapse model, see :mod:`.nestml`.
+
+A rule a target cannot express (a rate rule to Brian2/NESTML, a variable with no counterpart there) is a
+one-line :class:`~plasticity_search.rules.RuleError` naming why. Heavy libraries are never imported to generate.
 """
 from __future__ import annotations
 
 from ..rules.program import RuleError
-from ..rules.resolve import ResolvedRule
-from . import json_format, symbolic
+from ..rules.resolve import ResolvedRule, resolve_rule
+from . import arraysrc, brian2, json_format, nestml, symbolic
 
 TARGETS = {
     "sympy": symbolic.to_sympy_source,
     "latex": symbolic.to_latex_doc,
+    "jax": arraysrc.to_jax_source,
+    "numpy": arraysrc.to_numpy_source,
+    "torch": arraysrc.to_torch_source,
+    "brian2": brian2.to_brian2_source,
+    "nestml": nestml.to_nestml_source,
     "json": json_format.dumps_rule,
 }
 
 
-def export(rule: ResolvedRule, target: str) -> str:
+def export(rule: ResolvedRule | str, target: str) -> str:
+    """The rule exported to ``target`` (a key of :data:`TARGETS`), as text.
+
+    ``rule`` is a :class:`ResolvedRule` or anything the command line accepts (known rule name, formula,
+    ``RUN_DIR:RANK``, rule ``.json`` file).
+    """
     if target not in TARGETS:
         raise RuleError(f"unknown export format '{target}' (known: {', '.join(TARGETS)})")
+    if isinstance(rule, str):
+        rule = resolve_rule(rule)
     return TARGETS[target](rule)
 
 

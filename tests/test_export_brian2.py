@@ -1,0 +1,124 @@
+"""The Brian2 export runs in Brian2 (numpy code generation, no compiler) and gives the weight changes of our own
+simulator: the pairing protocol of plasticity_search.spiking.pairing, reproduced step for step in Brian2 with two
+SpikeGeneratorGroups (one synapse per offset)."""
+import jax
+import numpy as np
+import pytest
+
+brian2 = pytest.importorskip("brian2", reason="brian2 not installed (pip install -e '.[brian2]')")
+pairing = pytest.importorskip("plasticity_search.spiking.pairing",
+                              reason="the spiking simulator (plasticity_search.spiking.pairing) is not there")
+
+from plasticity_search.export import export  # noqa: E402
+from plasticity_search.export.brian2 import brian2_parts  # noqa: E402
+from plasticity_search.rules import Space, index, random_population  # noqa: E402
+from plasticity_search.rules.resolve import ResolvedRule, resolve_rule  # noqa: E402
+
+brian2.prefs.codegen.target = "numpy"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsing deprecations inside brian2
+
+OFFSETS = np.r_[np.arange(-100.0, 101.0, 10.0), -0.5, 0.1, 3.7, -63.3]
+# stands in for "a discovered rule from a spiking run" (no spiking search exists yet): LTP with a soft bound,
+# LTD, and a triplet-like term
+DISCOVERED = "0.004*sy*tx*(1 - w) - 0.003*ty*sx + 0.001*sy*tx2*ty2"
+# functions of the op table, a same-step sx*sy term and an every-step term (small: pairing_dw compiles per size)
+FUNCTIONS = "0.01*sign(tx - 0.5)*sy + 0.002*sqrt(abs(ty))*sx + 0.003*max(tx2, 0.2)*sx*ty - 1e-5*w + 0.0005*sx*sy"
+# every function of the op table (slow: compiling our simulator for it takes ~10 s)
+NONLINEAR = ("0.01*sign(tx - 0.5)*sy + 0.002*sqrt(abs(ty))*sx*w + 0.003*max(tx2, 0.2)*sx*ty - 1e-5*w"
+             " + 0.004*step(ty - 0.1)*sx*tx + 0.002*sy*log(1 + tx) + 0.001*min(ty2, 0.5)*sx + 0.0005*sx*sy"
+             " + 0.001*sy*tanh(tx)*exp(-ty2) + 0.002*sx/(1 + ty)")
+# eligibility driven by spikes and every step, read by spike-triggered and every-step weight terms
+ELIG = "dw = 0.01*elig*tx - 0.00001*elig*w + 0.1*sy*elig; delig = 0.1*sy*tx - 0.05*sx*ty - 0.001*ty*tx"
+
+
+def brian2_pairing(rule, offsets, dt=0.1, w0=0.5, margin_ms=10.0, r=0.0, rbar=0.0, **params):
+    """pairing_dw's protocol in Brian2: same steps, same spike steps, weight change w_end - w0 per offset."""
+    ns = {"__name__": "exported_brian2"}
+    exec(compile(export(rule, "brian2"), "exported_brian2.py", "exec"), ns)  # our generated source
+    return _run(ns["make_synapses"], offsets, dt, w0, margin_ms, {"r": r, "rbar": rbar}, params)
+
+
+def _run(make_synapses, offsets, step, w0, margin_ms, shared, params):
+    # (no local names that Brian2 could mistake for model variables, such as dt or r)
+    ms = brian2.ms
+    k = np.rint(np.asarray(offsets) / step).astype(int)
+    m = int(round(margin_ms / step))
+    n = int(2 * m + np.abs(k).max() + 1)
+    i_pre = m + np.maximum(0, -k)
+    i_post = i_pre + k
+    size = len(k)
+    pre = brian2.SpikeGeneratorGroup(size, np.arange(size), i_pre * step * ms, dt=step * ms)
+    post = brian2.SpikeGeneratorGroup(size, np.arange(size), i_post * step * ms, dt=step * ms)
+    syn = make_synapses(pre, post, connect={"j": "i"}, w=w0, dt=step * ms, **params)
+    for name, value in shared.items():
+        if name in syn.variables:
+            setattr(syn, name, value)
+    brian2.Network(pre, post, syn).run(n * step * ms)
+    return np.asarray(syn.w, np.float64) - w0
+
+
+def rel_error(got, ref):
+    """Max |got - ref| over offsets relative to the largest change, and the max per-offset relative error."""
+    scale = np.abs(ref).max()
+    big = np.abs(ref) > 1e-3 * scale
+    return float(np.abs(got - ref).max() / scale), float((np.abs(got - ref)[big] / np.abs(ref)[big]).max())
+
+
+@pytest.mark.parametrize("spec", ["stdp_add", "stdp_mult", "stdp_triplet", DISCOVERED],
+                         ids=["stdp_add", "stdp_mult", "stdp_triplet", "discovered"])
+def test_pairing_matches_our_simulator(spec):
+    rule = resolve_rule(spec)
+    ours = pairing.pairing_dw(rule, OFFSETS)
+    theirs = brian2_pairing(rule, OFFSETS)
+    agg, per_offset = rel_error(theirs, ours)
+    assert per_offset <= 0.05 and agg <= 1e-3, (spec, agg, per_offset, np.c_[OFFSETS, ours, theirs])
+    if spec == "stdp_add":  # and both give the textbook window
+        assert np.allclose(ours, pairing.analytic_window("stdp_add", OFFSETS), rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("spec,kw", [
+    ("r_stdp", {"r": 1.0, "rbar": 0.25}), (FUNCTIONS, {}), (ELIG, {}),
+    pytest.param(NONLINEAR, {}, marks=pytest.mark.slow)], ids=["r_stdp_rewarded", "functions", "eligibility",
+                                                                 "nonlinear"])
+def test_every_step_terms_and_eligibility(spec, kw):
+    rule = resolve_rule(spec)
+    offsets = np.array([-40.0, -7.0, 0.0, 0.3, 12.0, 40.0])
+    ours = pairing.pairing_dw(rule, offsets, **kw)
+    theirs = brian2_pairing(rule, offsets, **kw)
+    agg, per_offset = rel_error(theirs, ours)
+    assert agg <= 1e-3 and per_offset <= 0.05, (agg, per_offset, np.c_[offsets, ours, theirs])
+
+
+def test_constants_are_keywords_and_bounds_clip():
+    rule = resolve_rule("stdp_add")
+    parts = brian2_parts(rule)
+    assert parts["kwargs"]["c0"] == pytest.approx(0.01) and parts["kwargs"]["w_max"] == 1.0
+    offsets = np.array([5.0, 20.0, -1.0])
+    base = brian2_pairing(rule, offsets)
+    doubled = brian2_pairing(rule, offsets, c0=0.02, c1=-0.021)
+    assert np.allclose(doubled, 2 * base, rtol=1e-9)
+    # a huge learning rate drives w into its bounds: both simulators clip to [0, 1]
+    ours = pairing.pairing_dw(rule, offsets, w0=0.9, lr=100.0)
+    theirs = brian2_pairing(rule, offsets, w0=0.9, lr=100.0)
+    assert np.allclose(ours, [0.1, 0.1, -0.9], atol=1e-6) and np.allclose(theirs, ours, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_random_spiking_programs_match_our_simulator():
+    """Random programs over what a synapse can see (the kind of rule a spiking search finds)."""
+    space = Space(name="synapse", post_vars=("sy", "ty", "ty2"), pre_vars=("sx", "tx", "tx2"),
+                  global_vars=("r", "rbar"), syn=("1", "w", "w2", "sign_w", "elig", "w_elig"), elig=True,
+                  n_post=3, n_pre=3, n_terms=4)
+    pop = random_population(jax.random.PRNGKey(11), space, 12, max_init_terms=4)
+    offsets = np.array([-30.0, -3.0, 0.0, 8.0, 25.0])
+    compared = 0
+    for i in range(12):
+        rule = ResolvedRule(index(pop, i), space, f"random_{i}", "", "spiking", {"lr": 1e-3})
+        ours = pairing.pairing_dw(rule, offsets, r=0.7, rbar=0.2)
+        if not np.isfinite(ours).all() or np.abs(ours).max() > 1e3 or np.abs(ours).max() < 1e-9:
+            continue
+        theirs = brian2_pairing(rule, offsets, r=0.7, rbar=0.2)
+        agg, _ = rel_error(theirs, ours)
+        assert agg <= 1e-3, (i, agg, export(rule, "numpy"), np.c_[offsets, ours, theirs])
+        compared += 1
+    assert compared >= 6, compared
