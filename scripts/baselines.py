@@ -3,7 +3,10 @@
 Each (feedback, task) pair runs the three rules as one population (one compile). Rules use their registry
 learning rates; tasks their default networks and steps (digits: 64-100-10 tanh, T = 1000).
 
-    python scripts/baselines.py [--seeds 5] [--tasks digits yinyang mnist1d teacher_student pca] [--json]
+    python scripts/baselines.py [--seeds 5] [--tasks digits digits:100-50 yinyang mnist1d teacher_student pca] [--json]
+
+A task may carry a network spec after a colon (``digits:100-50`` = hidden layers 100 and 50), so that the
+feedback pathways differ (with one hidden layer dfa and fa coincide).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from plasticity_search.inner import InnerConfig, evaluate_population  # noqa: E402
-from plasticity_search.networks import default_network  # noqa: E402
+from plasticity_search.networks import default_network, parse_network_spec  # noqa: E402
 from plasticity_search.rules import RATE_SPACE, RULES, pad, stack  # noqa: E402
 from plasticity_search.tasks import make  # noqa: E402
 
@@ -28,7 +31,7 @@ HEADLINE = {"classification": "final_accuracy", "regression": "final_mse", "pca"
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tasks", nargs="+", default=["digits", "yinyang", "mnist1d", "teacher_student", "pca"])
+    ap.add_argument("--tasks", nargs="+", default=["digits", "digits:100-50", "yinyang", "mnist1d", "teacher_student", "pca"])
     ap.add_argument("--feedbacks", nargs="+", default=["bp", "fa", "dfa"])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -36,11 +39,14 @@ def main(argv=None):
     pop = stack([pad(*RULES[n].compile(), space) for n in RULE_NAMES])
     rows = []
     for task_name in args.tasks:
-        task = make(task_name)
+        name, _, spec = task_name.partition(":")
+        task = make(name)
         metric = HEADLINE[task.objective]
         for fb in args.feedbacks:
             # one population, one compile; each rule keeps its own learning rate by scaling its coefficients
             base = default_network(task.objective).with_(feedback=fb)
+            if spec:
+                base = parse_network_spec(spec, task.n_in, task.n_out, base)
             lrs = np.array([RULES[n].defaults.get("lr", base.lr) for n in RULE_NAMES], np.float32)
             scaled = pop._replace(term_coef=np.asarray(pop.term_coef) * (lrs / base.lr)[:, None])
             cfg = InnerConfig(network=base)

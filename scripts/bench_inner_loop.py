@@ -90,7 +90,7 @@ def bench_torch(task, P, T):
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(1)  # tiny ops: one thread is fastest and avoids oversubscription on a busy machine
     data = task.sample(0, "search", T)
     xs, ys = torch.tensor(data.x_stream), torch.tensor(data.y_stream)
     t0 = time.perf_counter()
