@@ -268,9 +268,23 @@ def task_batch(task: Task, seeds: Sequence[int], split: str, steps: int | None) 
 
 
 def evaluate_population(pop: Program, space: Space, task: Task, cfg: InnerConfig, seeds: Sequence[int],
-                        split: str = "search"):
-    """Metrics {name: np.ndarray [P, S]} and learning curves [P, S, C] for a population of programs."""
+                        split: str = "search", devices: int | None = None):
+    """Metrics {name: np.ndarray [P, S]} and learning curves [P, S, C] for a population of programs.
+
+    ``devices``: shard the population axis over that many devices (None: do not shard; see distributed.py).
+    The population is padded to a multiple of the device count and the padding is removed from the results.
+    """
     data = task_batch(task, seeds, split, cfg.steps)
+    keys = instance_keys(seeds, split)
     fn = make_evaluator(space, task, cfg)
-    metrics, curves = fn(jax.tree.map(jnp.asarray, pop), data, instance_keys(seeds, split))
-    return {k: np.asarray(v) for k, v in metrics.items()}, np.asarray(curves)
+    n = int(np.asarray(pop.term_on).shape[0])
+    if devices is None:
+        metrics, curves = fn(jax.tree.map(jnp.asarray, pop), data, keys)
+        return {k: np.asarray(v) for k, v in metrics.items()}, np.asarray(curves)
+    from . import distributed as dist
+    mesh = dist.population_mesh(devices)
+    padded = dist.pad_population(pop, dist.padded_size(n, mesh))
+    metrics, curves = fn(dist.shard_population(padded, mesh), dist.replicate(data, mesh),
+                         dist.replicate(keys, mesh))
+    metrics, curves = dist.gather((metrics, curves))
+    return {k: v[:n] for k, v in metrics.items()}, curves[:n]
