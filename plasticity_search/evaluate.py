@@ -57,6 +57,7 @@ def cmd_evaluate(args) -> int:
             raise UsageError(f"task '{task.name}' needs the spiking simulator, which is not available") from None
         metrics = spiking_evaluate(rule, task.name, seeds=args.seeds, steps=args.steps, split=args.split,
                                    feedback=args.feedback)
+        metrics = {k: {s: _f(x) for s, x in v.items()} for k, v in metrics.items()}
         out = {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": "spiking",
                "feedback": args.feedback, "steps": args.steps, "seeds": args.seeds, "split": args.split,
                "metrics": metrics}

@@ -138,8 +138,11 @@ _RULES = [
               "BP-STDP: error (target minus output spiking, via B to hidden neurons) times the presynaptic spike "
               "count over a window (here an exponential trace)", defaults={"lr": 0.01, "tau_plus": 20.0},
               criteria=("C1", "C2", "C4")),
-    KnownRule("urbanczik_senn", "(sy - sigmoid(v))*tx", "spiking", "Urbanczik & Senn 2014, Neuron 81:521",
-              "Dendritic prediction of somatic spiking: (S - phi(V)) PSP_j with phi a sigmoid",
+    KnownRule("urbanczik_senn", "(sy - phi_max*sigmoid(beta*(v - 1)))*tx", "spiking",
+              "Urbanczik & Senn 2014, Neuron 81:521",
+              "Dendritic prediction of somatic spiking: (S - phi(V)) PSP_j, phi(V) = phi_max sigmoid(beta (V - 1)) "
+              "the predicted spike probability per step (membrane in units of the threshold, dt = 1 ms: 50 Hz at "
+              "threshold)", params={"phi_max": 0.1, "beta": 5.0},
               defaults={"lr": 0.01, "tau_plus": 20.0}, criteria=("C1", "C2", "C3", "C4")),
     KnownRule("vogels", "eta*(sx*(ty - alpha) + sy*tx)", "spiking", "Vogels et al. 2011, Science 334:1569",
               "Inhibitory STDP: on pre eta (y_post - alpha), alpha = 2 rho0 tau_stdp; on post eta x_pre",

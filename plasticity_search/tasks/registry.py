@@ -24,6 +24,14 @@ IDX_PREFIX = "idx:"
 _REGISTRY: dict[str, Task] = {}
 
 
+def _load_spiking() -> None:
+    """Spiking tasks live with the spiking simulator and register themselves when it is imported."""
+    try:
+        import plasticity_search.spiking.tasks  # noqa: F401
+    except ImportError:  # pragma: no cover - the simulator is part of the package
+        pass
+
+
 def register(task: Task, *, overwrite: bool = False) -> Task:
     """Add a task under `task.name`; re-registering an equal task is a no-op. Returns the task."""
     if not isinstance(task, Task):
@@ -46,6 +54,8 @@ def make(name: str, **overrides) -> Task:
         if not path:
             raise TaskError("idx: expected idx:PATH with PATH a directory or an IDX images file")
         return _construct(IdxTask, name, path=path, **overrides)
+    if name not in _REGISTRY:
+        _load_spiking()
     task = _REGISTRY.get(name)
     if task is None:
         raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(_REGISTRY)}, idx:PATH")
@@ -67,6 +77,7 @@ def _construct(factory, name: str, *args, **kwargs) -> Task:
 
 def list_tasks() -> list[Task]:
     """All registered tasks, in registration order."""
+    _load_spiking()
     return list(_REGISTRY.values())
 
 

@@ -1,0 +1,148 @@
+"""Evaluate rules on spiking tasks: a population evaluator for the search, and one known rule for the CLI.
+
+Population evaluator (one compile per population shape)::
+
+    from plasticity_search.spiking import make_evaluator, make_instances
+    evaluate = make_evaluator(space, task, cfg)          # cfg: dict / EvalConfig / None (see EvalConfig)
+    inst = make_instances(task, seeds=range(4), split="search", steps=None)
+    metrics = evaluate(pop, inst)                        # or evaluate(pop, inst, hyper)
+    # metrics: dict name -> jax.Array [P, S]; names = task.metrics + ("finite",)
+
+* ``pop``: a :class:`~plasticity_search.rules.program.Program` of ``space`` with a leading population axis P on
+  every field (e.g. ``random_population(key, space, P)``, or ``stack([pad(p, src, space), ...])``).
+* ``inst``: :class:`Instances` ``(data, keys)``: the task's ``TaskData`` stacked over S seeds (JAX arrays with a
+  leading axis S) and the S instance keys (:func:`~plasticity_search.spiking.tasks.instance_key`).
+* ``hyper``: optional :class:`~plasticity_search.spiking.plasticity.RuleHyper` whose fields are scalars or [P]
+  arrays (per-candidate learning rates / time constants / bounds); default: from ``cfg``.
+The call is ``jit(vmap_P(vmap_S(simulate)))`` with ``lax.scan`` over time inside; candidates never interact, a
+candidate whose weights or metrics are not finite gets NaN metrics and ``finite = 0``; nothing raises.
+
+Known rule (the ``evaluate`` CLI calls this for tasks of kind 'spiking')::
+
+    evaluate_rule(rule, "stdp_pattern", seeds=5, steps=None, split="final", feedback="fa")
+    -> {"snr": {"mean": ..., "std": ...}, "snr_before": {...}, "rate_hz": {...}, "finite": {...}}
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..rules.program import Program, RuleError, Space
+from ..tasks import TaskData, make
+from . import tasks as _tasks  # noqa: F401  (registers the spiking tasks)
+from .inner import metric_names, simulate
+from .network import FEEDBACKS
+from .plasticity import RuleHyper, rule_hyper
+from .tasks import SpikingTask, instance_key
+
+__all__ = ["EvalConfig", "Instances", "make_instances", "make_evaluator", "evaluate_rule", "spiking_task"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Evaluator settings. ``rule_defaults`` are a rule's simulation defaults (lr, tau_plus, tau_minus, tau_x,
+    tau_y, tau_elig, w_bounds), as in the registry; for a search they apply to every candidate."""
+
+    rule_defaults: tuple = ()          # sorted (key, value) pairs; built from a dict by :meth:`from_any`
+    feedback: str = "fa"
+
+    @classmethod
+    def from_any(cls, cfg) -> "EvalConfig":
+        if cfg is None:
+            return cls()
+        if isinstance(cfg, EvalConfig):
+            return cfg
+        d = dict(cfg)
+        feedback = d.pop("feedback", "fa")
+        rd = dict(d.pop("rule_defaults", {}) or {})
+        rd.update(d)
+        return cls(_freeze(rd), feedback)
+
+    @property
+    def defaults(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.rule_defaults}
+
+
+def _freeze(d: dict) -> tuple:
+    return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()))
+
+
+class Instances(NamedTuple):
+    data: TaskData        # JAX arrays with a leading seed axis S
+    keys: jax.Array       # [S] instance keys
+
+
+def spiking_task(task) -> SpikingTask:
+    t = make(task) if isinstance(task, str) else task
+    if not isinstance(t, SpikingTask):
+        raise RuleError(f"task '{getattr(t, 'name', t)}' is not a spiking task")
+    return t
+
+
+def make_instances(task, seeds: Sequence[int] = (0,), split: str = "search", steps: int | None = None) -> Instances:
+    """Sample the task for every seed (numpy, deterministic) and stack it with the instance keys."""
+    task = spiking_task(task)
+    seeds = list(seeds)
+    data = task.sample_batch(seeds, split, steps)
+    keys = jnp.stack([instance_key(s, split) for s in seeds])
+    return Instances(TaskData(*(jnp.asarray(a) for a in data)), keys)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(space: Space, task: SpikingTask, feedback: str):
+    def one(prog, hyper, data, key):
+        return simulate(task, space, prog, hyper, data, key, feedback)
+
+    per_seed = jax.vmap(one, in_axes=(None, None, 0, 0))
+    return jax.jit(jax.vmap(per_seed, in_axes=(0, 0, None, None)))
+
+
+def make_evaluator(space: Space, task, cfg=None):
+    """``evaluate(pop, instances, hyper=None) -> {metric: [P, S]}`` (see the module docstring)."""
+    task = spiking_task(task)
+    cfg = EvalConfig.from_any(cfg)
+    if cfg.feedback not in FEEDBACKS:
+        raise RuleError(f"feedback must be one of {', '.join(FEEDBACKS)}, got '{cfg.feedback}'")
+    base = rule_hyper(cfg.defaults, dt=task.dt)
+    fn = _compiled(space, task, cfg.feedback)
+
+    def evaluate(pop: Program, instances: Instances, hyper: RuleHyper | None = None) -> dict:
+        P = int(np.shape(pop.term_on)[0])
+        h = base if hyper is None else hyper
+        h = RuleHyper(*[jnp.broadcast_to(jnp.asarray(x, jnp.float32), (P,)) for x in h])
+        return fn(Program(*[jnp.asarray(x) for x in pop]), h, instances.data, instances.keys)
+
+    evaluate.task = task
+    evaluate.space = space
+    evaluate.compiled = fn               # the jitted vmap(vmap(simulate)); ._cache_size() counts compiles
+    evaluate.metric_names = metric_names(task)
+    return evaluate
+
+
+def evaluate_rule(rule, task_name: str, seeds: int = 5, steps: int | None = None, split: str = "final",
+                  feedback: str = "fa") -> dict[str, dict[str, float]]:
+    """Score one rule (a ResolvedRule) on a spiking task: {metric: {"mean": m, "std": s}} over ``seeds`` seeds.
+
+    The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults``. Metrics:
+    the task's (``task.metrics``) plus ``finite`` (fraction of seeds where everything stayed finite); a metric's
+    mean and std are NaN if any seed was not finite.
+    """
+    if getattr(rule, "model", "spiking") != "spiking":
+        raise RuleError(f"rule '{rule.name}' is a rate rule; task '{task_name}' is spiking")
+    if int(seeds) < 1:
+        raise RuleError(f"seeds must be >= 1, got {seeds}")
+    task = spiking_task(task_name)
+    inst = make_instances(task, range(int(seeds)), split, steps)
+    cfg = EvalConfig(_freeze(dict(rule.defaults or {})), feedback)
+    pop = Program(*[np.asarray(x)[None] for x in rule.program])
+    out = make_evaluator(rule.space, task, cfg)(pop, inst)
+    res = {}
+    for k, v in out.items():
+        a = np.asarray(v, np.float64)[0]
+        res[k] = {"mean": float(a.mean()), "std": float(a.std())}
+    return res

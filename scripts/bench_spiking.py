@@ -1,0 +1,152 @@
+#!/usr/bin/env python
+"""Throughput of the spiking inner loop on a population of different rule programs.
+
+    python scripts/bench_spiking.py [--json] [--pop 16 64] [--steps 1000] [--repeats 3]
+
+Workload: the ``spiking_digits`` network (64 Poisson inputs -> 100 LIF -> 10 leaky readouts, dt = 1 ms, FA
+feedback; both layers plastic, 7,400 synapses), ``--steps`` simulation steps of online learning (digits samples
+presented for 50 ms each), the population axis vmapped, everything in one ``jit`` with ``lax.scan`` over time.
+
+* ``interpreted``: P *different* random programs of the full spiking space (``SPIKING_SPACE``: 6 post + 6 pre
+  instructions over 21 ops, 6 terms, 6 synapse factors, weight and eligibility targets), run by the interpreter
+  (``Space.post_registers`` / ``pre_registers`` / ``term_vectors`` / ``combine``) once per step on both layers'
+  neuron vectors concatenated -- the code path of :func:`plasticity_search.spiking.make_evaluator`;
+* ``interpreted_poly``: the same with the op set without transcendental functions (``POLY_OPS``: 16 ops);
+* ``interpreted_stdp``: the known rule ``stdp_add`` compiled to a program (its minimal space) by the same path;
+* ``handwritten_stdp``: pair STDP ``A+ sy (x) tx - A- ty (x) sx`` written directly in JAX in the same network and
+  step order (the reference: what a hand-coded simulator would run).
+
+Reported: candidate-steps/s (P x steps / wall time, compile excluded, best of ``--repeats``) and the ratio of each
+to the hand-written STDP measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    ap.add_argument("--pop", type=int, nargs="+", default=[16, 64], help="population sizes (default 16 64)")
+    ap.add_argument("--steps", type=int, default=1000, help="simulation steps (default 1000)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed repeats, best is reported (default 3)")
+    args = ap.parse_args(argv)
+    if min(args.pop) < 1 or args.steps < 1 or args.repeats < 1:
+        print("bench_spiking: error: --pop, --steps and --repeats must be >= 1", file=sys.stderr)
+        return 2
+    res = run(args)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    print(f"# spiking inner loop, {res['workload']}")
+    print(f"{'P':>5} {'variant':>18} {'cand-steps/s':>14} {'ratio':>7} {'compile_s':>9}")
+    for row in res["rows"]:
+        print(f"{row['P']:>5} {row['variant']:>18} {row['candidate_steps_per_s']:>14,.0f} "
+              f"{row['ratio_to_handwritten']:>7.3f} {row['compile_s']:>9.1f}")
+    return 0
+
+
+def run(args) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax import lax
+
+    import dataclasses
+
+    from plasticity_search.rules import SPIKING_SPACE, Program, random_population
+    from plasticity_search.rules.ops import POLY_OPS
+    from plasticity_search.rules.resolve import resolve_rule
+    from plasticity_search.spiking import inner, make_instances
+    from plasticity_search.spiking.network import feedback_matrices, forward, init_state, learn
+    from plasticity_search.spiking.plasticity import RuleHyper, add_spikes, decay_traces, rule_hyper
+    from plasticity_search.tasks import make
+
+    task = make("spiking_digits")
+    spec = inner._class_spec(task, "fa")
+    T = task.n_pres
+    n_samples = -(-args.steps // T)
+    inst = make_instances(task, [0], "search", n_samples)
+    xs, ys = inst.data.x_stream[0], inst.data.y_stream[0]
+    key = inst.keys[0]
+    k_w1, k_w2, k_b, k_stream = jax.random.split(key, 4)
+    n_in, H, C = spec.sizes
+    w1 = task.w_in * jax.random.normal(k_w1, (H, n_in)) / jnp.sqrt(n_in)
+    w2 = task.w_out * jax.random.normal(k_w2, (C, H)) / jnp.sqrt(H)
+    B = feedback_matrices(k_b, spec)
+    # one shared input stream [steps, n_in] and targets (Poisson spikes drawn once, outside the timed loop)
+    spikes = jnp.concatenate([inner._encode(task, xs[i], jax.random.fold_in(k_stream, i)) for i in range(n_samples)])
+    spikes = spikes[:args.steps]
+    targets = jnp.repeat(ys, T, axis=0)[:args.steps]
+
+    def simulate(learn_fn, prog, hyper):
+        def step(state, st):
+            s, y = st
+            state, fw = forward(spec, state, s)
+            e_out = (jax.nn.softmax(fw.v[-1]) - y) / T
+            return learn_fn(prog, hyper, state, fw, e_out), None
+
+        state, _ = lax.scan(step, init_state(spec, (w1, w2)), (spikes, targets))
+        return jnp.stack([jnp.sum(w) for w in state.ws])
+
+    def interp_learn(space):
+        def f(prog, hyper, state, fw, e_out):
+            return learn(space, prog, hyper, spec, state, fw, e_out, B)
+        return f
+
+    def hand_learn(prog, hyper, state, fw, e_out):
+        a_plus, a_minus = prog
+        tr, eligs = decay_traces(state.tr, state.eligs, hyper)
+        sy, sx = jnp.concatenate(fw.s[1:]), jnp.concatenate(fw.s[:-1])
+        ws, po, pq = [], 0, 0
+        for w, n, m in zip(state.ws, spec.post_sizes, spec.pre_sizes):
+            dw = a_plus * jnp.outer(sy[po:po + n], tr.tx[pq:pq + m]) - a_minus * jnp.outer(tr.ty[po:po + n],
+                                                                                         sx[pq:pq + m])
+            ws.append(jnp.clip(w + hyper.lr * dw, hyper.w_lo, hyper.w_hi))
+            po, pq = po + n, pq + m
+        return state._replace(ws=tuple(ws), eligs=eligs, tr=add_spikes(tr, sx, sy))
+
+    stdp = resolve_rule("stdp_add")
+    poly = dataclasses.replace(SPIKING_SPACE, ops=POLY_OPS, name="spiking_poly")
+    rows = []
+    for P in args.pop:
+        hyper_p = RuleHyper(*[jnp.full((P,), x, jnp.float32) for x in rule_hyper({"lr": 1e-3})])
+        variants = {
+            "interpreted": (interp_learn(SPIKING_SPACE), random_population(jax.random.key(P), SPIKING_SPACE, P, 4),
+                            hyper_p),
+            "interpreted_poly": (interp_learn(poly), random_population(jax.random.key(P), poly, P, 4), hyper_p),
+            "interpreted_stdp": (interp_learn(stdp.space),
+                                 Program(*[jnp.broadcast_to(jnp.asarray(x), (P,) + np.shape(x))
+                                           for x in stdp.program]),
+                                 RuleHyper(*[jnp.full((P,), x, jnp.float32) for x in rule_hyper(stdp.defaults)])),
+            "handwritten_stdp": (hand_learn, (jnp.full((P,), 0.01), jnp.full((P,), 0.0105)),
+                                 RuleHyper(*[jnp.full((P,), x, jnp.float32) for x in rule_hyper(stdp.defaults)])),
+        }
+        timing = {}
+        for name, (lf, prog, hyper) in variants.items():
+            fn = jax.jit(jax.vmap(lambda p, h, lf=lf: simulate(lf, p, h)))
+            t0 = time.perf_counter()
+            compiled = fn.lower(prog, hyper).compile()
+            t_comp = time.perf_counter() - t0
+            jax.block_until_ready(compiled(prog, hyper))
+            best = float("inf")
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                jax.block_until_ready(compiled(prog, hyper))
+                best = min(best, time.perf_counter() - t0)
+            timing[name] = (P * args.steps / best, t_comp)
+        ref = timing["handwritten_stdp"][0]
+        for name, (cs, tc) in timing.items():
+            rows.append({"P": P, "variant": name, "candidate_steps_per_s": cs, "ratio_to_handwritten": cs / ref,
+                         "compile_s": tc})
+    return {"workload": f"spiking_digits net {spec.sizes}, {args.steps} steps of 1 ms, FA, both layers plastic",
+            "steps": args.steps, "rows": rows, "jax": jax.__version__, "machine": platform.machine(),
+            "devices": [str(d) for d in jax.devices()]}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
