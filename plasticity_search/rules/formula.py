@@ -362,6 +362,11 @@ def from_sympy(dw: sp.Expr, delig: sp.Expr, space: Space, fit: bool = True) -> t
     elif n_post > space.n_post or n_pre > space.n_pre or n_terms > space.n_terms:
         raise RuleError(f"rule needs {n_post}/{n_pre} post/pre instructions and {n_terms} terms; the space "
                         f"allows {space.n_post}/{space.n_pre} and {space.n_terms}")
+    return assemble(space, post, pre, rows), space
+
+
+def assemble(space: Space, post: "_SideCompiler", pre: "_SideCompiler", rows) -> Program:
+    """Program arrays from compiled side programs and term rows (coef, p_reg, q_reg, syn_index, target)."""
     prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
     for side, comp in (("post", post), ("pre", pre)):
         for i, (op, a, b, c) in enumerate(comp.instr):
@@ -371,7 +376,7 @@ def from_sympy(dw: sp.Expr, delig: sp.Expr, space: Space, fit: bool = True) -> t
         prog["term_on"][k] = True
         prog["term_coef"][k] = coef
         prog["term_p"][k], prog["term_q"][k], prog["term_s"][k], prog["term_tgt"][k] = p, q, s, tgt
-    return Program(**prog), space
+    return Program(**prog)
 
 
 def compile_formula(text: str, space: Space, params: dict[str, float] | None = None,

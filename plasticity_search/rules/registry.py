@@ -166,9 +166,8 @@ def family_program(rule: KnownRule) -> tuple[Program, Space, np.ndarray, np.ndar
     """
     if not rule.basis:
         raise RuleError(f"rule '{rule.name}' is not a family (it has no term pool)")
-    joined = " + ".join(f"({b})" for b in rule.basis)
     # compile every basis formula into one program: a shared compiler reuses registers across the pool
-    from .formula import _merge, _separate, _SideCompiler, symbol, TARGET_W  # noqa: F401
+    from .formula import _merge, _separate, _SideCompiler, assemble, symbol, TARGET_W
     import sympy as sp
     space = rule.space
     post, pre = _SideCompiler(space, "post"), _SideCompiler(space, "pre")
@@ -180,24 +179,14 @@ def family_program(rule: KnownRule) -> tuple[Program, Space, np.ndarray, np.ndar
                            if sp.simplify(s.sympy(symbol("w"), symbol("elig")) - t.S) == 0), None)
             if s_name is None:
                 raise RuleError(f"basis term '{b}' needs a synapse factor outside the space's menu")
-            rows.append((t.coef, post.compile(t.P), pre.compile(t.Q), space.syn.index(s_name)))
+            rows.append((t.coef, post.compile(t.P), pre.compile(t.Q), space.syn.index(s_name), TARGET_W))
             col.append(i)
     space = space.resized(n_post=len(post.instr), n_pre=len(pre.instr), n_terms=len(rows))
-    prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
-    for side, comp in (("post", post), ("pre", pre)):
-        for i, (op, a, b, c) in enumerate(comp.instr):
-            prog[f"{side}_op"][i] = space.ops.index(op)
-            prog[f"{side}_a"][i], prog[f"{side}_b"][i], prog[f"{side}_c"][i] = a, b, c
     M = np.zeros((len(rows), len(rule.basis)), np.float32)
-    for k, ((coef, p, q, s), i) in enumerate(zip(rows, col)):
-        prog["term_on"][k] = True
-        prog["term_coef"][k] = coef
-        prog["term_p"][k], prog["term_q"][k], prog["term_s"][k] = p, q, s
-        M[k, i] = coef
-    names = list(rule.params)
-    theta0 = np.array([rule.params[n] for n in names], np.float32)
-    del joined
-    return Program(**prog), space, M, theta0
+    for k, i in enumerate(col):
+        M[k, i] = rows[k][0]
+    theta0 = np.array([rule.params[n] for n in rule.params], np.float32)
+    return assemble(space, post, pre, rows), space, M, theta0
 
 
 def with_coefficients(prog: Program, M: np.ndarray, theta) -> Program:

@@ -44,6 +44,8 @@ def resolve_rule(spec: str) -> ResolvedRule:
     if spec.endswith(".json"):
         from ..export.json_format import load_rule
         return load_rule(spec)
+    if ":" in spec and not RESOLVERS:
+        import plasticity_search.runs  # noqa: F401  (registers the RUN_DIR:RANK resolver)
     for hook in RESOLVERS:
         got = hook(spec)
         if got is not None:
