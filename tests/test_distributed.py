@@ -63,3 +63,23 @@ def test_two_processes_match_one(tmp_path):
     assert d2["process_count"] == 2 and d2["device_count"] == 2
     for k in m1:
         np.testing.assert_allclose(m1[k], m2[k], rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+SEARCH_WORKER = os.path.join(ROOT, "tests", "helpers", "search_worker.py")
+
+
+def test_quickstart_search_on_eight_devices_matches_one(tmp_path):
+    """The same seed gives the same hall of fame (formulas identical, fitness within 1e-5) on 1 and 8 devices."""
+    one, eight = tmp_path / "one.json", tmp_path / "eight.json"
+    subprocess.run([sys.executable, SEARCH_WORKER, str(one), "none"], env=_env(), check=True, timeout=600)
+    subprocess.run([sys.executable, SEARCH_WORKER, str(eight), "8"], check=True, timeout=600,
+                   env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=8"))
+    with open(one) as f:
+        h1 = json.load(f)
+    with open(eight) as f:
+        h8 = json.load(f)
+    e1, e8 = h1["entries"], h8["entries"]
+    assert [e["formula"] for e in e1] == [e["formula"] for e in e8]
+    for a, b in zip(e1, e8):
+        assert a["complexity"] == b["complexity"]
+        np.testing.assert_allclose(a["fitness"], b["fitness"], rtol=1e-5, atol=1e-5)

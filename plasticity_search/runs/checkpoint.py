@@ -1,0 +1,110 @@
+"""Checkpoints: the whole search state (strategy state, population, FEC cache, hall of fame, PRNG key) per generation.
+
+One checkpoint is one file, ``checkpoints/ckpt-<generation:08d>.npz``: the arrays of
+``plasticity_search.search.engine.state_to_tree`` plus one entry ``__meta__`` holding UTF-8 JSON::
+
+    {"schema": "plasticity-search/checkpoint/v1", "generation": 5, "n_metrics": 5,
+     "config_sha256": "...", "state_meta": {...}, "time": "..."}
+
+No pickle anywhere: object arrays are refused on save and ``np.load(..., allow_pickle=False)`` on load. The file is
+written to a temp name, fsynced and renamed (:func:`~.rundir.atomic_write_bytes`), so a process killed at any point
+leaves the previous checkpoint intact; the newest readable one wins. The last ``keep`` checkpoints are kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import time
+
+import numpy as np
+
+from .rundir import CHECKPOINT_DIR, RunDirError, atomic_write_bytes
+
+CKPT_SCHEMA = "plasticity-search/checkpoint/v1"
+META_KEY = "__meta__"
+_NAME = re.compile(r"^ckpt-(\d{8})\.npz$")
+
+
+class CheckpointError(RunDirError):
+    """A checkpoint that cannot be written or read back."""
+
+
+def config_hash(cfg_dict: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg_dict, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def checkpoint_path(run_dir: str, generation: int) -> str:
+    return os.path.join(run_dir, CHECKPOINT_DIR, f"ckpt-{generation:08d}.npz")
+
+
+def encode(arrays: dict, meta: dict) -> bytes:
+    """The npz bytes of a checkpoint (arrays + JSON meta)."""
+    out = {}
+    for k, v in arrays.items():
+        if not isinstance(k, str) or not k or k == META_KEY:
+            raise CheckpointError(f"bad checkpoint array name {k!r}")
+        a = np.asarray(v)
+        if a.dtype == object:
+            raise CheckpointError(f"checkpoint array '{k}' has dtype object (would need pickle)")
+        out[k] = a
+    out[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=True).encode("utf-8"), dtype=np.uint8)
+    buf = io.BytesIO()
+    np.savez(buf, **out)
+    return buf.getvalue()
+
+
+def decode(data: bytes | str) -> tuple[dict[str, np.ndarray], dict]:
+    src = io.BytesIO(data) if isinstance(data, bytes) else data
+    with np.load(src, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    if META_KEY not in arrays:
+        raise CheckpointError("checkpoint has no meta entry")
+    meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+    if not isinstance(meta, dict) or meta.get("schema") != CKPT_SCHEMA:
+        raise CheckpointError(f"not a checkpoint of schema '{CKPT_SCHEMA}'")
+    return arrays, meta
+
+
+def save(run_dir: str, generation: int, arrays: dict, state_meta: dict, *, n_metrics: int, cfg_sha: str,
+         keep: int = 2, extra: dict | None = None) -> str:
+    """Write checkpoint ``generation`` atomically; delete all but the newest ``keep``. Returns its path."""
+    meta = {"schema": CKPT_SCHEMA, "generation": int(generation), "n_metrics": int(n_metrics),
+            "config_sha256": cfg_sha, "state_meta": state_meta, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            **(extra or {})}
+    path = checkpoint_path(run_dir, generation)
+    atomic_write_bytes(path, encode(arrays, meta))
+    for g in list_generations(run_dir)[:-keep] if keep > 0 else []:
+        try:
+            os.remove(checkpoint_path(run_dir, g))
+        except OSError:
+            pass
+    return path
+
+
+def list_generations(run_dir: str) -> list[int]:
+    d = os.path.join(run_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(d):
+        return []
+    return sorted(int(m.group(1)) for m in map(_NAME.match, os.listdir(d)) if m)
+
+
+def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The newest readable checkpoint as (arrays, meta), or None if the run has none yet."""
+    gens = list_generations(run_dir)
+    last_exc = None
+    for g in reversed(gens):
+        try:
+            arrays, meta = decode(checkpoint_path(run_dir, g))
+        except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to the previous checkpoint
+            last_exc = exc
+            continue
+        if meta.get("generation") != g:
+            last_exc = CheckpointError(f"checkpoint {g} claims generation {meta.get('generation')}")
+            continue
+        return arrays, meta
+    if gens:
+        raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({last_exc})")
+    return None

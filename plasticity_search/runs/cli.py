@@ -1,0 +1,69 @@
+"""The ``run`` and ``inspect`` subcommands (added to ``plasticity-search`` by :func:`add_commands`)."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+def cmd_run(args) -> int:
+    from .inspect import format_table, inspect_data
+    from .runner import execute, plan_run
+
+    plan = plan_run(args.config, out=args.out, seed=args.seed, generations=args.generations, resume=args.resume,
+                    wandb=args.wandb, curves=not args.no_curves, devices=args.devices)
+    if not plan.fresh and not plan.extend and os.path.isfile(os.path.join(plan.run_dir, "hall_of_fame.json")) \
+            and (plan.record or {}).get("status") == "finished":
+        print(f"run {plan.run_dir} is already finished ({plan.record.get('generations_done')} generations); "
+              "pass --generations N to extend it", file=sys.stderr)
+        print(format_table(inspect_data(plan.run_dir, 10)))
+        return 0
+    try:
+        result = execute(plan)
+    except KeyboardInterrupt:
+        if os.path.isdir(os.path.join(plan.run_dir, "checkpoints")):
+            print(f"plasticity-search: continue with: plasticity-search run {plan.run_dir} --resume", file=sys.stderr)
+        raise
+    doc = inspect_data(result.run_dir, 10, loaded=(result.hall_of_fame, "finished"))
+    print(format_table(doc))
+    print(f"\nrun directory  {result.run_dir}   ({result.generations_done} generations, {result.wall_s:.1f} s"
+          + (", stopped by time_limit_s" if result.stopped_by == "time_limit" else "") + ")")
+    report = os.path.join(result.run_dir, "report.html")
+    if os.path.isfile(report):
+        print(f"report         {report}")
+    if result.wandb_dir:
+        rel = os.path.relpath(result.wandb_dir)
+        mode = plan.wandb_mode
+        print(f"wandb          {rel}" + (f"   (upload later: wandb sync {rel})" if mode == "offline" else ""))
+    print(f"export a rule  plasticity-search export {result.run_dir}:0 --to sympy|latex|jax|numpy|torch|json")
+    return 0
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("run", help="search for plasticity rules with a config; writes a run directory",
+                       description="Run a search from CONFIG.yaml into runs/<name>-<timestamp>/ (or --out DIR), "
+                                   "checkpointed every generation. Continue a killed run exactly with "
+                                   "`run RUN_DIR --resume` (or `run CONFIG --out RUN_DIR --resume`).")
+    s.add_argument("config", metavar="CONFIG.yaml", help="search config (YAML); with --resume also a run directory")
+    s.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
+    s.add_argument("--seed", type=int, help="override the config's seed")
+    s.add_argument("--generations", type=int, metavar="N",
+                   help="override the generation budget (on --resume: extend it)")
+    s.add_argument("--resume", action="store_true", help="continue the run in the run directory from its checkpoint")
+    s.add_argument("--wandb", choices=("offline", "online", "disabled"),
+                   help="wandb mode (default: $WANDB_MODE, else offline: no account or network needed)")
+    s.add_argument("--devices", type=int, metavar="N",
+                   help="shard the population over N devices (GPUs, TPU cores, or CPU devices); same results as 1")
+    s.add_argument("--no-curves", action="store_true",
+                   help="skip the learning curves of the top rules vs FA/BP baselines at the end")
+    s.set_defaults(func=cmd_run)
+
+    from .inspect import cmd_inspect
+
+    s = sub.add_parser("inspect", help="show a run's hall of fame; redraw its plots and report.html",
+                       description="PySR-style table of a run's hall of fame (finished or running); writes "
+                                   "plots/*.png and report.html in the run directory.")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `plasticity-search run`")
+    s.add_argument("--top", type=int, metavar="K", help="show the first K ranks only")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    s.add_argument("--no-plots", action="store_true", help="print only; do not redraw plots/report.html")
+    s.set_defaults(func=cmd_inspect)

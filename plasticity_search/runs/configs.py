@@ -1,0 +1,130 @@
+"""Loading, overriding, writing and comparing search configs for runs (the config itself belongs to the search layer).
+
+``load_config`` (``plasticity_search.search.config``) validates everything; this module only turns the errors it
+can meet on the way (missing file, YAML syntax) into one-line messages and finds what changed between two configs.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import yaml
+
+from .rundir import RunDirError
+
+
+class RunConfigError(ValueError):
+    """A config problem found by the runs layer (one line, exit code 2)."""
+
+
+def _search_config():
+    from ..search import config as mod
+
+    return mod
+
+
+def load(source, overrides: dict | None = None, *, what: str = "config"):
+    """``load_config(source, overrides)`` with every user error as a one-line ``ValueError``."""
+    mod = _search_config()
+    if isinstance(source, str):
+        if not os.path.exists(source):
+            raise RunConfigError(f"{what} file '{source}' does not exist")
+        if os.path.isdir(source):
+            raise RunConfigError(f"{what} '{source}' is a directory, not a YAML file "
+                                 "(to continue a run: plasticity-search run RUN_DIR --resume)")
+        try:
+            with open(source) as f:
+                text = f.read()
+        except OSError as exc:
+            raise RunConfigError(f"cannot read {what} file '{source}': {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise RunConfigError(f"{what} file '{source}' is not a text file") from None
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RunConfigError(f"{what} file '{source}' is not valid YAML: {_yaml_msg(exc)}") from None
+        if not isinstance(doc, dict):
+            raise RunConfigError(f"{what} file '{source}' must hold a mapping of keys (got {type(doc).__name__})")
+    try:
+        return mod.load_config(source, overrides or None)
+    except yaml.YAMLError as exc:  # in case load_config re-parses
+        raise RunConfigError(f"{what} is not valid YAML: {_yaml_msg(exc)}") from None
+    except FileNotFoundError as exc:
+        raise RunConfigError(f"{what}: file not found: {exc.filename or exc}") from None
+
+
+def _yaml_msg(exc) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else str(problem)
+
+
+def to_plain(d):
+    """A config dict with tuples as lists etc. (what YAML/JSON round trips give back)."""
+    return json.loads(json.dumps(d, default=_default))
+
+
+def _default(x):
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, (set, frozenset)):
+        return sorted(x)
+    return str(x)
+
+
+def dump_yaml(cfg_dict: dict, header: str = "") -> str:
+    body = yaml.safe_dump(to_plain(cfg_dict), sort_keys=False, default_flow_style=None, width=120)
+    return "".join(f"# {line}\n" for line in header.splitlines()) + body
+
+
+def find_key(d: dict, leaf: str, prefix: str = "") -> str | None:
+    """Dotted path of the first key named ``leaf`` (depth first, top level first)."""
+    if leaf in d:
+        return prefix + leaf
+    for k, v in d.items():
+        if isinstance(v, dict):
+            got = find_key(v, leaf, f"{prefix}{k}.")
+            if got:
+                return got
+    return None
+
+
+def get_path(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+def diff(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """[(dotted key, old value, new value)] for every leaf that differs (missing = ``<absent>``)."""
+    out = []
+    for k in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append((f"{prefix}{k}", a, b))
+    return out
+
+
+def overrides_for(cfg_dict: dict, seed: int | None, generations: int | None) -> dict:
+    """Dotted overrides for ``--seed`` / ``--generations`` (keys found in the resolved config)."""
+    out = {}
+    if seed is not None:
+        out[find_key(cfg_dict, "seed") or "seed"] = int(seed)
+    if generations is not None:
+        out[find_key(cfg_dict, "generations") or "generations"] = int(generations)
+    return out
+
+
+__all__ = [
+    "RunConfigError",
+    "RunDirError",
+    "diff",
+    "dump_yaml",
+    "find_key",
+    "get_path",
+    "load",
+    "overrides_for",
+    "to_plain",
+]

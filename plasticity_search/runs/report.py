@@ -1,0 +1,219 @@
+"""``report.html`` and the plots of a run.
+
+The report is one self-contained page: no script, stylesheet, font or image is fetched from anywhere (it opens
+offline). Plots are embedded as base64 PNGs; each LaTeX formula is embedded as a PNG rendered by matplotlib's
+mathtext (its source is the image's ``alt``/``title`` text, and stays in the page as ``$$...$$``).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+
+from . import plots as P
+from .results import SPLITS, best_index, entries, split_score
+from .rundir import (
+    CONFIG_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    atomic_write_text,
+    read_metrics,
+    read_run_record,
+    run_status,
+)
+
+CURVES_FILE = "curves.json"       # plots/curves.json: the learning-curve data (computed once, at the end of a run)
+STDP_FILE = "stdp_window.json"
+
+
+def write_outputs(run_dir: str, hof_json: dict | None = None, *, engine=None, curves: bool = False,
+                  log=None, status: str | None = None) -> dict[str, str]:
+    """(Re)draw every plot and ``report.html``; returns {plot name: path} of the plots written.
+
+    ``curves=True`` computes the learning curves of the top rules and the FA/BP baselines on the final tasks
+    (costs a few evaluations; the data is cached in ``plots/curves.json`` and redrawn from there afterwards).
+    A plot that cannot be drawn is skipped with one line on ``log``; it never fails the run.
+    """
+    log = log or (lambda s: None)
+    if hof_json is None:
+        from .results import load_hall_of_fame
+
+        hof_json, _ = load_hall_of_fame(run_dir, engine=engine)
+    pdir = os.path.join(run_dir, PLOTS_DIR)
+    os.makedirs(pdir, exist_ok=True)
+    paths = P.plot_paths(run_dir)
+    out = {}
+    metrics = read_metrics(run_dir)
+    name = (read_run_record(run_dir) or {}).get("name", "")
+
+    def attempt(key, fn):
+        try:
+            fn()
+            out[key] = paths[key]
+        except Exception as exc:  # noqa: BLE001 - a plot must never take the results down with it
+            log(f"warning: plot '{key}' skipped: {_why(exc)}")
+
+    attempt("fitness", lambda: P.plot_fitness(metrics, paths["fitness"], f"{name}: fitness over generations"))
+    attempt("pareto", lambda: P.plot_pareto(hof_json, paths["pareto"], f"{name}: hall of fame"))
+
+    cpath = os.path.join(pdir, CURVES_FILE)
+    cdata = _read_json(cpath)
+    if curves:
+        try:
+            from .curves import compute_curves
+
+            cdata = compute_curves(run_dir, hof_json)
+            if cdata:
+                from .rundir import atomic_write_json, json_safe
+                atomic_write_json(cpath, json_safe(cdata), fsync=False)
+        except Exception as exc:  # noqa: BLE001
+            log(f"warning: learning curves skipped: {_why(exc)}")
+    if cdata:
+        attempt("learning_curves", lambda: P.plot_learning_curves(cdata, paths["learning_curves"],
+                                                                  "top rules vs FA/BP baselines (final tasks)"))
+    spath = os.path.join(pdir, STDP_FILE)
+    sdata = _read_json(spath)
+    if sdata is None:
+        try:
+            from .curves import stdp_windows
+
+            sdata = stdp_windows(run_dir, hof_json)
+            if sdata:
+                from .rundir import atomic_write_json, json_safe
+                atomic_write_json(spath, json_safe(sdata), fsync=False)
+        except Exception as exc:  # noqa: BLE001
+            log(f"warning: STDP window skipped: {_why(exc)}")
+    if sdata:
+        attempt("stdp_window", lambda: P.plot_stdp(sdata, paths["stdp_window"]))
+    write_report(run_dir, hof_json, out, status=status)
+    return out
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+def _read_json(p: str):
+    try:
+        with open(p) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _img(path: str, alt: str, cls: str = "plot") -> str:
+    with open(path, "rb") as f:
+        b64 = base64.b64encode(f.read()).decode("ascii")
+    return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _fmt(x, nd=4):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, float) and x <= -1e9:
+        return "worst"
+    if isinstance(x, float):
+        return f"{x:.{nd}g}"
+    return html.escape(str(x))
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;
+color:#222;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em}td,th{padding:.3em .6em;border-bottom:1px solid #eee;text-align:right;
+vertical-align:middle}th{background:#f6f6f6}td.f{text-align:left;font-family:ui-monospace,Menlo,monospace}
+tr.chosen{background:#fff7d6}img.plot{max-width:100%;border:1px solid #eee;margin:.5em 0}
+img.tex{vertical-align:middle}pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:.85em}
+.muted{color:#777;font-size:.85em}
+"""
+
+
+def _metrics_table(entry: dict) -> str:
+    """Chosen rule: every metric (rows) on every task split (columns), as mean ± std."""
+    m = entry.get("metrics") or {}
+    splits = [sp for sp in SPLITS if isinstance(m.get(sp), dict)]
+    names = []
+    for sp in splits:
+        for k in m[sp]:
+            if not k.endswith("_std") and k not in names:
+                names.append(k)
+    if not names:
+        return ""
+    rows = []
+    for k in names:
+        cells = []
+        for sp in splits:
+            v, sd = m[sp].get(k), m[sp].get(f"{k}_std")
+            if isinstance(v, dict):
+                v, sd = v.get("mean"), v.get("std")
+            cells.append(f"<td>{_fmt(v)}" + (f" ± {_fmt(sd)}" if isinstance(sd, (int, float)) else "") + "</td>")
+        rows.append(f"<tr><th>{html.escape(k)}</th>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{sp} tasks</th>" for sp in splits)
+    return (f"<h2>Chosen rule: metrics (mean ± std over tasks and seeds)</h2>"
+            f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+
+def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: str | None = None) -> str:
+    rec = read_run_record(run_dir) or {}
+    metrics = read_metrics(run_dir)
+    try:
+        with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+            cfg_text = f.read()
+    except OSError:
+        cfg_text = ""
+    es = entries(hof_json)
+    b = best_index(hof_json)
+    title = f"plasticity-search run: {rec.get('name', os.path.basename(os.path.abspath(run_dir)))}"
+    status = status or (run_status(run_dir, rec) if rec else "unknown")
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    last = metrics[-1] if metrics else {}
+    summary = [("status", status), ("generations", f"{len(metrics)} / {rec.get('generations', '?')}"),
+               ("seed", rec.get("seed")), ("best fitness (last generation)", last.get("best_fitness")),
+               ("wall time (s)", rec.get("elapsed_s")), ("created", rec.get("created")),
+               ("wandb", (rec.get("wandb") or {}).get("mode"))]
+    parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td class='f'>{_fmt(v)}</td></tr>"
+                                     for k, v in summary) + "</table>")
+
+    parts.append("<h2>Hall of fame</h2><p class='muted'>Pareto set of fitness vs complexity; ★ marks the chosen "
+                 "rule. Fitness on the search tasks (searched on), select tasks (used to choose) and final tasks "
+                 "(held out).</p>")
+    head = "".join(f"<th>{h}</th>" for h in ("", "rank", "complexity", *[f"fitness {s}" for s in SPLITS],
+                                             "rule (LaTeX)", "formula"))
+    rows = []
+    for i, e in enumerate(es):
+        latex = e.get("latex") or ""
+        png = P.latex_png(latex) if latex else None
+        if png is not None:
+            tex = (f'<img class="tex" alt="{html.escape(latex)}" title="{html.escape(latex)}" '
+                   f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
+        else:
+            tex = f"<code>$${html.escape(latex)}$$</code>"
+        chosen = i == b
+        rows.append(f"<tr class='{'chosen' if chosen else ''}'><td>{'★' if chosen else ''}</td>"
+                    f"<td>{_fmt(e.get('rank', i))}</td><td>{_fmt(e.get('complexity'))}</td>"
+                    + "".join(f"<td>{_fmt(split_score(e, s))}</td>" for s in SPLITS)
+                    + f"<td class='f'>{tex}</td><td class='f'>{html.escape(str(e.get('formula', '')))}</td></tr>")
+    parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    if es:
+        chosen = es[b] if 0 <= b < len(es) else es[0]
+        parts.append(_metrics_table(chosen))
+        parts.append(f"<p class='muted'>LaTeX: <code>$${html.escape(chosen.get('latex', ''))}$$</code></p>")
+
+    parts.append("<h2>Plots</h2>")
+    captions = {"fitness": "Best and median fitness per generation.", "pareto": "Hall of fame: fitness vs complexity.",
+                "learning_curves": "Learning curves of the top rules next to FA and BP baselines on the final tasks.",
+                "stdp_window": "STDP window of the spiking rules (pairing protocol)."}
+    for k, p in images.items():
+        if os.path.isfile(p):
+            parts.append(f"<figure>{_img(p, k)}<figcaption class='muted'>{captions.get(k, k)}</figcaption></figure>")
+    parts.append(f"<h2>Config</h2><pre>{html.escape(cfg_text)}</pre>")
+    parts.append("<p class='muted'>Written by plasticity-search; self-contained (no network needed).</p>")
+    parts.append("</body></html>\n")
+    path = os.path.join(run_dir, REPORT_FILE)
+    atomic_write_text(path, "\n".join(parts), fsync=False)
+    return path

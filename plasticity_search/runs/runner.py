@@ -1,0 +1,351 @@
+"""``plasticity-search run``: a search in a run directory, checkpointed every generation, resumable exactly.
+
+    plan = plan_run(config, out=..., seed=..., generations=..., resume=..., wandb=...)   # validates; writes nothing
+    result = execute(plan)                                                               # runs, writes the run dir
+
+Every user error is found by :func:`plan_run` before anything is written. Per generation: ``Search.step`` ->
+append the metrics line -> write the checkpoint (atomically) -> update the run record, progress bar and wandb.
+The checkpoint records how many metrics lines it has seen, so a resume first cuts ``metrics.jsonl`` back to it and
+then continues the engine from that exact state: a run killed at any point (SIGKILL included) and resumed ends with
+the same ``hall_of_fame.json`` as the same run never interrupted.
+
+Resume rules: the config (file given, or the run's own ``config.yaml``) must resolve to the run's config; ``--seed``
+must not change; ``--generations`` may only *extend* the budget (the run then continues from its last checkpoint,
+which equals a run of the old length followed by more generations). A time limit (``budget.time_limit_s``, counted by
+the engine over all sessions) makes a run's length depend on the machine: the one non-reproducible knob.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from . import checkpoint as ckpt
+from . import configs
+from .rundir import (
+    CONFIG_FILE,
+    HOF_CSV,
+    HOF_JSON,
+    RunDirError,
+    RunLock,
+    append_metrics,
+    atomic_write_json,
+    atomic_write_text,
+    cleanup_temp_files,
+    create_run_dir,
+    default_run_dir,
+    json_safe,
+    new_run_record,
+    open_run_dir,
+    read_run_record,
+    truncate_metrics,
+    write_run_record,
+)
+
+
+class RunError(ValueError):
+    """A bad ``run`` request (one line, exit code 2)."""
+
+
+def default_engine():
+    """The search layer, as one namespace (tests may pass a stand-in with the same names)."""
+    from ..search import engine as eng
+    from ..search.hall_of_fame import HallOfFame
+
+    return SimpleNamespace(Search=eng.Search, state_to_tree=eng.state_to_tree, state_from_tree=eng.state_from_tree,
+                           HallOfFame=HallOfFame)
+
+
+@dataclass
+class RunPlan:
+    run_dir: str
+    cfg: object                     # SearchConfig
+    cfg_dict: dict                  # cfg.to_dict(), plain
+    fresh: bool
+    wandb_mode: str
+    record: dict | None = None      # existing run record (resume)
+    gen_key: str = "generations"
+    extend: bool = False            # --generations extends a resumed run's budget
+    plots: bool = True
+    curves: bool = True
+
+
+def _budget_free(cfg_dict: dict, gen_key: str) -> dict:
+    """The config without its generation budget (what must not change on resume)."""
+    d = configs.to_plain(cfg_dict)
+    parts = gen_key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.get(p, {})
+    if isinstance(cur, dict):
+        cur.pop(parts[-1], None)
+    return d
+
+
+def plan_run(config: str, *, out: str | None = None, seed: int | None = None, generations: int | None = None,
+             resume: bool = False, wandb: str | None = None, plots: bool = True, curves: bool = True,
+             devices: int | None = None) -> RunPlan:
+    """Validate a ``run`` request completely; nothing is written. Raises one-line ``ValueError`` subclasses."""
+    from .wandb_log import resolve_mode
+
+    if generations is not None and generations < 1:
+        raise RunError(f"--generations must be >= 1, got {generations}")
+    if seed is not None and seed < 0:
+        raise RunError(f"--seed must be >= 0, got {seed}")
+    if devices is not None and devices < 1:
+        raise RunError(f"--devices must be >= 1, got {devices}")
+    if devices is not None and resume:
+        raise RunError("--devices applies to new runs; a resumed run keeps its config's budget.devices")
+    mode = resolve_mode(wandb)
+
+    if not resume:
+        if os.path.isdir(config):
+            hint = " (it is a run directory: add --resume to continue it)" if _is_run(config) else ""
+            raise RunError(f"config '{config}' is a directory, not a YAML file{hint}")
+        base = configs.load(config)
+        ov = configs.overrides_for(configs.to_plain(base.to_dict()), seed, generations)
+        if devices is not None:
+            import jax
+            if devices > jax.device_count():
+                raise RunError(f"--devices {devices}: only {jax.device_count()} device(s) available")
+            ov["budget.devices"] = int(devices)
+        cfg = configs.load(config, ov) if ov else base
+        run_dir = out or default_run_dir(cfg.name)
+        from .rundir import check_new_run_dir
+        check_new_run_dir(run_dir)
+        d = configs.to_plain(cfg.to_dict())
+        return RunPlan(run_dir, cfg, d, True, mode, gen_key=configs.find_key(d, "generations") or "generations",
+                       plots=plots, curves=curves)
+
+    # ---- resume: RUN_DIR --resume, or CONFIG --out RUN_DIR --resume
+    if out is not None:
+        run_dir, cfg_src = out, config
+        if os.path.isdir(config) and os.path.abspath(config) != os.path.abspath(out):
+            raise RunError(f"--resume: give the run directory once (got '{config}' and --out '{out}')")
+        if os.path.isdir(config):
+            cfg_src = None
+    else:
+        if not os.path.exists(config):
+            raise RunDirError(f"run directory '{config}' does not exist")
+        if not os.path.isdir(config):
+            raise RunError(f"--resume needs a run directory: `run RUN_DIR --resume` or "
+                           f"`run CONFIG --out RUN_DIR --resume` (got the file '{config}')")
+        run_dir, cfg_src = config, None
+    rec = open_run_dir(run_dir)
+    saved = configs.load(os.path.join(run_dir, CONFIG_FILE), what=f"run config ({run_dir}/{CONFIG_FILE})")
+    saved_d = configs.to_plain(saved.to_dict())
+    gen_key = configs.find_key(saved_d, "generations") or "generations"
+    seed_key = configs.find_key(saved_d, "seed") or "seed"
+    if cfg_src is not None:
+        # the file stands in for the original command line: it must resolve to the run's config (its seed too,
+        # unless --seed says so); the budget is the run's, extended only by an explicit --generations
+        ov = {gen_key: generations if generations is not None else configs.get_path(saved_d, gen_key)}
+        if seed is not None:
+            ov[seed_key] = seed
+        given = configs.load(cfg_src, ov)
+    else:
+        ov = {}
+        if seed is not None:
+            ov[seed_key] = seed
+        if generations is not None:
+            ov[gen_key] = generations
+        given = configs.load(saved.to_dict(), ov) if ov else saved
+    given_d = configs.to_plain(given.to_dict())
+    changed = configs.diff(_budget_free(saved_d, gen_key), _budget_free(given_d, gen_key))
+    if changed:
+        k, a, b = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        what = "--seed" if k == seed_key and seed is not None else k
+        raise RunError(f"config changed since the run started: {what}: {a!r} -> {b!r}{more}; "
+                       "resume with the run's own config, or start a new run")
+    old_g, new_g = int(configs.get_path(saved_d, gen_key)), int(configs.get_path(given_d, gen_key))
+    if new_g < old_g:
+        raise RunError(f"--resume can only extend the generation budget ({gen_key} {old_g} -> {new_g})")
+    return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key, extend=new_g > old_g,
+                   plots=plots, curves=curves)
+
+
+def _is_run(path: str) -> bool:
+    try:
+        return read_run_record(path) is not None
+    except RunDirError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    run_dir: str
+    hall_of_fame: dict
+    generations_done: int
+    wall_s: float
+    wandb_dir: str | None = None
+    stopped_by: str = "generations"     # 'generations' | 'time_limit'
+
+
+def enable_compile_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache unless the user configured one (``JAX_COMPILATION_CACHE_DIR``)
+    or opted out (``PLASTICITY_SEARCH_JAX_CACHE=0``). Default location: ``$XDG_CACHE_HOME/plasticity-search/jax``
+    (``~/.cache/...``). A resumed run, ``inspect`` and a repeated search then skip most of their compile time;
+    a cached executable is the same machine code, so results are unchanged."""
+    import jax
+
+    if os.environ.get("PLASTICITY_SEARCH_JAX_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    d = os.path.join(root, "plasticity-search", "jax")
+    try:
+        os.makedirs(d, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", d)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return d
+
+
+def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=None) -> RunResult:
+    """Run (or continue) the search of ``plan`` to its end; writes the whole run directory."""
+    from .progress import SearchProgress
+    from .wandb_log import WandbLogger
+
+    log = log or (lambda s: print(s, file=sys.stderr))
+    eng = engine or default_engine()
+    enable_compile_cache()
+    run_dir, cfg = plan.run_dir, plan.cfg
+    header = (f"resolved config of the run in this directory (every default written out)\n"
+              f"continue it with: plasticity-search run {run_dir} --resume")
+    if plan.fresh:
+        text = configs.dump_yaml(plan.cfg_dict, header)
+        rec = new_run_record(cfg.name, seed=int(cfg.seed), generations=int(cfg.generations),
+                             config_sha256=_config_sha(text, plan.gen_key),
+                             wandb={"mode": plan.wandb_mode, "id": secrets.token_hex(4)}, argv=sys.argv[1:])
+        create_run_dir(run_dir, {CONFIG_FILE: text, "run.json": _json_text(rec)})
+    lock = RunLock(run_dir).acquire()
+    wb = None
+    try:
+        rec = read_run_record(run_dir)
+        with open(os.path.join(run_dir, CONFIG_FILE)) as f:
+            cfg_sha = _config_sha(f.read(), plan.gen_key)
+        if rec.get("config_sha256") not in (None, cfg_sha):
+            raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
+        cleanup_temp_files(run_dir)
+        wb_id = (rec.get("wandb") or {}).get("id") or secrets.token_hex(4)
+        try:
+            wb = WandbLogger(plan.wandb_mode, run_dir, name=os.path.basename(os.path.abspath(run_dir)), run_id=wb_id,
+                             config=plan.cfg_dict)
+        except ValueError:
+            if plan.fresh:      # nothing was computed yet: leave nothing behind
+                lock.release()
+                lock = None
+                import shutil
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        if plan.extend:
+            atomic_write_text(os.path.join(run_dir, CONFIG_FILE), configs.dump_yaml(plan.cfg_dict, header))
+            rec["generations"] = int(cfg.generations)
+        rec.update(status="running", pid=os.getpid(), finished=None,
+                   wandb={"mode": plan.wandb_mode, "id": wb_id, "dir": _rel(wb.local_dir, run_dir)})
+        write_run_record(run_dir, rec)
+
+        t_session = time.perf_counter()
+        elapsed = float(rec.get("elapsed_s") or 0.0) if not plan.fresh else 0.0
+
+        def wall() -> float:
+            return elapsed + (time.perf_counter() - t_session)
+
+        search = eng.Search(cfg)
+        loaded = ckpt.load_latest(run_dir)
+        with SearchProgress(int(cfg.generations), 0, enabled=progress) as bar:
+            if loaded is None:
+                truncate_metrics(run_dir, 0)
+                state, done = search.init(), 0
+                arrays, smeta = eng.state_to_tree(state)
+                ckpt.save(run_dir, 0, arrays, smeta, n_metrics=0, cfg_sha=cfg_sha)
+            else:
+                arrays, meta = loaded
+                if meta.get("config_sha256") != cfg_sha:
+                    raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
+                state = eng.state_from_tree(arrays, meta["state_meta"])
+                done = int(meta["generation"])
+                truncate_metrics(run_dir, int(meta["n_metrics"]))
+                if not plan.fresh:
+                    log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
+            bar.update(done)
+            while not search.done(state):
+                state, metrics = search.step(state)
+                metrics = json_safe(dict(metrics))
+                done += 1
+                append_metrics(run_dir, metrics)                  # then the checkpoint that has seen it
+                arrays, smeta = eng.state_to_tree(state)
+                ckpt.save(run_dir, done, arrays, smeta, n_metrics=done, cfg_sha=cfg_sha)
+                rec.update(generations_done=done, elapsed_s=round(wall(), 3))
+                write_run_record(run_dir, rec)
+                wb.log_generation(done, metrics)
+                bar.update(done, metrics)
+        stopped_by = "generations" if done >= int(cfg.generations) else "time_limit"
+        hof = search.finalize(state)
+        hof_json = json_safe(hof.to_json())
+        atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)
+        from .results import hall_of_fame_csv, table_rows
+
+        atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
+        images = {}
+        if plan.plots:
+            from .report import write_outputs
+
+            images = write_outputs(run_dir, hof_json, engine=eng, curves=plan.curves, log=log, status="finished")
+        cols, rows = table_rows(hof_json)
+        wb.log_hall_of_fame(cols, rows, summary={"generations_done": done, "best_formula": _best_formula(hof_json)})
+        wb.log_images(images)
+        wandb_dir = wb.local_dir
+        wb.finish()
+        wb = None
+        total = wall()
+        rec.update(status="finished", finished=_now(), generations_done=done, elapsed_s=round(total, 3),
+                   stopped_by=stopped_by)
+        write_run_record(run_dir, rec)
+        return RunResult(run_dir, hof_json, done, total, wandb_dir, stopped_by)
+    except BaseException:
+        if wb is not None:
+            try:
+                wb.finish(exit_code=1)
+            except Exception:  # noqa: BLE001
+                pass
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _config_sha(yaml_text: str, gen_key: str) -> str:
+    """Fingerprint of a run's config.yaml *as written* (without the generation budget, which may be extended):
+    edits are caught, while a newer version that adds config defaults still resumes old runs."""
+    import yaml
+
+    return ckpt.config_hash(_budget_free(yaml.safe_load(yaml_text) or {}, gen_key))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _json_text(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
+
+
+def _rel(p: str | None, base: str) -> str | None:
+    return None if p is None else os.path.relpath(p, base)
+
+
+def _best_formula(hof_json: dict) -> str:
+    entries = hof_json.get("entries") or []
+    b = hof_json.get("best", 0) or 0
+    return entries[b]["formula"] if 0 <= b < len(entries) else ""

@@ -1,0 +1,715 @@
+"""Search configuration: a declarative YAML file (``search_spaces/*.yaml``) validated into a frozen dataclass.
+
+``load_config(source, overrides)`` reads a YAML path or a dict, applies dotted overrides (``{"seed": 3,
+"budget.generations": 5}``) and validates *everything* before any compute: an unknown key, a value of the wrong type,
+an out-of-range number, an unknown op / variable / synapse factor / task / metric / strategy / evosax algorithm /
+optax optimizer is a :class:`ConfigError` whose one-line message starts with the dotted key, e.g.
+``search.population: must be >= 2, got -4``. ``SearchConfig.to_dict()`` writes every default out, and
+``load_config(cfg.to_dict()) == cfg``.
+
+Schema (keys and defaults; ``null`` = YAML None)::
+
+    name: search                 # run name
+    seed: 0                      # everything of a run derives from it (unless budget.time_limit_s stops it early)
+    space:                       # the rule search space (plasticity_search.rules.Space)
+      post_vars: [y, a, e, ybar, theta]
+      pre_vars: [x, xbar, e_pre]
+      global_vars: []
+      ops: [add, sub, mul, cmul]
+      syn: ["1", w, w2]
+      n_post: 3                  # instructions of the post-side program
+      n_pre: 2                   # instructions of the pre-side program
+      n_terms: 4                 # separable terms
+    search:
+      strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid
+      population: 64             # regularized evolution: population size; evosax: ES population per generation
+      tournament: 8              # tournament size
+      children: 16               # children per generation (evaluated as one batch)
+      aging: true                # true: the oldest die (regularized evolution); false: the worst die
+      init_terms: 2              # active terms of random initial programs (1..init_terms)
+      seed_rules: []             # known rules / formulas placed in the initial population
+      mutation: {alter_operand: 0.2, alter_op: 0.15, randomize_instruction: 0.1, insert: 0.15, remove: 0.1,
+                 change_constant: 0.25, randomize_all: 0.05}   # relative probabilities
+      fec: true                  # functional-equivalence cache: a child equal on the probe batch reuses a fitness
+      hurdle: null               # {steps: 200, seeds: 1, threshold: 0.5}: a cheap first stage; candidates whose
+                                 # first-stage fitness is below threshold keep it and skip the full evaluation
+      restart_after: null        # re-draw the population after this many generations without improvement of its
+                                 # best member (the FEC cache and the hall-of-fame archive are kept)
+    coefficients:                # evosax / metagrad strategies, and the constant refinement of `hybrid`
+      structure: null            # family (shervani_tabar, volterra), known rule name, or formula: its constants
+      init: null                 # initial parameter vector (default: the family's / rule's values)
+      algorithm: CMA_ES          # any distribution-based evosax algorithm (evosax minimises; we pass -fitness)
+      std_init: 0.1
+      es_params: {}              # other fields of the evosax algorithm's params (e.g. {c_mean: 1.0})
+      optimizer: adam            # optax optimizer for metagrad
+      lr: 0.01
+      clip_norm: 1.0
+      loss: auto                 # meta-loss: auto (final_loss if every task has it, else fitness), fitness, a metric
+      truncation: null           # truncated unrolls of this many updates (null: full unroll)
+      meta_batch: null           # instances per meta-step (null: all search instances)
+      max_consecutive_errors: 5  # optax.apply_if_finite: skipped non-finite steps before applying anyway
+    hybrid:                      # strategy hybrid: regularized evolution + Lamarckian refinement of constants
+      every: 5                   # refine every k generations
+      top_k: 2                   # the k best distinct programs
+      refine: evosax             # evosax | metagrad
+      steps: 4                   # ES generations / meta-gradient steps per refinement
+      population: 8              # ES population of a refinement
+    network: {}                  # NetworkConfig fields, over default_network(objective of the first search task)
+                                 # (hidden, activation, softplus_beta, bias, init, init_scale, output, feedback, lr,
+                                 # batch_size, tau_mean, tau_theta)
+    tasks:                       # each split: a list of {task, seeds, steps, args} (or just task names)
+      search: [{task: digits, seeds: 2, steps: null, args: {}}]   # drive selection
+      select: []                 # re-score the top candidates every generation; pick the hall-of-fame best
+      final: []                  # only for the report of the finished run
+    fitness:
+      metric: null               # default by objective: final_accuracy, final_mse, pc1_alignment
+      penalties: []              # [{metric, target, weight}]: fitness -= weight * |metric - target|
+      complexity_penalty: 0.0    # selection uses fitness - lambda * complexity
+    budget:
+      generations: 50
+      time_limit_s: null         # stop early after this wall time (makes a run non-reproducible)
+      devices: null              # shard the population axis over this many devices (jax.sharding.Mesh; null: none)
+    hall_of_fame:
+      per_complexity: 2          # candidates kept per complexity level (by search fitness)
+      select_top_k: 4            # top candidates re-scored on the select tasks each generation
+      choose: eps                # eps: lowest complexity within eps of the best select fitness; fitness: best
+      eps: 0.01
+      snap: true                 # try rounded constants (nice ratios) for the final Pareto set
+      snap_tol: 0.002            # keep a rounded version if its search fitness drops by at most this
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+STRATEGIES = ("regularized_evolution", "evosax", "metagrad", "hybrid")
+CHOOSE_RULES = ("eps", "fitness")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lion", "adabelief", "adagrad")
+DEFAULT_METRIC = {"classification": "final_accuracy", "regression": "final_mse", "pca": "pc1_alignment"}
+
+
+def network_types() -> dict:
+    """Field name -> type hint of :class:`NetworkConfig` (the keys a config's ``network`` section may set)."""
+    from ..networks.rate import NetworkConfig
+    return typing.get_type_hints(NetworkConfig)
+
+
+class ConfigError(ValueError):
+    """An invalid search configuration; the message is one line and starts with the dotted key."""
+
+
+def _err(path: str, msg: str) -> ConfigError:
+    return ConfigError(f"{path}: {msg}" if path else msg)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# schema sections (frozen dataclasses; defaults are the documented defaults)
+# --------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SpaceConfig:
+    post_vars: tuple[str, ...] = ("y", "a", "e", "ybar", "theta")
+    pre_vars: tuple[str, ...] = ("x", "xbar", "e_pre")
+    global_vars: tuple[str, ...] = ()
+    ops: tuple[str, ...] = ("add", "sub", "mul", "cmul")
+    syn: tuple[str, ...] = ("1", "w", "w2")
+    n_post: int = 3
+    n_pre: int = 2
+    n_terms: int = 4
+    elig: bool = False
+
+
+@dataclass(frozen=True)
+class HurdleConfig:
+    steps: int = 200
+    seeds: int = 1
+    threshold: float = 0.0
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    strategy: str = "regularized_evolution"
+    population: int = 64
+    tournament: int = 8
+    children: int = 16
+    aging: bool = True
+    init_terms: int = 2
+    seed_rules: tuple[str, ...] = ()
+    mutation: dict = field(default_factory=lambda: _default_mutation())
+    fec: bool = True
+    hurdle: Optional[HurdleConfig] = None
+    restart_after: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class CoefficientsConfig:
+    structure: Optional[str] = None
+    init: Optional[tuple[float, ...]] = None
+    algorithm: str = "CMA_ES"
+    std_init: float = 0.1
+    es_params: dict = field(default_factory=dict)
+    optimizer: str = "adam"
+    lr: float = 0.01
+    clip_norm: float = 1.0
+    loss: str = "auto"
+    truncation: Optional[int] = None
+    meta_batch: Optional[int] = None
+    max_consecutive_errors: int = 5
+
+
+@dataclass(frozen=True)
+class HybridConfig:
+    every: int = 5
+    top_k: int = 2
+    refine: str = "evosax"
+    steps: int = 4
+    population: int = 8
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    task: str = ""
+    seeds: Union[int, tuple[int, ...]] = 2
+    steps: Optional[int] = None
+    args: dict = field(default_factory=dict)
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.seeds)) if isinstance(self.seeds, int) else tuple(self.seeds)
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    search: tuple[TaskEntry, ...] = ()
+    select: tuple[TaskEntry, ...] = ()
+    final: tuple[TaskEntry, ...] = ()
+
+
+@dataclass(frozen=True)
+class Penalty:
+    metric: str = ""
+    target: float = 0.0
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class FitnessConfig:
+    metric: Optional[str] = None
+    penalties: tuple[Penalty, ...] = ()
+    complexity_penalty: float = 0.0
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    generations: int = 50
+    time_limit_s: Optional[float] = None
+    devices: Optional[int] = None     # shard the population over this many devices (null: no sharding)
+
+
+@dataclass(frozen=True)
+class HallOfFameConfig:
+    per_complexity: int = 2
+    select_top_k: int = 4
+    choose: str = "eps"
+    eps: float = 0.01
+    snap: bool = True
+    snap_tol: float = 0.002
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A fully resolved, validated search configuration (see the module docstring for the schema)."""
+
+    name: str = "search"
+    seed: int = 0
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    search: SearchSection = field(default_factory=SearchSection)
+    coefficients: CoefficientsConfig = field(default_factory=CoefficientsConfig)
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    network: dict = field(default_factory=dict)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    fitness: FitnessConfig = field(default_factory=FitnessConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    hall_of_fame: HallOfFameConfig = field(default_factory=HallOfFameConfig)
+
+    @property
+    def generations(self) -> int:
+        return self.budget.generations
+
+    @property
+    def time_limit_s(self) -> float | None:
+        return self.budget.time_limit_s
+
+    @property
+    def strategy(self) -> str:
+        return self.search.strategy
+
+    def to_dict(self) -> dict:
+        """Every key with its resolved value (lists, not tuples): ``load_config(cfg.to_dict()) == cfg``."""
+        return _to_plain(self)
+
+    # --- derived objects (built on demand; the config itself stays plain data) ---------------------------------
+    def rule_space(self):
+        from ..rules.program import Space
+        d = dataclasses.asdict(self.space)
+        return Space.from_dict({**d, "name": self.name})
+
+    def network_config(self):
+        from ..networks.rate import NetworkConfig
+        return NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in self.network.items()})
+
+    def make_task(self, entry: TaskEntry):
+        from ..tasks import make
+        return make(entry.task, **dict(entry.args))
+
+
+def _default_mutation() -> dict:
+    from ..rules.mutation import DEFAULT_MUTATION_PROBS, MUTATIONS
+    return dict(zip(MUTATIONS, DEFAULT_MUTATION_PROBS))
+
+
+def _to_plain(x):
+    if dataclasses.is_dataclass(x):
+        return {f.name: _to_plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, (tuple, list)):
+        return [_to_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _to_plain(v) for k, v in x.items()}
+    return x
+
+
+# --------------------------------------------------------------------------------------------------------------
+# generic typed building: unknown keys and wrong types, named by dotted key
+# --------------------------------------------------------------------------------------------------------------
+def _type_name(v) -> str:
+    if v is None:
+        return "null"
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping",
+            tuple: "list"}.get(type(v), type(v).__name__)
+
+
+def _coerce(value, tp, path: str):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, path)
+            except ConfigError as e:
+                errors.append(e)
+        names = " or ".join(_hint_name(a) for a in args if a is not type(None))
+        if type(None) in args:
+            names += " or null"
+        raise _err(path, f"expected {names}, got {_type_name(value)} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path)
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise _err(path, f"expected a list, got {_type_name(value)} {value!r}")
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if tp is dict:
+        if not isinstance(value, dict):
+            raise _err(path, f"expected a mapping, got {_type_name(value)} {value!r}")
+        for k in value:
+            if not isinstance(k, str):
+                raise _err(path, f"keys must be strings, got {k!r}")
+        return copy.deepcopy(dict(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _err(path, f"expected bool, got {_type_name(value)} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _err(path, f"expected int, got {_type_name(value)} {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _err(path, f"expected float, got {_type_name(value)} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _err(path, f"expected str, got {_type_name(value)} {value!r}")
+        return value
+    raise TypeError(f"unsupported schema type {tp}")  # pragma: no cover - schema bug
+
+
+def _hint_name(tp) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    if typing.get_origin(tp) is tuple:
+        return f"list of {_hint_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls, raw, path: str):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _err(path, f"expected a mapping, got {_type_name(raw)} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in raw:
+        if k not in names:
+            where = f"{path}.{k}" if path else str(k)
+            raise _err(where, f"unknown key (known: {', '.join(names)})")
+    kw = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in raw.items()}
+    return cls(**kw)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# loading
+# --------------------------------------------------------------------------------------------------------------
+def load_config(source: str | dict, overrides: dict | None = None) -> SearchConfig:
+    """Read, override and validate a search configuration (no compute, no task data is generated)."""
+    raw = _read(source)
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
+    raw = _normalise_tasks(raw)
+    cfg = _build(SearchConfig, raw, "")
+    return _validate(cfg)
+
+
+def _read(source) -> dict:
+    if isinstance(source, dict):
+        return copy.deepcopy(source)
+    if isinstance(source, SearchConfig):
+        return source.to_dict()
+    if not isinstance(source, str):
+        raise ConfigError(f"config: expected a YAML path or a mapping, got {type(source).__name__}")
+    import yaml
+    try:
+        with open(source) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config: file not found: {source}") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {source}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config: {source} is not valid YAML{where}: "
+                          f"{getattr(exc, 'problem', None) or exc}".splitlines()[0]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: {source} must contain a mapping at the top level")
+    return raw
+
+
+def _set_dotted(raw: dict, key: str, value) -> None:
+    if not isinstance(key, str) or not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"{key}: malformed override key")
+    parts = key.split(".")
+    node = raw
+    for i, p in enumerate(parts[:-1]):
+        nxt = node.get(p)
+        if nxt is None:
+            nxt = node[p] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{'.'.join(parts[:i + 1])}: cannot override inside a {_type_name(nxt)}")
+        node = nxt
+    node[parts[-1]] = value
+
+
+def _normalise_tasks(raw: dict) -> dict:
+    """Task shorthands: a split may be one task name / entry, and an entry may be a bare task name."""
+    tasks = raw.get("tasks")
+    if not isinstance(tasks, dict):
+        return raw
+    out = dict(tasks)
+    for split, v in tasks.items():
+        if v is None:
+            out[split] = []
+            continue
+        if isinstance(v, (str, dict)):
+            v = [v]
+        if isinstance(v, list):
+            out[split] = [{"task": e} if isinstance(e, str) else e for e in v]
+    raw = dict(raw)
+    raw["tasks"] = out
+    return raw
+
+
+# --------------------------------------------------------------------------------------------------------------
+# semantic validation
+# --------------------------------------------------------------------------------------------------------------
+def _at_least(path, v, lo):
+    if v < lo:
+        raise _err(path, f"must be >= {lo}, got {v}")
+
+
+def _validate(cfg: SearchConfig) -> SearchConfig:
+    from ..inner import METRIC_SIGN, METRICS, RATE_VARIABLES
+    from ..rules.mutation import MUTATIONS
+    from ..rules.ops import OP_BY_NAME, SYN_BY_NAME
+    from ..rules.variables import VARIABLES
+
+    if not cfg.name.strip():
+        raise _err("name", "must not be empty")
+    from ..tasks.base import MAX_SEED
+    if not 0 <= cfg.seed < MAX_SEED:
+        raise _err("seed", f"must be in [0, {MAX_SEED}), got {cfg.seed}")
+
+    # --- space -----------------------------------------------------------------------------------------------
+    sp = cfg.space
+    for side, key in (("post", "post_vars"), ("pre", "pre_vars"), ("global", "global_vars")):
+        names = getattr(sp, key)
+        for v in names:
+            if v not in VARIABLES:
+                raise _err(f"space.{key}", f"unknown variable '{v}' (known: {', '.join(VARIABLES)})")
+            if VARIABLES[v].side != side:
+                raise _err(f"space.{key}", f"variable '{v}' is a {VARIABLES[v].side} quantity, not {side}")
+            if v not in RATE_VARIABLES[side]:
+                raise _err(f"space.{key}", f"variable '{v}' is not available in rate networks "
+                                           f"(rate {side} variables: {', '.join(RATE_VARIABLES[side])})")
+        if len(set(names)) != len(names):
+            raise _err(f"space.{key}", "variables repeat")
+    for o in sp.ops:
+        if o not in OP_BY_NAME:
+            raise _err("space.ops", f"unknown op '{o}' (known: {', '.join(OP_BY_NAME)})")
+    for s in sp.syn:
+        if s not in SYN_BY_NAME:
+            raise _err("space.syn", f"unknown synapse factor '{s}' (known: {', '.join(SYN_BY_NAME)})")
+        if s in ("elig", "w_elig"):
+            raise _err("space.syn", f"'{s}' needs an eligibility trace, which rate networks do not have")
+    if "1" not in sp.syn:
+        raise _err("space.syn", "must contain '1'")
+    if sp.elig:
+        raise _err("space.elig", "rate networks have no eligibility trace")
+    _at_least("space.n_post", sp.n_post, 0)
+    _at_least("space.n_pre", sp.n_pre, 0)
+    _at_least("space.n_terms", sp.n_terms, 1)
+    if not sp.ops and (sp.n_post or sp.n_pre):
+        raise _err("space.ops", "a space with instructions needs at least one op")
+    space = cfg.rule_space()
+
+    # --- search --------------------------------------------------------------------------------------------
+    s = cfg.search
+    if s.strategy not in STRATEGIES:
+        raise _err("search.strategy", f"unknown strategy '{s.strategy}' (known: {', '.join(STRATEGIES)})")
+    _at_least("search.population", s.population, 2)
+    _at_least("search.tournament", s.tournament, 1)
+    _at_least("search.children", s.children, 1)
+    if s.strategy in ("regularized_evolution", "hybrid"):
+        if s.tournament > s.population:
+            raise _err("search.tournament", f"must be <= search.population ({s.population}), got {s.tournament}")
+        if s.children > s.population:
+            raise _err("search.children", f"must be <= search.population ({s.population}), got {s.children}")
+    _at_least("search.init_terms", s.init_terms, 1)
+    if s.init_terms > sp.n_terms:
+        raise _err("search.init_terms", f"must be <= space.n_terms ({sp.n_terms}), got {s.init_terms}")
+    for k, v in s.mutation.items():
+        if k not in MUTATIONS:
+            raise _err(f"search.mutation.{k}", f"unknown mutation (known: {', '.join(MUTATIONS)})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _err(f"search.mutation.{k}", f"expected float, got {_type_name(v)} {v!r}")
+        if v < 0:
+            raise _err(f"search.mutation.{k}", f"must be >= 0, got {v}")
+    full = {m: float(s.mutation.get(m, 0.0)) for m in MUTATIONS}
+    if sum(full.values()) <= 0:
+        raise _err("search.mutation", "probabilities must not all be zero")
+    if len(s.seed_rules) > s.population:
+        raise _err("search.seed_rules", f"more seed rules than search.population ({s.population})")
+    for i, r in enumerate(s.seed_rules):
+        _check_rule_in_space(r, space, f"search.seed_rules[{i}]")
+    if s.restart_after is not None:
+        _at_least("search.restart_after", s.restart_after, 1)
+    if s.hurdle is not None:
+        _at_least("search.hurdle.steps", s.hurdle.steps, 1)
+        _at_least("search.hurdle.seeds", s.hurdle.seeds, 1)
+    cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, mutation=full))
+
+    # --- network ---------------------------------------------------------------------------------------------
+    net_types = network_types()
+    net = {}
+    for k, v in cfg.network.items():
+        if k not in net_types:
+            raise _err(f"network.{k}", f"unknown key (known: {', '.join(net_types)})")
+        if k == "hidden" and isinstance(v, int) and not isinstance(v, bool):
+            v = [v]
+        v = _coerce(v, net_types[k], f"network.{k}")
+        net[k] = list(v) if isinstance(v, tuple) else v
+
+    # --- tasks -----------------------------------------------------------------------------------------------
+    from ..tasks.base import TaskError
+    if not cfg.tasks.search:
+        raise _err("tasks.search", "needs at least one task")
+    objectives = {}
+    for split in ("search", "select", "final"):
+        for i, e in enumerate(getattr(cfg.tasks, split)):
+            p = f"tasks.{split}[{i}]"
+            if not e.task:
+                raise _err(f"{p}.task", "missing task name")
+            try:
+                task = cfg.make_task(e)
+            except TaskError as exc:
+                raise _err(f"{p}.task", str(exc).splitlines()[0]) from None
+            if task.kind != "rate":
+                raise _err(f"{p}.task", f"task '{e.task}' is a {task.kind} task; searches run rate tasks")
+            seeds = e.seed_list
+            if isinstance(e.seeds, int):
+                _at_least(f"{p}.seeds", e.seeds, 1)
+            elif not seeds:
+                raise _err(f"{p}.seeds", "needs at least one seed")
+            for sd in seeds:
+                if not 0 <= sd < MAX_SEED:
+                    raise _err(f"{p}.seeds", f"seeds must be in [0, {MAX_SEED}), got {sd}")
+            if e.steps is not None:
+                _at_least(f"{p}.steps", e.steps, 1)
+            objectives[(split, i)] = task.objective
+    first_obj = objectives[("search", 0)]
+
+    # network resolved over the default for the first search task's objective
+    from ..networks.rate import NetworkConfig, NetworkError, default_network
+    base = {k: (list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(default_network(first_obj)).items()}
+    merged = {**base, **net}
+    try:
+        NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in merged.items()})
+    except (NetworkError, ValueError) as exc:
+        msg = str(exc).splitlines()[0]
+        key = next((k for k in net_types if k in msg), "")
+        raise _err(f"network.{key}" if key else "network", msg) from None
+    cfg = dataclasses.replace(cfg, network=merged)
+
+    # --- fitness ---------------------------------------------------------------------------------------------
+    f = cfg.fitness
+    metric = f.metric or DEFAULT_METRIC[first_obj]
+    for (split, i), obj in objectives.items():
+        if metric not in METRICS[obj]:
+            raise _err("fitness.metric", f"'{metric}' is not a metric of task {getattr(cfg.tasks, split)[i].task} "
+                                         f"({obj}: {', '.join(METRICS[obj])})")
+    if METRIC_SIGN.get(metric, 0) == 0:
+        raise _err("fitness.metric", f"'{metric}' has no direction (use it in fitness.penalties)")
+    for j, pen in enumerate(f.penalties):
+        for (split, i), obj in objectives.items():
+            if pen.metric not in METRICS[obj]:
+                raise _err(f"fitness.penalties[{j}].metric",
+                           f"'{pen.metric}' is not a metric of task {getattr(cfg.tasks, split)[i].task} "
+                           f"({obj}: {', '.join(METRICS[obj])})")
+        _at_least(f"fitness.penalties[{j}].weight", pen.weight, 0.0)
+    _at_least("fitness.complexity_penalty", f.complexity_penalty, 0.0)
+    cfg = dataclasses.replace(cfg, fitness=dataclasses.replace(f, metric=metric))
+
+    # --- coefficients / hybrid ---------------------------------------------------------------------------------
+    c = cfg.coefficients
+    if s.strategy in ("evosax", "metagrad") and not c.structure:
+        raise _err("coefficients.structure", f"strategy '{s.strategy}' needs a structure (a family such as "
+                                             "shervani_tabar or volterra, a known rule, or a formula)")
+    if c.structure:
+        from ..rules.program import RuleError
+        from .coeffs import structure_parametrization
+        try:
+            param = structure_parametrization(c.structure)
+        except RuleError as exc:
+            raise _err("coefficients.structure", str(exc).splitlines()[0]) from None
+        if c.init is not None and len(c.init) != param.n:
+            raise _err("coefficients.init", f"expected {param.n} values ({', '.join(param.names)}), "
+                                            f"got {len(c.init)}")
+    elif c.init is not None:
+        raise _err("coefficients.init", "needs coefficients.structure")
+    import evosax.algorithms as ea
+    from evosax.algorithms.distribution_based.base import DistributionBasedAlgorithm
+    alg = getattr(ea, c.algorithm, None)
+    if not (isinstance(alg, type) and issubclass(alg, DistributionBasedAlgorithm)):
+        known = sorted(n for n in dir(ea) if isinstance(getattr(ea, n), type)
+                       and issubclass(getattr(ea, n), DistributionBasedAlgorithm)
+                       and getattr(ea, n) is not DistributionBasedAlgorithm)
+        raise _err("coefficients.algorithm", f"unknown or unsupported evosax algorithm '{c.algorithm}' "
+                                             f"(distribution-based: {', '.join(known)})")
+    if c.std_init <= 0:
+        raise _err("coefficients.std_init", f"must be > 0, got {c.std_init}")
+    if c.optimizer not in OPTIMIZERS:
+        raise _err("coefficients.optimizer", f"unknown optimizer '{c.optimizer}' (known: {', '.join(OPTIMIZERS)})")
+    if c.lr <= 0:
+        raise _err("coefficients.lr", f"must be > 0, got {c.lr}")
+    if c.clip_norm <= 0:
+        raise _err("coefficients.clip_norm", f"must be > 0, got {c.clip_norm}")
+    if c.truncation is not None:
+        _at_least("coefficients.truncation", c.truncation, 1)
+    if c.meta_batch is not None:
+        _at_least("coefficients.meta_batch", c.meta_batch, 1)
+    _at_least("coefficients.max_consecutive_errors", c.max_consecutive_errors, 0)
+    loss = c.loss
+    if loss == "auto":
+        loss = "final_loss" if all("final_loss" in METRICS[o] for o in objectives.values()) else "fitness"
+    if loss != "fitness":
+        for (split, i), obj in objectives.items():
+            if split == "search" and loss not in METRICS[obj]:
+                raise _err("coefficients.loss", f"'{loss}' is not a metric of task "
+                                                f"{cfg.tasks.search[i].task} ({obj}: {', '.join(METRICS[obj])}) "
+                                                "nor 'fitness' / 'auto'")
+        if METRIC_SIGN.get(loss, 0) == 0 or loss in ("finite", "final_accuracy", "online_accuracy"):
+            raise _err("coefficients.loss", f"'{loss}' is not differentiable (use final_loss, final_mse, "
+                                            "pc1_alignment or fitness)")
+    cfg = dataclasses.replace(cfg, coefficients=dataclasses.replace(c, loss=loss))
+    es_fields = {f.name for f in dataclasses.fields(alg(population_size=4, solution=_zeros(2)).default_params)}
+    for k, v in c.es_params.items():
+        if k not in es_fields:
+            raise _err(f"coefficients.es_params.{k}", f"not a parameter of {c.algorithm} "
+                                                      f"(known: {', '.join(sorted(es_fields))})")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _err(f"coefficients.es_params.{k}", f"expected float, got {_type_name(v)} {v!r}")
+    h = cfg.hybrid
+    _at_least("hybrid.every", h.every, 1)
+    _at_least("hybrid.top_k", h.top_k, 1)
+    if s.strategy == "hybrid" and h.top_k > s.population:
+        raise _err("hybrid.top_k", f"must be <= search.population ({s.population}), got {h.top_k}")
+    if h.refine not in ("evosax", "metagrad"):
+        raise _err("hybrid.refine", f"unknown refinement '{h.refine}' (known: evosax, metagrad)")
+    _at_least("hybrid.steps", h.steps, 1)
+    _at_least("hybrid.population", h.population, 2)
+
+    # --- budget / hall of fame -------------------------------------------------------------------------------
+    _at_least("budget.generations", cfg.budget.generations, 0)
+    if cfg.budget.devices is not None:
+        _at_least("budget.devices", cfg.budget.devices, 1)
+    if cfg.budget.time_limit_s is not None and cfg.budget.time_limit_s <= 0:
+        raise _err("budget.time_limit_s", f"must be > 0, got {cfg.budget.time_limit_s}")
+    hof = cfg.hall_of_fame
+    _at_least("hall_of_fame.per_complexity", hof.per_complexity, 1)
+    _at_least("hall_of_fame.select_top_k", hof.select_top_k, 0)
+    if hof.choose not in CHOOSE_RULES:
+        raise _err("hall_of_fame.choose", f"unknown rule '{hof.choose}' (known: {', '.join(CHOOSE_RULES)})")
+    _at_least("hall_of_fame.eps", hof.eps, 0.0)
+    _at_least("hall_of_fame.snap_tol", hof.snap_tol, 0.0)
+    return cfg
+
+
+def _zeros(n):
+    import jax.numpy as jnp
+    return jnp.zeros(n)
+
+
+def _check_rule_in_space(spec: str, space, path: str) -> None:
+    from ..rules.program import RuleError
+    try:
+        rule_in_space(spec, space)
+    except RuleError as exc:
+        raise _err(path, str(exc).splitlines()[0]) from None
+
+
+def rule_in_space(spec: str, space):
+    """A known rule name or a formula, compiled and padded into ``space`` (RuleError if it does not fit)."""
+    from ..rules.formula import compile_formula
+    from ..rules.program import RuleError, pad
+    from ..rules.registry import RATE_SPACE, RULES
+    if spec in RULES:
+        r = RULES[spec]
+        if r.model != "rate":
+            raise RuleError(f"rule '{spec}' is a spiking rule")
+        prog, src = r.compile()
+    else:
+        prog, src = compile_formula(spec, RATE_SPACE)
+    return pad(prog, src, space)
+
+
+__all__ = ["ConfigError", "SearchConfig", "load_config", "STRATEGIES"]

@@ -1,0 +1,276 @@
+"""Hall of fame: the Pareto set of (fitness, complexity) of a run, with simplified formulas.
+
+During a run the engine keeps an :class:`Archive`: for every complexity level the ``per_complexity`` best distinct
+programs by *search* fitness. When the run finishes (``Search.finalize``) the candidates on the search Pareto front
+are re-scored on the ``select`` and ``final`` tasks; the hall of fame is the Pareto set of (select fitness,
+complexity) (search fitness if the config has no select tasks), and ``final`` numbers are only reported.
+
+Choice of ``best`` (``hall_of_fame.choose``):
+
+* ``eps`` (default): the lowest-complexity entry whose select fitness is within ``eps`` of the highest select
+  fitness (parsimony in the spirit of PySR's score, robust for fitnesses that are not losses);
+* ``fitness``: the highest select fitness.
+
+Entries are ordered by rank: 0 is the chosen best, then the others by decreasing select fitness.
+
+Python API (``run_search(cfg)`` returns one)::
+
+    hof.entries[i].formula / .latex / .complexity / .fitness / .metrics["final"]
+    hof.sympy(i), hof.latex(i), hof.formula(i)
+    fn, params = hof.jax(i)          # fn(params, **local_variables) -> dW; params = the rule's constants
+    hof.rule(i), hof.export(i, "numpy")
+    HallOfFame.from_json(hof.to_json())
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..rules.program import Program, Space
+from .fitness import WORST, WORST_JSON, json_float
+
+SCHEMA = "plasticity-search/hall-of-fame/v1"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# archive used during a run
+# --------------------------------------------------------------------------------------------------------------
+def max_complexity(space: Space) -> int:
+    return space.n_post + space.n_pre + 2 * space.n_terms
+
+
+class Archive:
+    """Per complexity level, the ``per`` best distinct programs by search fitness (fixed-shape numpy arrays)."""
+
+    def __init__(self, space: Space, per: int, programs: Program | None = None, fitness=None, hashes=None):
+        self.space, self.per = space, per
+        L = max_complexity(space) + 1
+        if programs is None:
+            empty = space.empty()
+            programs = Program(*[np.repeat(np.repeat(np.asarray(x)[None], per, 0)[None], L, 0) for x in empty])
+            fitness = np.full((L, per), WORST, np.float64)
+            hashes = [["" for _ in range(per)] for _ in range(L)]
+        self.programs = Program(*[np.array(x) for x in programs])
+        self.fitness = np.array(fitness, np.float64)
+        self.hashes = [list(h) for h in hashes]
+
+    @property
+    def levels(self) -> int:
+        return self.fitness.shape[0]
+
+    def add(self, programs: Program, fitness, complexity, hashes) -> None:
+        """Offer candidates (numpy Program [n], raw search fitness [n], complexity [n], FEC hashes [n])."""
+        fitness = np.asarray(fitness, np.float64)
+        for i in np.argsort(-np.where(np.isfinite(fitness), fitness, -np.inf), kind="stable"):
+            f = fitness[i]
+            if not np.isfinite(f):
+                continue
+            c = int(min(complexity[i], self.levels - 1))
+            row_h = self.hashes[c]
+            if hashes[i] in row_h:
+                j = row_h.index(hashes[i])
+                if f > self.fitness[c, j]:     # same function, better constants bookkeeping: keep the newer fitness
+                    self._put(c, j, programs, i, f, hashes[i])
+                continue
+            j = int(np.argmin(self.fitness[c]))
+            if f > self.fitness[c, j]:
+                self._put(c, j, programs, i, f, hashes[i])
+
+    def _put(self, c, j, programs, i, f, h):
+        for dst, src in zip(self.programs, programs):
+            dst[c, j] = np.asarray(src)[i]
+        self.fitness[c, j] = f
+        self.hashes[c][j] = h
+
+    def pareto_slots(self) -> list[tuple[int, int]]:
+        """(level, slot) of every stored program on a level that improves on all lower levels (search fitness)."""
+        out, best_so_far = [], -np.inf
+        for c in range(self.levels):
+            top = float(np.max(self.fitness[c]))
+            if np.isfinite(top) and top > best_so_far:
+                best_so_far = top
+                out.extend((c, j) for j in np.argsort(-self.fitness[c]) if np.isfinite(self.fitness[c, j]))
+        return out
+
+    def program(self, c: int, j: int) -> Program:
+        return Program(*[np.asarray(x)[c, j] for x in self.programs])
+
+    def best(self) -> tuple[float, int]:
+        """(best search fitness, its complexity)."""
+        if not np.isfinite(self.fitness).any():
+            return WORST, -1
+        c, j = np.unravel_index(np.argmax(self.fitness), self.fitness.shape)
+        return float(self.fitness[c, j]), int(c)
+
+
+def pareto_front(fitness, complexity) -> list[int]:
+    """Indices of the Pareto set (maximise fitness, minimise complexity); one per complexity, lowest first."""
+    order = sorted(range(len(fitness)), key=lambda i: (complexity[i], -_f(fitness[i])))
+    out, best = [], -np.inf
+    for i in order:
+        if _f(fitness[i]) > best:
+            if out and complexity[out[-1]] == complexity[i]:
+                continue
+            out.append(i)
+            best = _f(fitness[i])
+    return out
+
+
+def choose_best(fitness, complexity, rule: str = "eps", eps: float = 0.01) -> int:
+    """Index of the chosen entry (see the module docstring)."""
+    f = [_f(x) for x in fitness]
+    top = max(f)
+    if rule == "fitness" or not np.isfinite(top):
+        return int(np.argmax(f))
+    ok = [i for i in range(len(f)) if f[i] >= top - eps]
+    return min(ok, key=lambda i: (complexity[i], -f[i]))
+
+
+def _f(x) -> float:
+    x = -np.inf if x is None else float(x)
+    return x if np.isfinite(x) else -np.inf
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the result of a run
+# --------------------------------------------------------------------------------------------------------------
+@dataclass
+class Entry:
+    rank: int
+    formula: str
+    latex: str
+    complexity: int
+    fitness: float                       # select fitness (search fitness if the run has no select tasks)
+    metrics: dict                        # {"search": {...}, "select": {...}, "final": {...}}: fitness, metric means
+    program: dict                        # Program fields as lists
+    space: dict                          # Space.to_dict()
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["fitness"] = json_float(self.fitness)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Entry":
+        d = dict(d)
+        return cls(**{k: d[k] for k in ("rank", "formula", "latex", "complexity", "fitness", "metrics", "program",
+                                         "space")})
+
+    def rule_program(self) -> tuple[Program, Space]:
+        from ..export.json_format import _DTYPES
+        space = Space.from_dict(self.space)
+        prog = Program(**{f: np.asarray(self.program[f], dtype=_DTYPES.get(f, np.int32)) for f in Program._fields})
+        return prog, space
+
+
+@dataclass
+class HallOfFame:
+    entries: list[Entry]
+    best: int = 0
+    choose: str = "eps"
+    eps: float = 0.01
+    defaults: dict = field(default_factory=dict)      # simulation defaults of the rules (network lr, taus)
+    info: dict = field(default_factory=dict)          # run summary (name, strategy, generations, fec hit rate, ...)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i) -> Entry:
+        return self.entries[i]
+
+    # --- accessors -----------------------------------------------------------------------------------------------
+    def _ps(self, i):
+        return self.entries[i].rule_program()
+
+    def formula(self, i: int | None = None) -> str:
+        return self.entries[self.best if i is None else i].formula
+
+    def sympy(self, i: int | None = None):
+        from ..rules.formula import to_sympy
+        return to_sympy(*self._ps(self.best if i is None else i))
+
+    def latex(self, i: int | None = None) -> str:
+        from ..rules.formula import to_latex
+        return to_latex(*self._ps(self.best if i is None else i))
+
+    def jax(self, i: int | None = None):
+        """``(fn, params)``: ``fn(params, **local_variables) -> dW`` (post vectors [N], pre vectors [M], globals
+        scalars, ``w`` [N, M]; missing variables are 0); ``params`` are the rule's constants (term coefficients,
+        then instruction constants), so the rule can be fine-tuned by gradient."""
+        import jax.numpy as jnp
+
+        from .coeffs import Parametrization
+        prog, space = self._ps(self.best if i is None else i)
+        param = Parametrization.from_program(prog, space)
+
+        def fn(params, w, **values):
+            dw, de = space.apply(param.to_program(params), values, jnp.asarray(w, jnp.float32))
+            return (dw, de) if space.elig else dw
+
+        return fn, jnp.asarray(param.theta0)
+
+    def rule(self, i: int | None = None):
+        from ..rules.resolve import ResolvedRule
+        i = self.best if i is None else i
+        prog, space = self._ps(i)
+        name = f"{self.info.get('name', 'run')}:{i}"
+        return ResolvedRule(prog, space, name, self.entries[i].formula, "rate", dict(self.defaults),
+                            f"plasticity-search run {self.info.get('name', '')}".strip())
+
+    def export(self, i: int | None, target: str) -> str:
+        from ..export import export
+        return export(self.rule(i), target)
+
+    # --- serialisation ---------------------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "best": self.best, "choose": self.choose, "eps": self.eps,
+                "defaults": self.defaults, "info": _jsonable(self.info),
+                "entries": [e.to_json() for e in self.entries]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "HallOfFame":
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            raise ValueError(f"not a hall of fame (expected schema '{SCHEMA}')")
+        entries = [Entry.from_json(e) for e in d["entries"]]
+        for e in entries:
+            if e.fitness == WORST_JSON:
+                e.fitness = WORST
+        return cls(entries, int(d["best"]), d.get("choose", "eps"), float(d.get("eps", 0.01)),
+                   dict(d.get("defaults", {})), dict(d.get("info", {})))
+
+    def table(self) -> str:
+        """A PySR-like text table: rank, complexity, select fitness, final fitness, formula; '*' marks best."""
+        rows = ["  rank  cplx   fitness  final_fit  formula"]
+        for i, e in enumerate(self.entries):
+            fin = e.metrics.get("final", {}).get("fitness")
+            rows.append(f"{'*' if i == self.best else ' '} {e.rank:>4}  {e.complexity:>4}  {_fmt(e.fitness):>8}  "
+                        f"{_fmt(fin):>9}  {e.formula}")
+        return "\n".join(rows)
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    x = float(x)
+    if not math.isfinite(x) or x <= WORST_JSON:
+        return "worst"
+    return f"{x:.4f}"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        return json_float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+__all__ = ["HallOfFame", "Entry", "Archive", "pareto_front", "choose_best", "max_complexity"]

@@ -1,0 +1,305 @@
+"""``plasticity-search run`` / ``inspect`` end to end with the real search engine (quickstart.yaml, tiny overrides).
+
+One uninterrupted run (wandb offline, no network) and one run killed with SIGKILL after its first generation's
+checkpoint, then resumed: both must end with the same hall of fame. The subprocesses share a JAX compilation cache
+in a temporary directory so that only the first one pays for compiling.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from plasticity_search import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICKSTART = os.path.join(ROOT, "search_spaces", "quickstart.yaml")
+GENERATIONS = 3
+
+# quickstart's space, tiny everything else: a run takes seconds
+TINY = {
+    "search": {"population": 8, "tournament": 2, "children": 4},
+    "network": {"hidden": [8]},
+    "tasks": {"search": [{"task": "digits", "seeds": 1, "steps": 60}],
+              "select": [{"task": "digits", "seeds": 1, "steps": 60}],
+              "final": [{"task": "digits", "seeds": 2, "steps": 60}]},
+    "budget": {"generations": GENERATIONS},
+}
+
+
+def _text(path) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _json(path):
+    return json.loads(_text(path))
+
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _tiny_config(path) -> str:
+    with open(QUICKSTART) as f:
+        base = yaml.safe_load(f)
+    cfg = _merge(base, TINY)
+    cfg["name"] = "tiny"
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False)
+    return str(path)
+
+
+class _Listener:
+    """A local TCP server standing in for every remote host (WANDB_BASE_URL and HTTP(S) proxies point here):
+    any network call of an offline run lands in ``hits``."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.hits, self._stop = [], False
+        self._t = threading.Thread(target=self._serve, daemon=True)
+        self._t.start()
+
+    def _serve(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            c.settimeout(1.0)
+            try:
+                self.hits.append(c.recv(200))
+            except OSError:
+                self.hits.append(b"?")
+            c.close()
+
+    def env(self) -> dict:
+        u = self.url
+        return {"WANDB_BASE_URL": u, "HTTP_PROXY": u, "HTTPS_PROXY": u, "http_proxy": u, "https_proxy": u,
+                "ALL_PROXY": u, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+
+    def close(self):
+        self._stop = True
+        self._t.join(2)
+        self.sock.close()
+
+
+def _cmd(*args):
+    return [sys.executable, "-m", "plasticity_search", *args]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax-cache")
+    e = dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1", WANDB_SILENT="true", MPLBACKEND="Agg",
+             PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    e.pop("WANDB_MODE", None)
+    return e
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, env):
+    """An uninterrupted run, wandb offline (from the default: no flag, no WANDB_MODE) behind the listener, with the
+    learning curves of the top rules vs FA/BP baselines."""
+    d = tmp_path_factory.mktemp("finished")
+    cfg = _tiny_config(d / "tiny.yaml")
+    out = d / "run"
+    lis = _Listener()
+    t0 = time.perf_counter()
+    try:
+        r = subprocess.run(_cmd("run", cfg, "--out", str(out)), cwd=d, env={**env, **lis.env()},
+                           capture_output=True, text=True, timeout=300, check=False)
+    finally:
+        lis.close()
+    assert r.returncode == 0, r.stderr
+    return {"dir": str(out), "cfg": cfg, "stdout": r.stdout, "stderr": r.stderr, "hits": lis.hits,
+            "wall": time.perf_counter() - t0}
+
+
+def _hof_without_wall_time(path):
+    with open(os.path.join(path, "hall_of_fame.json")) as f:
+        d = json.load(f)
+    d.get("info", {}).pop("wall_time_s", None)
+    return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_sigkill_then_resume_gives_the_same_hall_of_fame(finished, env, tmp_path, capsys):
+    out = tmp_path / "run"
+    p = subprocess.Popen(_cmd("run", finished["cfg"], "--out", str(out), "--wandb", "disabled", "--no-curves"),
+                         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = out / "checkpoints" / "ckpt-00000001.npz"
+    deadline = time.time() + 240
+    while not first.exists() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert first.exists(), p.stderr.read() if p.poll() is not None else "no checkpoint in time"
+    p.send_signal(signal.SIGKILL)
+    p.wait(30)
+    p.stderr.close()
+    assert p.returncode == -signal.SIGKILL and not (out / "hall_of_fame.json").exists()
+
+    # a killed run is a run: inspect shows its provisional hall of fame (from the newest checkpoint)
+    assert cli.main(["inspect", str(out), "--json", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "interrupted" and doc["provisional"] and doc["entries"]
+
+    r = subprocess.run(_cmd("run", str(out), "--resume", "--wandb", "disabled", "--no-curves"), cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "resuming" in r.stderr
+    assert _hof_without_wall_time(out) == _hof_without_wall_time(finished["dir"])
+    strip = lambda ms: [{k: v for k, v in m.items() if k not in ("wall_time_s", "candidates_per_s")} for m in ms]
+    from plasticity_search.runs.rundir import read_metrics
+    assert strip(read_metrics(str(out))) == strip(read_metrics(finished["dir"]))
+    assert len(read_metrics(str(out))) == GENERATIONS
+
+
+def test_run_directory_holds_everything(finished):
+    from plasticity_search.search import load_config
+
+    d = finished["dir"]
+    names = set(os.listdir(d))
+    assert {"config.yaml", "metrics.jsonl", "hall_of_fame.csv", "hall_of_fame.json", "checkpoints", "plots",
+            "report.html", "run.json", "wandb"} <= names
+    assert not [n for n in names if ".tmp-" in n]
+    # config.yaml: every default written out, loads back to the same config
+    with open(os.path.join(d, "config.yaml")) as f:
+        written = yaml.safe_load(f)
+    cfg = load_config(finished["cfg"])
+    assert written == json.loads(json.dumps(cfg.to_dict())) and load_config(written) == cfg
+    assert {"hall_of_fame", "coefficients", "fitness"} <= set(written)
+    # metrics.jsonl: one line per generation with the documented fields
+    lines = [json.loads(x) for x in _text(os.path.join(d, "metrics.jsonl")).splitlines()]
+    assert len(lines) == GENERATIONS
+    assert {"generation", "best_fitness", "median_fitness", "fec_hit_rate", "candidates_per_s",
+            "wall_time_s"} <= set(lines[0])
+    # hall of fame
+    hof = _json(os.path.join(d, "hall_of_fame.json"))
+    e = hof["entries"][0]
+    assert {"rank", "formula", "latex", "complexity", "metrics"} <= set(e)
+    assert set(e["metrics"]) == {"search", "select", "final"}
+    header = _text(os.path.join(d, "hall_of_fame.csv")).split('\n', 1)[0].strip().split(",")
+    assert header[:4] == ["rank", "chosen", "complexity", "fitness"] and "formula" in header
+    # checkpoints (the newest is the last generation), plots, report
+    ck = sorted(os.listdir(os.path.join(d, "checkpoints")))
+    assert ck[-1] == f"ckpt-{GENERATIONS:08d}.npz"
+    assert {"fitness.png", "pareto.png", "learning_curves.png"} <= set(os.listdir(os.path.join(d, "plots")))
+    curves = _json(os.path.join(d, "plots", "curves.json"))
+    (series,) = [c["series"] for c in curves.values()]
+    assert {"baseline FA", "baseline BP"} <= set(series) and any(k.startswith("rank 0") for k in series)
+    html = _text(os.path.join(d, "report.html"))
+    assert html.count("data:image/png;base64,") >= 3 and "<script" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert e["formula"] in html or e["latex"] in html
+    # stdout: the hall of fame table
+    assert "rank" in finished["stdout"] and "> chosen" in finished["stdout"]
+
+
+def test_wandb_offline_run_without_network(finished):
+    d = os.path.join(finished["dir"], "wandb")
+    runs = [n for n in os.listdir(d) if n.startswith("offline-run-")]
+    assert len(runs) == 1
+    assert any(f.endswith(".wandb") for f in os.listdir(os.path.join(d, runs[0])))
+    assert finished["hits"] == [], finished["hits"]
+    assert "wandb sync" in finished["stdout"]
+
+
+def test_inspect_table_and_json(finished, capsys):
+    d = finished["dir"]
+    assert cli.main(["inspect", d]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "finished" in lines[0] and "rank" in lines[1] and "complexity" in lines[1] and "fit.final" in lines[1]
+    assert lines[3].startswith(">")
+    assert cli.main(["inspect", d, "--json", "--top", "1", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    hof = _json(os.path.join(d, "hall_of_fame.json"))
+    assert doc["status"] == "finished" and not doc["provisional"] and len(doc["entries"]) == 1
+    e = doc["entries"][0]
+    assert e["chosen"] and e["formula"] == hof["entries"][0]["formula"]
+    assert set(e["fitness"]) == {"search", "select", "final"}
+
+
+def test_export_run_rank(finished, capsys, tmp_path):
+    d = finished["dir"]
+    hof = _json(os.path.join(d, "hall_of_fame.json"))
+    assert cli.main(["export", f"{d}:0", "--to", "json", "-o", str(tmp_path / "rule.json")]) == 0
+    rule = _json(tmp_path / "rule.json")
+    assert rule["program"] == hof["entries"][0]["program"]
+    last = len(hof["entries"]) - 1
+    assert cli.main(["export", f"{d}:{last}", "--to", "numpy"]) == 0
+    assert "def rule(" in capsys.readouterr().out
+    assert cli.main(["export", f"{d}:99", "--to", "latex"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def _bad(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("case", ["missing config", "invalid yaml", "unknown key", "negative population",
+                                  "missing run dir (inspect)", "missing run dir (resume)", "not a run dir",
+                                  "negative generations"])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with open(QUICKSTART) as f:
+        quick = f.read()
+    args = {
+        "missing config": ["run", "nope.yaml"],
+        "invalid yaml": ["run", _bad(tmp_path, "bad.yaml", "name: x\n  space: [1, 2\n")],
+        "unknown key": ["run", _bad(tmp_path, "unk.yaml", quick + "\nfrobnicate: 1\n")],
+        "negative population": ["run", _bad(tmp_path, "neg.yaml", quick + "\nsearch: {population: -4}\n")],
+        "missing run dir (inspect)": ["inspect", "no_such_run"],
+        "missing run dir (resume)": ["run", "no_such_run", "--resume"],
+        "not a run dir": ["inspect", "."],
+        "negative generations": ["run", QUICKSTART, "--generations", "-1"],
+    }[case]
+    before = sorted(os.listdir(tmp_path))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    needle = {"missing config": "does not exist", "invalid yaml": "not valid YAML", "unknown key": "frobnicate",
+              "negative population": "search.population", "missing run dir (inspect)": "does not exist",
+              "missing run dir (resume)": "does not exist", "not a run dir": "not a run directory",
+              "negative generations": "--generations"}[case]
+    assert needle in err
+    assert sorted(os.listdir(tmp_path)) == before            # nothing written (no runs/, no temp files)
+
+
+def test_bad_input_in_a_real_process(tmp_path, env):
+    r = subprocess.run(_cmd("run", str(tmp_path / "missing.yaml")), cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=60, check=False)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "does not exist" in r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_resume_refuses_a_changed_config(finished, capsys, tmp_path):
+    d = finished["dir"]
+    snapshot = {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)}
+    changed = _bad(tmp_path, "changed.yaml", _text(finished["cfg"]).replace("population: 8", "population: 6"))
+    for args, needle in ((["run", changed, "--out", d, "--resume"], "search.population"),
+                         (["run", d, "--resume", "--seed", "7"], "--seed"),
+                         (["run", d, "--resume", "--generations", "1"], "only extend"),
+                         (["run", finished["cfg"], "--out", d], "--resume")):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot

@@ -1,0 +1,212 @@
+"""The search engine end to end on tiny configs: whole searches in seconds, exact state round trips for every
+strategy, the FEC cache, NaN -> worst, hurdles, and the hall of fame (Pareto, best rule, JSON, sympy/LaTeX/JAX)."""
+import io
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+
+from plasticity_search.search import (HallOfFame, Search, load_config, run_search, state_from_tree,
+                                      state_to_tree)
+from plasticity_search.search.fitness import WORST, WORST_JSON, FitnessFn
+from plasticity_search.search.hall_of_fame import choose_best, pareto_front
+
+PCA = {"task": "pca", "seeds": 2, "steps": 100}
+TINY = {
+    "name": "tiny",
+    "space": {"post_vars": ["y"], "pre_vars": ["x"], "ops": ["add", "sub", "mul"], "syn": ["1", "w"],
+              "n_post": 2, "n_pre": 1, "n_terms": 3},
+    "search": {"population": 8, "tournament": 2, "children": 4},
+    "tasks": {"search": [PCA], "select": [PCA], "final": [PCA]},
+    "fitness": {"penalties": [{"metric": "weight_norm", "target": 1.0, "weight": 1.0}]},
+    "budget": {"generations": 10},
+}
+STRATEGY_OVERRIDES = {
+    "regularized_evolution": {},
+    "hybrid": {"search.strategy": "hybrid", "hybrid.every": 2, "hybrid.top_k": 1, "hybrid.steps": 2,
+               "hybrid.population": 4},
+    "hybrid_metagrad": {"search.strategy": "hybrid", "hybrid.every": 2, "hybrid.top_k": 1, "hybrid.steps": 2,
+                        "hybrid.refine": "metagrad", "coefficients.lr": 0.05},
+    "evosax": {"search.strategy": "evosax", "search.population": 4, "coefficients.structure": "y*x - 0.5*y*y*w"},
+    "metagrad": {"search.strategy": "metagrad", "coefficients.structure": "y*x - 0.5*y*y*w",
+                 "coefficients.lr": 0.05},
+}
+
+
+def tiny(**over):
+    return load_config(TINY, over)
+
+
+def _tree_equal(a, b):
+    (aa, am), (ba, bm) = state_to_tree(a), state_to_tree(b)
+    assert am == bm
+    assert set(aa) == set(ba)
+    for k in aa:
+        if k.endswith("elapsed_s"):
+            continue
+        np.testing.assert_array_equal(aa[k], ba[k], err_msg=k)
+        assert aa[k].dtype == ba[k].dtype, k
+
+
+def _through_files(state):
+    """state -> npz bytes + JSON text -> state, as the runs layer stores it."""
+    arrays, meta = state_to_tree(state)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as z:
+        arrays2 = {k: z[k] for k in z.files}
+    return state_from_tree(arrays2, json.loads(json.dumps(meta, allow_nan=False)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_whole_small_search_end_to_end():
+    seen = []
+    hof, state = run_search(tiny(), progress_fn=seen.append, return_state=True)
+    assert [m["generation"] for m in seen] == list(range(1, 11))
+    for m in seen:
+        assert {"generation", "best_fitness", "median_fitness", "fec_hit_rate", "candidates_per_s", "n_evaluated",
+                "wall_time_s"} <= set(m)
+        json.dumps(m, allow_nan=False)
+    assert state.counters["n_hits"] > 0 and seen[-1]["fec_hit_rate"] > 0       # the FEC cache is used
+    assert seen[-1]["n_evaluated"] < state.counters["n_candidates"]
+    assert len(hof) >= 1 and hof.best == 0 and hof.entries[0].rank == 0
+    for e in hof.entries:
+        assert set(e.metrics) == {"search", "select", "final"}
+        assert {"fitness", "pc1_alignment", "weight_norm", "finite"} <= set(e.metrics["final"])
+    # the hall of fame is a Pareto set of (select fitness, complexity)
+    fits = [e.fitness for e in hof.entries]
+    cplx = [e.complexity for e in hof.entries]
+    for i in range(len(fits)):
+        for j in range(len(fits)):
+            assert not (fits[j] >= fits[i] and cplx[j] <= cplx[i] and (fits[j], cplx[j]) != (fits[i], cplx[i]))
+    assert "*" in hof.table().splitlines()[1]
+
+
+@pytest.mark.parametrize("strategy", list(STRATEGY_OVERRIDES))
+def test_state_round_trip_is_exact(strategy):
+    """step 2, save (npz + JSON), restore, step 2 more == step 4 straight, bit for bit."""
+    over = dict(STRATEGY_OVERRIDES[strategy], **{"budget.generations": 4})
+    search = Search(tiny(**over))
+    s0 = search.init()
+    straight, ms = s0, []
+    for _ in range(4):
+        straight, m = search.step(straight)
+        ms.append(m)
+    half = s0
+    for _ in range(2):
+        half, _ = search.step(half)
+    restored = _through_files(half)
+    _tree_equal(restored, half)
+    for g in range(2):
+        restored, m = search.step(restored)
+        skip = {"wall_time_s", "candidates_per_s"}
+        assert {k: v for k, v in m.items() if k not in skip} == {k: v for k, v in ms[2 + g].items() if k not in skip}
+    _tree_equal(restored, straight)
+    assert search.done(restored)
+    hof = search.finalize(restored)
+    assert len(hof) >= 1
+    assert HallOfFame.from_json(json.loads(json.dumps(hof.to_json(), allow_nan=False))).to_json() == hof.to_json()
+
+
+def test_step_does_not_mutate_its_input():
+    search = Search(tiny())
+    s0 = search.init()
+    before = state_to_tree(s0)
+    search.step(s0)
+    after = state_to_tree(s0)
+    assert before[1] == after[1]
+    for k in before[0]:
+        np.testing.assert_array_equal(before[0][k], after[0][k])
+
+
+def test_nan_fitness_is_worst():
+    f = FitnessFn("pc1_alignment", 1.0, (("weight_norm", 1.0, 1.0),))
+    m = {"pc1_alignment": np.array([[0.9, 0.8], [np.nan, 0.9], [0.5, 0.5]]),
+         "weight_norm": np.array([[1.0, 1.0], [1.0, np.inf], [1.0, 1.0]])}
+    agg = f.aggregate([f.per_instance(m)])
+    assert agg[1] == WORST and np.isfinite(agg[[0, 2]]).all() and agg[0] > agg[2]
+    # an exploding seed rule in a real search: -inf internally, a finite number in JSON output
+    search = Search(tiny(**{"search.seed_rules": ["1000*y*x"], "budget.generations": 1}))
+    state = search.init()
+    assert float(state.strategy.fitness[0]) == -np.inf
+    _, m = search.step(state)
+    assert all(np.isfinite(v) for v in m.values() if isinstance(v, float))
+    assert search.hall_of_fame(state).to_json()["entries"]
+
+
+def test_hurdle_stops_bad_candidates_early():
+    cfg = tiny(**{"search.hurdle": {"steps": 20, "seeds": 1, "threshold": 0.5}, "budget.generations": 3})
+    hof, state = run_search(cfg, return_state=True)
+    assert state.counters.get("n_hurdle_failed", 0) > 0
+    assert len(hof) >= 1
+
+
+def test_restart_after_stagnation():
+    _, state = run_search(tiny(**{"search.restart_after": 1, "budget.generations": 6}), return_state=True)
+    assert state.counters.get("n_restarts", 0) >= 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_pareto_and_choice_rules():
+    fit = [0.5, 0.9, 0.95, 0.96, 0.2, 0.96]
+    cpl = [1, 3, 4, 6, 2, 7]
+    front = pareto_front(fit, cpl)
+    assert front == [0, 1, 2, 3]
+    assert choose_best([fit[i] for i in front], [cpl[i] for i in front], "eps", 0.02) == 2
+    assert choose_best([fit[i] for i in front], [cpl[i] for i in front], "fitness") == 3
+    assert pareto_front([np.nan, 0.1], [1, 2]) == [1]
+
+
+@pytest.fixture(scope="module")
+def hof_oja():
+    """A hall of fame whose entries include Oja's rule (seeded) after a few generations."""
+    cfg = tiny(**{"search.seed_rules": ["y*(x - y*w)", "-0.5*y*x"], "budget.generations": 3,
+                  "tasks.search": [{"task": "pca", "seeds": 2, "steps": 300}]})
+    return run_search(cfg)
+
+
+def test_hall_of_fame_accessors_are_consistent(hof_oja):
+    hof = hof_oja
+    rng = np.random.default_rng(0)
+    vals = {"y": rng.normal(size=4).astype(np.float32), "x": rng.normal(size=3).astype(np.float32)}
+    w = rng.normal(size=(4, 3)).astype(np.float32)
+    for i, e in enumerate(hof.entries):
+        expr = hof.sympy(i)
+        assert hof.latex(i) == e.latex and hof.formula(i) == e.formula
+        assert sp.sympify(e.formula, locals={"w": sp.Symbol("w", real=True)}) is not None
+        fn, params = hof.jax(i)
+        dw = np.asarray(fn(params, w, **vals))
+        syms = {s.name: s for s in expr.free_symbols}
+        f = sp.lambdify([syms.get(n, sp.Symbol(n)) for n in ("y", "x", "w")], expr, "numpy")
+        ref = f(vals["y"][:, None], vals["x"][None, :], w) * np.ones_like(w)
+        np.testing.assert_allclose(dw, ref, rtol=2e-3, atol=1e-4)
+        # the parameter vector is live: scaling it scales a linear rule's update
+        if len(params):
+            import jax
+            g = jax.grad(lambda p: jnp.sum(fn(p, w, **vals)))(params)
+            assert np.all(np.isfinite(np.asarray(g)))
+    assert hof.formula(0) == "y*(-w*y + x)" and hof.entries[0].complexity == 4
+    d = json.loads(json.dumps(hof.to_json(), allow_nan=False))
+    back = HallOfFame.from_json(d)
+    assert back.to_json() == hof.to_json()
+    assert back.sympy(0) == hof.sympy(0) and back.latex(0) == hof.latex(0)
+    assert "def rule" in back.export(0, "numpy")
+    r = back.rule(0)
+    assert r.model == "rate" and r.defaults["lr"] == 0.005
+
+
+def test_hall_of_fame_best_is_oja_when_seeded(hof_oja):
+    from plasticity_search.search.equivalence import equivalent_up_to_positive_factor
+    prog, space = hof_oja.entries[0].rule_program()
+    assert equivalent_up_to_positive_factor(prog, space, "oja"), hof_oja.table()
+    assert not equivalent_up_to_positive_factor(prog, space, "hebb")
+
+
+def test_worst_fitness_in_json():
+    h = HallOfFame.from_json({"schema": "plasticity-search/hall-of-fame/v1", "best": 0, "entries": []})
+    assert len(h) == 0
+    from plasticity_search.search.fitness import json_float
+    assert json_float(float("nan")) == WORST_JSON == json_float(-np.inf)

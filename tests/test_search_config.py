@@ -1,0 +1,124 @@
+"""Search configs: every shipped search space loads, defaults are written out, bad input is a one-line error naming
+the key (before any compute)."""
+import glob
+import json
+import os
+
+import pytest
+import yaml
+
+from plasticity_search.search import ConfigError, load_config
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+SPACES = sorted(glob.glob(os.path.join(ROOT, "search_spaces", "*.yaml")))
+BASE = {"tasks": {"search": [{"task": "pca", "seeds": 2, "steps": 50}]},
+        "space": {"post_vars": ["y"], "pre_vars": ["x"], "ops": ["add", "mul"], "syn": ["1", "w"],
+                  "n_post": 1, "n_pre": 0, "n_terms": 2}}
+
+
+def test_shipped_search_spaces():
+    names = {os.path.basename(p) for p in SPACES}
+    assert {"quickstart.yaml", "oja.yaml", "delta.yaml", "st_pool.yaml", "st_pool_metagrad.yaml",
+            "volterra_oja.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", SPACES, ids=os.path.basename)
+def test_search_space_loads_and_round_trips(path):
+    cfg = load_config(path)
+    d = cfg.to_dict()
+    again = load_config(json.loads(json.dumps(d)))          # through JSON: plain data only
+    assert again == cfg and again.to_dict() == d
+    assert load_config(yaml.safe_load(yaml.safe_dump(d))) == cfg
+    # every default is written out
+    assert {"name", "seed", "space", "search", "coefficients", "hybrid", "network", "tasks", "fitness", "budget",
+            "hall_of_fame"} == set(d)
+    assert d["fitness"]["metric"] and "lr" in d["network"] and "restart_after" in d["search"]
+    assert cfg.generations == d["budget"]["generations"] and cfg.seed == d["seed"]
+
+
+def test_quickstart_space_section_keeps_its_shape():
+    with open(os.path.join(ROOT, "search_spaces", "quickstart.yaml")) as f:
+        space = yaml.safe_load(f)["space"]
+    from plasticity_search.rules import Space
+    s = Space.from_dict(space)
+    assert s.post_vars == ("y", "a", "e", "ybar", "theta") and s.n_terms == 4
+
+
+def test_overrides_and_shorthands():
+    cfg = load_config({**BASE, "tasks": {"search": "pca", "final": ["pca"]}},
+                      {"seed": 3, "budget.generations": 5, "search.population": 20})
+    assert (cfg.seed, cfg.generations, cfg.search.population) == (3, 5, 20)
+    assert cfg.tasks.search[0].task == "pca" and cfg.tasks.final[0].seed_list == (0, 1)
+    assert cfg.fitness.metric == "pc1_alignment"           # default for the pca objective
+    assert cfg.network["hidden"] == [] and cfg.network["lr"] == 0.005
+
+
+def _deep(d, dotted, value):
+    import copy
+    d = copy.deepcopy(d)
+    node = d
+    parts = dotted.split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize("dotted,value,key,needle", [
+    ("frobnicate", 1, "frobnicate", "unknown key"),
+    ("search.frobnicate", 1, "search.frobnicate", "unknown key"),
+    ("search.population", -4, "search.population", "must be >= 2, got -4"),
+    ("search.population", "many", "search.population", "expected int"),
+    ("search.population", 2.5, "search.population", "expected int"),
+    ("search.fec", "yes", "search.fec", "expected bool"),
+    ("search.strategy", "annealing", "search.strategy", "unknown strategy"),
+    ("search.mutation.teleport", 0.1, "search.mutation.teleport", "unknown mutation"),
+    ("search.children", 100, "search.children", "must be <="),
+    ("search.seed_rules", ["e*x"], "search.seed_rules[0]", "not available"),
+    ("space.ops", ["add", "teleport"], "space.ops", "unknown op 'teleport'"),
+    ("space.post_vars", ["y", "banana"], "space.post_vars", "unknown variable 'banana'"),
+    ("space.post_vars", ["x"], "space.post_vars", "pre quantity"),
+    ("space.post_vars", ["sy"], "space.post_vars", "not available in rate networks"),
+    ("space.syn", ["1", "w3"], "space.syn", "unknown synapse factor"),
+    ("space.n_terms", 0, "space.n_terms", "must be >= 1"),
+    ("tasks.search", [{"task": "imagenet"}], "tasks.search[0].task", "unknown task"),
+    ("tasks.search", [{"task": "pca", "seeds": 0}], "tasks.search[0].seeds", "must be >= 1"),
+    ("tasks.search", [{"task": "pca", "sedes": 2}], "tasks.search[0].sedes", "unknown key"),
+    ("tasks.search", [], "tasks.search", "at least one task"),
+    ("fitness.metric", "final_accuracy", "fitness.metric", "not a metric of task pca"),
+    ("fitness.metric", "weight_norm", "fitness.metric", "no direction"),
+    ("network.activation", "swish", "network.activation", "unknown activation"),
+    ("network.hidden", "big", "network.hidden", "expected"),
+    ("network.widht", 3, "network.widht", "unknown key"),
+    ("coefficients.algorithm", "NoSuchES", "coefficients.algorithm", "unknown or unsupported evosax algorithm"),
+    ("coefficients.structure", "frobnicate", "coefficients.structure", "unknown name"),
+    ("coefficients.optimizer", "newton", "coefficients.optimizer", "unknown optimizer"),
+    ("budget.generations", -1, "budget.generations", "must be >= 0"),
+    ("budget.time_limit_s", 0, "budget.time_limit_s", "must be > 0"),
+    ("hall_of_fame.choose", "vibes", "hall_of_fame.choose", "unknown rule"),
+])
+def test_invalid_config_names_the_key(dotted, value, key, needle):
+    with pytest.raises(ConfigError) as exc:
+        load_config(_deep(BASE, dotted, value))
+    msg = str(exc.value)
+    assert msg.startswith(key + ":"), msg
+    assert needle in msg and "\n" not in msg
+
+
+def test_strategy_needs_structure_and_sizes():
+    with pytest.raises(ConfigError, match=r"^coefficients.structure: strategy 'evosax' needs a structure"):
+        load_config(_deep(BASE, "search.strategy", "evosax"))
+    with pytest.raises(ConfigError, match=r"^coefficients.init: expected 3 values"):
+        load_config(_deep(_deep(_deep(BASE, "search.strategy", "evosax"), "coefficients.structure",
+                                "shervani_tabar"), "coefficients.init", [1.0]))
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n  space: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match=r"^search.population: must be >= 2"):
+        load_config(os.path.join(ROOT, "search_spaces", "oja.yaml"), {"search.population": -4})
