@@ -26,8 +26,7 @@ import sympy as sp
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
-from ..rules.formula import symbol
-from ..rules.ops import OP_BY_NAME
+from ..rules.formula import side_exprs, symbol
 from ..rules.program import TARGET_ELIG, Program, RuleError, Space, liveness
 from ..rules.resolve import ResolvedRule
 from ..rules.variables import VARIABLES
@@ -71,20 +70,8 @@ def param_form(prog: Program, space: Space) -> ParamForm:
     coefs = {k: new_const(prog.term_coef[k], f"term {k} coefficient") for k in term_idx}
     regs = {}
     for side, live in (("post", live_post), ("pre", live_pre)):
-        names = space.register_names(side)
-        n_in = space.n_inputs(side)
-        r: dict[int, sp.Expr] = {0: sp.Integer(1)}
-        for i in range(1, n_in):
-            r[i] = symbol(names[i])
-        op, a, b, c = (np.asarray(getattr(prog, f"{side}_{x}")) for x in ("op", "a", "b", "c"))
-        for i in np.nonzero(live)[0]:
-            o = OP_BY_NAME[space.ops[int(op[i])]]
-            n_reg = n_in + int(i)
-            ra = r.get(int(np.clip(a[i], 0, n_reg - 1)), sp.Integer(0))
-            rb = r.get(int(np.clip(b[i], 0, n_reg - 1)), sp.Integer(0))
-            ci = new_const(c[i], f"{side} instruction {int(i)} ({o.name})") if o.uses_const else sp.Integer(0)
-            r[n_in + int(i)] = o.sympy(ra, rb, ci)
-        regs[side] = r
+        regs[side] = side_exprs(prog, space, side, live,
+                                lambda v, i, o, side=side: new_const(v, f"{side} instruction {i} ({o.name})"))
     out = [sp.Integer(0), sp.Integer(0)]
     w, el = symbol("w"), symbol("elig")
     has_elig = False

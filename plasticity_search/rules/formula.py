@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .ops import OP_BY_NAME, SYN_BY_NAME
-from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, dce, liveness
+from .ops import OP_BY_NAME
+from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
 from .variables import VARIABLES
 
 MAX_FORMULA_CHARS = 4000
@@ -394,7 +394,9 @@ def _round_float(x: float, digits: int) -> sp.Expr:
     return sp.Float(float(f"{x:.{digits}g}"), digits)
 
 
-def _side_exprs(prog: Program, space: Space, side: str, live, digits: int) -> dict[int, sp.Expr]:
+def side_exprs(prog: Program, space: Space, side: str, live, const_fn) -> dict[int, sp.Expr]:
+    """sympy expression of every live register of one side; ``const_fn(value, i, op)`` turns the constant of
+    instruction ``i`` (an op that reads it) into a sympy expression (a rounded number, or a parameter symbol)."""
     names = space.register_names(side)
     n_in = space.n_inputs(side)
     regs: dict[int, sp.Expr] = {0: sp.Integer(1)}
@@ -406,7 +408,8 @@ def _side_exprs(prog: Program, space: Space, side: str, live, digits: int) -> di
         n_reg = n_in + int(i)
         ra = regs.get(int(np.clip(a[i], 0, n_reg - 1)), sp.Integer(0))
         rb = regs.get(int(np.clip(b[i], 0, n_reg - 1)), sp.Integer(0))
-        regs[n_in + int(i)] = o.sympy(ra, rb, _round_float(float(c[i]), digits))
+        ci = const_fn(float(c[i]), int(i), o) if o.uses_const else sp.Integer(0)
+        regs[n_in + int(i)] = o.sympy(ra, rb, ci)
     return regs
 
 
@@ -414,8 +417,9 @@ def to_sympy_raw(prog: Program, space: Space, digits: int = 6) -> tuple[sp.Expr,
     """(dw, delig) as unsimplified sympy expressions (constants rounded to ``digits`` significant digits)."""
     prog = Program(*[np.asarray(x) for x in prog])
     live_post, live_pre, terms = liveness(prog, space)
-    P = _side_exprs(prog, space, "post", live_post, digits)
-    Q = _side_exprs(prog, space, "pre", live_pre, digits)
+    rounded = lambda v, i, o: _round_float(v, digits)  # noqa: E731
+    P = side_exprs(prog, space, "post", live_post, rounded)
+    Q = side_exprs(prog, space, "pre", live_pre, rounded)
     out = [sp.Integer(0), sp.Integer(0)]
     w, el = symbol("w"), symbol("elig")
     for k in np.nonzero(terms)[0]:

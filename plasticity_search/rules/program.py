@@ -15,7 +15,7 @@ leading population axis and one ``jit(vmap(...))`` runs all of them with one com
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple, Sequence
 
 import jax
@@ -192,17 +192,9 @@ class Space:
     def combine_terms(self, term_s, term_tgt, P, Q, w, elig=None):
         """Like :meth:`combine` for any number of term rows (e.g. K terms x B samples of a mini-batch).
 
-        Few terms: one fused elementwise pass over the synapses (each term's outer product times its selected
-        per-synapse factor), which XLA fuses into a single loop that reads w once. Many terms (e.g. the
-        27-term Volterra basis): one small matmul per synapse factor group.
+        Each synapse-factor group sums its terms' outer products with :func:`_outer_sum` and multiplies by the
+        factor once.
         """
-        if P.shape[0] <= FUSED_MAX_TERMS:
-            return self._combine_fused(term_s, term_tgt, P, Q, w, elig)
-        return self._combine_matmul(term_s, term_tgt, P, Q, w, elig)
-
-    def _combine_fused(self, term_s, term_tgt, P, Q, w, elig):
-        """One fused pass: the per-term factor choice is folded into the post vectors, so each synapse computes
-        sum_s F_s(w) * sum_k [s_k = s] P_k Q_k with multiply-adds only (no per-synapse selects)."""
         if elig is None:
             elig = jnp.zeros_like(w)
         targets = (TARGET_W, TARGET_ELIG) if self.elig else (TARGET_W,)
@@ -210,30 +202,12 @@ class Space:
         for tgt in targets:
             total = None
             for s_idx, s in enumerate(self.syn_objs):
+                # the per-term factor choice is folded into the post vectors (vector-level work), so the
+                # per-synapse work is multiply-adds only (no per-synapse selects)
                 sel = ((term_s == s_idx) & (term_tgt == tgt))[:, None]
-                Ps = jnp.where(sel, P, 0.0)                      # [K, N], vector-level work
-                acc = None
-                for k in range(P.shape[0]):
-                    o = Ps[k][:, None] * Q[k][None, :]
-                    acc = o if acc is None else acc + o
+                acc = _outer_sum(jnp.where(sel, P, 0.0), Q)
                 acc = acc if s.name == "1" else s.jax(w, elig) * acc
                 total = acc if total is None else total + acc
-            out.append(total)
-        return out[0], (out[1] if self.elig else jnp.zeros_like(w))
-
-    def _combine_matmul(self, term_s, term_tgt, P, Q, w, elig=None):
-        if elig is None:
-            elig = jnp.zeros_like(w)
-        targets = (TARGET_W, TARGET_ELIG) if self.elig else (TARGET_W,)
-        out = []
-        for tgt in targets:
-            total = None
-            for s_idx, s in enumerate(self.syn_objs):
-                mask = (term_s == s_idx) & (term_tgt == tgt)
-                Ps = jnp.where(mask[:, None], P, 0.0)
-                m = Ps.T @ Q
-                m = m if s.name == "1" else s.jax(w, elig) * m
-                total = m if total is None else total + m
             out.append(total)
         return out[0], (out[1] if self.elig else jnp.zeros_like(w))
 
@@ -259,6 +233,18 @@ class Space:
         if not rows:
             return jnp.zeros((0, n), dtype)
         return jnp.stack(rows)
+
+
+def _outer_sum(P: jax.Array, Q: jax.Array) -> jax.Array:
+    """sum_k P_k (x) Q_k. Few rows: an unrolled elementwise sum that XLA fuses into one pass over the synapses
+    (measured fastest on CPU, BENCHMARKS.md); many rows (e.g. the 27-term Volterra basis): one matmul."""
+    if P.shape[0] > FUSED_MAX_TERMS:
+        return P.T @ Q
+    acc = None
+    for k in range(P.shape[0]):
+        o = P[k][:, None] * Q[k][None, :]
+        acc = o if acc is None else acc + o
+    return acc
 
 
 def stack(programs: Sequence[Program]) -> Program:
