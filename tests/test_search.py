@@ -106,6 +106,8 @@ def test_state_round_trip_is_exact(strategy):
         assert {k: v for k, v in m.items() if k not in skip} == {k: v for k, v in ms[2 + g].items() if k not in skip}
     _tree_equal(restored, straight)
     assert search.done(restored)
+    if strategy.startswith("hybrid"):
+        assert "n_refined" in restored.counters          # refinement ran at generations 2 and 4
     hof = search.finalize(restored)
     assert len(hof) >= 1
     assert HallOfFame.from_json(json.loads(json.dumps(hof.to_json(), allow_nan=False))).to_json() == hof.to_json()
