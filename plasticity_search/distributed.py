@@ -14,6 +14,7 @@ processes' devices, and only process 0 writes run directories or talks to wandb 
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 
 import jax
@@ -22,27 +23,80 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 _INITIALIZED = False
+SHUTDOWN_TIMEOUT_S = 3600   # a finished process waits this long at exit for process 0 to write the run directory
+
+
+class DistributedError(ValueError):
+    """Bad multi-process settings (one line, exit code 2)."""
+
+
+def settings(coordinator_address: str | None = None, num_processes: int | None = None,
+             process_id: int | None = None) -> tuple[str | None, int | None, int | None]:
+    """The multi-process settings from arguments, else ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` /
+    ``JAX_PROCESS_ID``; validated. ``coordinator_address="auto"`` leaves everything to JAX's cluster detection
+    (SLURM, Open MPI, Kubernetes, Cloud TPU pods)."""
+    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
+    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
+    process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
+    if coordinator_address == "auto":
+        return "auto", num_processes, process_id
+    if num_processes is not None and num_processes < 1:
+        raise DistributedError(f"number of processes must be >= 1, got {num_processes}")
+    if coordinator_address is None:
+        if num_processes not in (None, 1):
+            raise DistributedError(f"{num_processes} processes need a coordinator address (--coordinator HOST:PORT "
+                                   "or JAX_COORDINATOR_ADDRESS)")
+        return None, num_processes, process_id
+    host, sep, port = coordinator_address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DistributedError(f"coordinator address must be HOST:PORT, got '{coordinator_address}'")
+    if num_processes is None:
+        raise DistributedError("a coordinator address needs the number of processes (--num-processes or "
+                               "JAX_NUM_PROCESSES)")
+    if num_processes > 1:
+        if process_id is None:
+            raise DistributedError("a multi-process run needs this process's id (--process-id or JAX_PROCESS_ID)")
+        if not 0 <= process_id < num_processes:
+            raise DistributedError(f"process id must be in 0..{num_processes - 1}, got {process_id}")
+    return coordinator_address, num_processes, process_id
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> None:
-    """Join a multi-process JAX job (no-op for a single process)."""
+               process_id: int | None = None, *, timeout_s: int = 300) -> bool:
+    """Join a multi-process JAX job; a no-op (False) for a single process. Call before any other JAX use.
+
+    Every process then runs the same program: the population mesh spans the devices of all processes, and
+    :func:`is_main_process` (process 0) alone writes files. A process that finishes first waits at exit (up to
+    :data:`SHUTDOWN_TIMEOUT_S`) for the others, as ``jax.distributed`` does."""
     global _INITIALIZED
-    coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
-    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
-    process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
-    if _INITIALIZED or not coordinator_address or not num_processes or num_processes <= 1:
-        return
+    addr, n, pid = settings(coordinator_address, num_processes, process_id)
+    if _INITIALIZED:
+        return True
+    if addr is None or (addr != "auto" and n <= 1):
+        return False
     # must not touch the backend before jax.distributed.initialize; gloo only affects CPU collectives
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
-                               process_id=process_id)
+    kw = dict(initialization_timeout=int(timeout_s), shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
+    try:
+        if addr == "auto":
+            jax.distributed.initialize(num_processes=n, process_id=pid, **kw)
+        else:
+            jax.distributed.initialize(coordinator_address=addr, num_processes=n, process_id=pid, **kw)
+    except (RuntimeError, ValueError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DistributedError(f"could not join the multi-process job at {addr}: {msg}") from None
     _INITIALIZED = True
+    return True
 
 
 def _env_int(name: str) -> int | None:
     v = os.environ.get(name)
-    return int(v) if v not in (None, "") else None
+    if v in (None, ""):
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise DistributedError(f"{name} must be an integer, got '{v}'") from None
 
 
 def is_main_process() -> bool:
@@ -105,3 +159,60 @@ def gather(tree):
         return jax.tree.map(np.asarray, tree)
     from jax.experimental import multihost_utils
     return jax.tree.map(lambda a: np.asarray(multihost_utils.process_allgather(a, tiled=True)), tree)
+
+
+# ---- process 0 decides, the others follow (host-side values; every process must make the same calls) -----------
+def broadcast_bytes(data: bytes | None) -> bytes:
+    """Process 0's ``data`` on every process (the others pass None). Single process: ``data`` itself."""
+    if jax.process_count() == 1:
+        return data or b""
+    from jax.experimental import multihost_utils as mh
+    main = is_main_process()
+    buf = np.frombuffer(data or b"", np.uint8) if main else None
+    n = int(np.asarray(mh.broadcast_one_to_all(np.array([0 if buf is None else buf.size], np.int32)))[0])
+    if n == 0:
+        return b""
+    out = mh.broadcast_one_to_all(buf if main else np.zeros(n, np.uint8))
+    return np.asarray(out, np.uint8).tobytes()
+
+
+def broadcast_json(obj=None):
+    """Process 0's JSON-able ``obj`` on every process."""
+    import json
+    if jax.process_count() == 1:
+        return obj
+    data = broadcast_bytes(json.dumps(obj).encode("utf-8") if is_main_process() else None)
+    return json.loads(data.decode("utf-8"))
+
+
+def agree(flag: bool) -> bool:
+    """Process 0's decision on every process (e.g. 'stop now' under a wall-clock limit that differs per host)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils as mh
+    return bool(np.asarray(mh.broadcast_one_to_all(np.array([int(bool(flag))], np.int32)))[0])
+
+
+def check_devices(devices: int | None) -> int | None:
+    """The device count to shard over: as asked, or all devices when several processes run (the mesh must then
+    span every process, so a partial count is refused)."""
+    n_all = jax.device_count()
+    if devices is not None and (devices < 1 or devices > n_all):
+        raise DistributedError(f"devices: asked for {devices}, {n_all} available")
+    if jax.process_count() > 1:
+        if devices is not None and devices != n_all:
+            raise DistributedError(f"devices: with {jax.process_count()} processes the population is sharded over "
+                                   f"all {n_all} devices; got {devices}")
+        return n_all
+    return devices
+
+
+def abort(message: str, code: int = 1) -> None:
+    """Leave a multi-process job now, after one line on stderr: a peer has failed mid-run, and the normal exit
+    would wait at ``jax.distributed``'s shutdown barrier until the heartbeat timeout, then abort with a trace."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.write(message.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(code)

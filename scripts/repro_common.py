@@ -120,7 +120,7 @@ def plot_progress(path: str | None, results: list[dict], key: str = "best_fitnes
     for r in results:
         g = [m["generation"] for m in r["metrics"]]
         v = [max(m[key], -1.0) for m in r["metrics"]]
-        ax.plot(g, v, label=f"seed {r['seed']}")
+        ax.plot(g, v, label=r.get("label", f"seed {r['seed']}"))
     ax.set_xlabel("generation")
     ax.set_ylabel(key.replace("_", " "))
     ax.set_title(title)

@@ -53,6 +53,7 @@ def st_pool(args) -> int:
                          e.metrics.get("select", {}).get("final_accuracy"), "formula": e.formula,
                          "theta": r.get("theta"), "theta_names": r.get("theta_names"),
                          "wall_s": round(r["wall_s"], 1), "generations": len(r["metrics"])})
+            r["label"] = f"{name.split(' (')[0]}, seed {seed}"
             results.setdefault(name, []).append(r)
             print(f"{name} seed {seed}: final acc {acc:.4f} (select {rows[-1]['select_accuracy']:.4f})  "
                   f"{r['wall_s']:.0f} s  theta {np.round(r.get('theta', []), 3).tolist()}  dw = {e.formula}",

@@ -6,23 +6,43 @@ import sys
 
 
 def cmd_run(args) -> int:
-    from .inspect import format_table, inspect_data
-    from .runner import execute, plan_run
+    from .. import distributed as dist
 
-    plan = plan_run(args.config, out=args.out, seed=args.seed, generations=args.generations, resume=args.resume,
-                    wandb=args.wandb, curves=not args.no_curves, devices=args.devices)
-    if not plan.fresh and not plan.extend and os.path.isfile(os.path.join(plan.run_dir, "hall_of_fame.json")) \
-            and (plan.record or {}).get("status") == "finished":
-        print(f"run {plan.run_dir} is already finished ({plan.record.get('generations_done')} generations); "
-              "pass --generations N to extend it", file=sys.stderr)
-        print(format_table(inspect_data(plan.run_dir, 10)))
+    # before anything touches a JAX backend: join the multi-process job, if this is one
+    multi = dist.initialize(args.coordinator, args.num_processes, args.process_id)
+    from .inspect import format_table, inspect_data
+    from .runner import execute, plan_run_shared
+
+    plan = plan_run_shared(args.config, out=args.out, seed=args.seed, generations=args.generations,
+                           resume=args.resume, wandb=args.wandb, curves=not args.no_curves, devices=args.devices)
+    main = not multi or dist.is_main_process()
+    if plan.already_finished:
+        if main:
+            print(f"run {plan.run_dir} is already finished ({(plan.record or {}).get('generations_done')} "
+                  "generations); pass --generations N to extend it", file=sys.stderr)
+            print(format_table(inspect_data(plan.run_dir, 10)))
         return 0
     try:
         result = execute(plan)
     except KeyboardInterrupt:
-        if os.path.isdir(os.path.join(plan.run_dir, "checkpoints")):
+        if main and os.path.isdir(os.path.join(plan.run_dir, "checkpoints")):
             print(f"plasticity-search: continue with: plasticity-search run {plan.run_dir} --resume", file=sys.stderr)
         raise
+    except Exception as exc:
+        from .rundir import RunDirError
+        from .runner import RunError
+        if not multi or isinstance(exc, (RunError, RunDirError)):
+            raise       # a refused request: every process got the same one line and exits 2
+        import jax
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        dist.abort(f"plasticity-search: process {jax.process_index()}/{jax.process_count()} failed: {text}\n"
+                   f"plasticity-search: continue with the same command on every host: "
+                   f"plasticity-search run {plan.run_dir} --resume")
+    if not main:
+        import jax
+        print(f"process {jax.process_index()}/{jax.process_count()}: {result.generations_done} generations in "
+              f"{result.wall_s:.1f} s; process 0 writes {plan.run_dir}", file=sys.stderr)
+        return 0
     doc = inspect_data(result.run_dir, 10, loaded=(result.hall_of_fame, "finished"))
     print(format_table(doc))
     print(f"\nrun directory  {result.run_dir}   ({result.generations_done} generations, {result.wall_s:.1f} s"
@@ -53,6 +73,14 @@ def add_commands(sub) -> None:
                    help="wandb mode (default: $WANDB_MODE, else offline: no account or network needed)")
     s.add_argument("--devices", type=int, metavar="N",
                    help="shard the population over N devices (GPUs, TPU cores, or CPU devices); same results as 1")
+    g = s.add_argument_group("several hosts (jax.distributed; every process runs the same command)")
+    g.add_argument("--coordinator", metavar="HOST:PORT",
+                   help="address of process 0 (default $JAX_COORDINATOR_ADDRESS); 'auto': detect the cluster "
+                        "(SLURM, Open MPI, Cloud TPU pods)")
+    g.add_argument("--num-processes", type=int, metavar="N", help="number of processes (default $JAX_NUM_PROCESSES)")
+    g.add_argument("--process-id", type=int, metavar="I",
+                   help="this process, 0..N-1 (default $JAX_PROCESS_ID); only process 0 writes the run directory "
+                        "and talks to wandb")
     s.add_argument("--no-curves", action="store_true",
                    help="skip the learning curves of the top rules vs FA/BP baselines at the end")
     s.set_defaults(func=cmd_run)

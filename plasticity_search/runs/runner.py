@@ -71,6 +71,19 @@ class RunPlan:
     extend: bool = False            # --generations extends a resumed run's budget
     plots: bool = True
     curves: bool = True
+    already_finished: bool = False  # resume of a finished run without --generations: nothing to do
+
+    def shared(self) -> dict:
+        """What the other processes of a multi-process run need (they never read the run directory)."""
+        return {"run_dir": self.run_dir, "cfg_dict": self.cfg_dict, "fresh": self.fresh, "wandb_mode": self.wandb_mode,
+                "gen_key": self.gen_key, "extend": self.extend, "plots": self.plots, "curves": self.curves,
+                "already_finished": self.already_finished}
+
+    @classmethod
+    def from_shared(cls, d: dict) -> "RunPlan":
+        return cls(d["run_dir"], configs.load(d["cfg_dict"]), d["cfg_dict"], d["fresh"], d["wandb_mode"],
+                   gen_key=d["gen_key"], extend=d["extend"], plots=d["plots"], curves=d["curves"],
+                   already_finished=d["already_finished"])
 
 
 def _budget_free(cfg_dict: dict, gen_key: str) -> dict:
@@ -113,6 +126,7 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
                 raise RunError(f"--devices {devices}: only {jax.device_count()} device(s) available")
             ov["budget.devices"] = int(devices)
         cfg = configs.load(config, ov) if ov else base
+        _check_devices(cfg)
         run_dir = out or default_run_dir(cfg.name)
         from .rundir import check_new_run_dir
         check_new_run_dir(run_dir)
@@ -164,8 +178,48 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     old_g, new_g = int(configs.get_path(saved_d, gen_key)), int(configs.get_path(given_d, gen_key))
     if new_g < old_g:
         raise RunError(f"--resume can only extend the generation budget ({gen_key} {old_g} -> {new_g})")
+    _check_devices(given)
+    finished = (new_g == old_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
+                and (rec or {}).get("status") == "finished")
     return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key, extend=new_g > old_g,
-                   plots=plots, curves=curves)
+                   plots=plots, curves=curves, already_finished=finished)
+
+
+def _check_devices(cfg) -> None:
+    from .. import distributed as dist
+
+    try:
+        dist.check_devices(cfg.budget.devices)
+    except dist.DistributedError as exc:
+        raise RunError(str(exc)) from None
+
+
+def plan_run_shared(config: str, **kw) -> RunPlan:
+    """:func:`plan_run` on process 0; its plan, or its one-line error, on every process of a multi-process run.
+    The other processes never read or write the run directory: hosts need not share a file system."""
+    import jax
+
+    from .. import distributed as dist
+
+    if jax.process_count() == 1:
+        return plan_run(config, **kw)
+    if dist.is_main_process():
+        try:
+            plan = plan_run(config, **kw)
+        except BaseException as exc:
+            dist.broadcast_json({"error": _one_line(exc)})
+            raise
+        dist.broadcast_json({"plan": plan.shared()})
+        return plan
+    d = dist.broadcast_json()
+    if "error" in d:
+        raise RunError(d["error"])
+    return RunPlan.from_shared(d["plan"])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_run(path: str) -> bool:
@@ -210,12 +264,67 @@ def enable_compile_cache() -> str | None:
 
 
 def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=None) -> RunResult:
-    """Run (or continue) the search of ``plan`` to its end; writes the whole run directory."""
+    """Run (or continue) the search of ``plan`` to its end; writes the whole run directory.
+
+    Several processes (:func:`plasticity_search.distributed.initialize`): every process calls this with the plan of
+    :func:`plan_run_shared`; all of them step the same search in lockstep (the population sharded over all their
+    devices), process 0 alone writes files and talks to wandb, and the others get from it the checkpoint to
+    start from and each 'stop now' decision."""
+    import jax
+
+    from .. import distributed as dist
+
+    eng = engine or default_engine()
+    if jax.process_count() > 1 and not dist.is_main_process():
+        return _follow(plan, eng)
+    shared = [jax.process_count() == 1]
+
+    def share(payload: bytes) -> None:        # the start state, once, to the other processes
+        if not shared[0]:
+            dist.broadcast_bytes(payload)
+            shared[0] = True
+
+    try:
+        return _execute_main(plan, eng, progress, log, share)
+    except BaseException as exc:
+        if not shared[0]:                     # the others wait for a start state: give them the error instead
+            shared[0] = True
+            dist.broadcast_bytes(b"E" + _one_line(exc).encode("utf-8"))
+        raise
+
+
+def _follow(plan: RunPlan, eng) -> RunResult:
+    """A process other than 0: the same search steps, nothing written."""
+    from .. import distributed as dist
+    from .rundir import json_safe as _js
+
+    enable_compile_cache()
+    t0 = time.perf_counter()
+    search = eng.Search(plan.cfg)
+    payload = dist.broadcast_bytes(None)
+    tag, body = payload[:1], payload[1:]
+    if tag == b"E":
+        raise RunError(body.decode("utf-8", errors="replace"))
+    if tag == b"C":
+        arrays, meta = ckpt.decode(body)
+        state, done = eng.state_from_tree(arrays, meta["state_meta"]), int(meta["generation"])
+    else:
+        state, done = search.init(), 0
+    while not dist.agree(search.done(state)):
+        state, _ = search.step(state)
+        done += 1
+    hof_json = _js(search.finalize(state).to_json())
+    stopped_by = "generations" if done >= int(plan.cfg.generations) else "time_limit"
+    return RunResult(plan.run_dir, hof_json, done, time.perf_counter() - t0, None, stopped_by)
+
+
+def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
     from .progress import SearchProgress
     from .wandb_log import WandbLogger
 
+    from .. import distributed as dist
+
     log = log or (lambda s: print(s, file=sys.stderr))
-    eng = engine or default_engine()
     enable_compile_cache()
     run_dir, cfg = plan.run_dir, plan.cfg
     header = (f"resolved config of the run in this directory (every default written out)\n"
@@ -261,6 +370,9 @@ def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=Non
 
         search = eng.Search(cfg)
         loaded = ckpt.load_latest(run_dir)
+        if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
+            raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
+        share(b"N" if loaded is None else b"C" + ckpt.encode(*loaded))
         with SearchProgress(int(cfg.generations), 0, enabled=progress) as bar:
             if loaded is None:
                 truncate_metrics(run_dir, 0)
@@ -269,15 +381,13 @@ def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=Non
                 ckpt.save(run_dir, 0, arrays, smeta, n_metrics=0, cfg_sha=cfg_sha)
             else:
                 arrays, meta = loaded
-                if meta.get("config_sha256") != cfg_sha:
-                    raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
                 state = eng.state_from_tree(arrays, meta["state_meta"])
                 done = int(meta["generation"])
                 truncate_metrics(run_dir, int(meta["n_metrics"]))
                 if not plan.fresh:
                     log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
             bar.update(done)
-            while not search.done(state):
+            while not dist.agree(search.done(state)):
                 state, metrics = search.step(state)
                 metrics = json_safe(dict(metrics))
                 done += 1

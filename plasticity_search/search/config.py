@@ -56,9 +56,10 @@ Schema (keys and defaults; ``null`` = YAML None)::
       population: 8              # ES population of a refinement
     network: {}                  # NetworkConfig fields, over default_network(objective of the first search task)
                                  # (hidden, activation, softplus_beta, bias, init, init_scale, output, feedback, lr,
-                                 # batch_size, tau_mean, tau_theta)
-    tasks:                       # each split: a list of {task, seeds, steps, args} (or just task names)
-      search: [{task: digits, seeds: 2, steps: null, args: {}}]   # drive selection
+                                 # batch_size, tau_mean, tau_theta, feedback_rule, feedback_lr); written out in full
+    tasks:                       # each split: a list of entries {task, seeds: 2, steps: null, args: {}}, or task names;
+                                 # seeds: a count n (seeds 0..n-1) or a list; the splits' data are disjoint
+      search: []                 # required (at least one): drive selection
       select: []                 # re-score the top candidates every generation; pick the hall-of-fame best
       final: []                  # only for the report of the finished run
     fitness:

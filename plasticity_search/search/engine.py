@@ -201,6 +201,8 @@ class Search:
                       for split in ("search", "select", "final")}
         self._evals: dict = {}
         self._jit_cache: dict = {}
+        from .. import distributed as dist
+        self.devices = dist.check_devices(cfg.budget.devices)   # all devices of all processes when several run
 
     # --- lazily built evaluators (task data is generated on first use) ---------------------------------------------
     def evaluator(self, split: str, chunk: int | None = None) -> SplitEval | None:
@@ -210,7 +212,7 @@ class Search:
             if not self.tasks[split]:
                 return None
             self._evals[key] = SplitEval.build(self.space, self.tasks[split], self.network, self.fit, split, chunk,
-                                               devices=self.cfg.budget.devices)
+                                               devices=self.devices)
         return self._evals[key]
 
     def hurdle_evaluator(self) -> SplitEval | None:
@@ -220,7 +222,7 @@ class Search:
         if "hurdle" not in self._evals:
             self._evals["hurdle"] = SplitEval.build(self.space, self.tasks["search"], self.network, self.fit,
                                                     "search", self.chunk, steps=h.steps, seeds=h.seeds,
-                                                    devices=self.cfg.budget.devices)
+                                                    devices=self.devices)
         return self._evals["hurdle"]
 
     # --- candidates -----------------------------------------------------------------------------------------------
