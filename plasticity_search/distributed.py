@@ -121,6 +121,10 @@ def padded_size(n: int, mesh: Mesh) -> int:
 
 def pad_population(pop, n_to: int):
     """Pad every leaf's leading axis to ``n_to`` with copies of candidate 0."""
+    import chex
+    n = np.shape(jax.tree.leaves(pop)[0])[0]
+    chex.assert_tree_shape_prefix(pop, (n,))      # every field carries the same population axis
+
     def pad(a):
         a = np.asarray(a)
         extra = n_to - a.shape[0]

@@ -31,7 +31,6 @@ import numpy as np
 
 from .networks.rate import NetState, NetworkConfig, RateNet
 from .rules.program import Program, RuleError, Space
-from .rules.variables import VARIABLES
 from .tasks import Task, TaskData
 
 RATE_VARIABLES = {"post": ("y", "a", "e", "ybar", "theta"), "pre": ("x", "xbar", "e_pre"), "global": ("r", "rbar")}
@@ -43,7 +42,10 @@ METRICS = {
 }
 # direction of each metric: +1 higher is better, -1 lower is better
 METRIC_SIGN = {"online_accuracy": 1, "final_accuracy": 1, "final_loss": -1, "online_mse": -1, "final_mse": -1,
-               "pc1_alignment": 1, "weight_norm": 0, "finite": 1}
+               "pc1_alignment": 1, "weight_norm": 0, "finite": 1,
+               # metrics of the spiking tasks (plasticity_search.spiking.tasks), for searches on them
+               "snr": 1, "snr_before": 0, "rate_hz": 0, "neg_rmse": 1, "neg_rmse_before": 0, "total_reward": 1,
+               "late_accuracy": 1}
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,10 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from plasticity_search.inner import InnerConfig, InnerLoop, make_evaluator, task_batch, instance_keys  # noqa: E402
+from plasticity_search.inner import InnerConfig, make_evaluator, task_batch, instance_keys  # noqa: E402
 from plasticity_search.networks import NetworkConfig, RateNet  # noqa: E402
 from plasticity_search.rules import Space, random_population  # noqa: E402
 from plasticity_search.tasks import make  # noqa: E402

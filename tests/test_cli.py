@@ -1,6 +1,5 @@
 """Smoke runs of the CLI in a subprocess: output formats, errors are one line with exit code 2."""
 import json
-import os
 import subprocess
 import sys
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from plasticity_search.rules import (MUTATIONS, RATE_SPACE, RULES, Space, compile_formula, complexity, dce,
-                                     fec_hashes, index, mutate, pad, probe_outputs, random_population, stack,
+                                     fec_hashes, mutate, pad, probe_outputs, random_population, stack,
                                      to_sympy_raw)
 
 SPACE = RATE_SPACE.resized(n_post=6, n_pre=6, n_terms=6)

@@ -2,6 +2,7 @@
 strategy, the FEC cache, NaN -> worst, hurdles, and the hall of fame (Pareto, best rule, JSON, sympy/LaTeX/JAX)."""
 import io
 import json
+import os
 
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,8 @@ from plasticity_search.search import (HallOfFame, Search, load_config, run_searc
                                       state_to_tree)
 from plasticity_search.search.fitness import WORST, WORST_JSON, FitnessFn
 from plasticity_search.search.hall_of_fame import choose_best, pareto_front
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 PCA = {"task": "pca", "seeds": 2, "steps": 100}
 TINY = {
@@ -212,3 +215,40 @@ def test_worst_fitness_in_json():
     assert len(h) == 0
     from plasticity_search.search.fitness import json_float
     assert json_float(float("nan")) == WORST_JSON == json_float(-np.inf)
+
+
+# ---- spiking searches -------------------------------------------------------------------------------------------
+def test_spiking_teacher_search_finds_the_spiking_delta_rule():
+    """Known answer (Jordan et al. 2021's error-driven task): search_spaces/spiking_teacher.yaml, from random
+    programs, chooses dw = -c * e * (pre trace), the trace read before (tx) or after (tx + sx) this step's spike."""
+    import sympy
+
+    from plasticity_search.rules.formula import to_sympy
+
+    cfg = load_config(os.path.join(ROOT, "search_spaces", "spiking_teacher.yaml"))
+    hof = run_search(cfg)
+    best = hof.entries[hof.best]
+    rule = hof.rule(hof.best)
+    assert rule.model == "spiking"
+    expr = sympy.expand(to_sympy(rule.program, rule.space))
+    sym = {str(v): v for v in expr.free_symbols}          # the variables' own symbols (with their assumptions)
+    assert set(sym) <= {"e", "tx", "sx"} and {"e", "tx"} <= set(sym), best.formula
+    e, tx = sym["e"], sym["tx"]
+    assert sympy.simplify(sympy.diff(expr, e, 2)) == 0, best.formula            # linear in the error
+    c = expr.coeff(e).coeff(tx)
+    assert c.is_number and float(c) < 0, best.formula                          # the right sign
+    # and it learns: the student's rmse on the final tasks falls from ~1.3 (initial weights) to < 0.1
+    final = best.metrics["final"]
+    assert final["neg_rmse"] > -0.1 and final["neg_rmse_before"] < -1.0, final
+
+
+def test_spiking_search_sharded_matches_unsharded():
+    """The spiking evaluator under the population mesh: same fitness on 1 device as without a mesh."""
+    cfg = load_config(os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml"),
+                      {"budget.generations": 1, "search.population": 6, "search.children": 3,
+                       "tasks.search": [{"task": "stdp_pattern", "seeds": 1, "steps": 20}],
+                       "tasks.select": [], "tasks.final": []})
+    a = Search(cfg)
+    b = Search(load_config(cfg.to_dict(), {"budget.devices": 1}))
+    sa, sb = a.init(), b.init()
+    np.testing.assert_allclose(np.asarray(sa.strategy.fitness), np.asarray(sb.strategy.fitness), rtol=1e-6)

@@ -30,9 +30,13 @@ def test_search_space_loads_and_round_trips(path):
     assert again == cfg and again.to_dict() == d
     assert load_config(yaml.safe_load(yaml.safe_dump(d))) == cfg
     # every default is written out
-    assert {"name", "seed", "space", "search", "coefficients", "hybrid", "network", "tasks", "fitness", "budget",
-            "hall_of_fame"} == set(d)
-    assert d["fitness"]["metric"] and "lr" in d["network"] and "restart_after" in d["search"]
+    assert {"name", "seed", "space", "search", "coefficients", "hybrid", "spiking", "network", "tasks", "fitness",
+            "budget", "hall_of_fame"} == set(d)
+    assert d["fitness"]["metric"] and "restart_after" in d["search"]
+    if cfg.model == "rate":
+        assert "lr" in d["network"]
+    else:                        # spiking tasks bring their own network; the rules' settings are in `spiking`
+        assert d["network"] == {} and "w_bounds" in d["spiking"]
     assert cfg.generations == d["budget"]["generations"] and cfg.seed == d["seed"]
 
 
@@ -79,6 +83,7 @@ def _deep(d, dotted, value):
     ("space.post_vars", ["y", "banana"], "space.post_vars", "unknown variable 'banana'"),
     ("space.post_vars", ["x"], "space.post_vars", "pre quantity"),
     ("space.post_vars", ["sy"], "space.post_vars", "not available in rate networks"),
+    ("space.syn", ["1", "elig"], "space.syn", "needs an eligibility trace"),
     ("space.syn", ["1", "w3"], "space.syn", "unknown synapse factor"),
     ("space.n_terms", 0, "space.n_terms", "must be >= 1"),
     ("tasks.search", [{"task": "imagenet"}], "tasks.search[0].task", "unknown task"),
@@ -98,11 +103,49 @@ def _deep(d, dotted, value):
     ("hall_of_fame.choose", "vibes", "hall_of_fame.choose", "unknown rule"),
 ])
 def test_invalid_config_names_the_key(dotted, value, key, needle):
+    _assert_one_line_error(_deep(BASE, dotted, value), key, needle)
+
+
+def _assert_one_line_error(cfg: dict, key: str, needle: str) -> None:
     with pytest.raises(ConfigError) as exc:
-        load_config(_deep(BASE, dotted, value))
+        load_config(cfg)
     msg = str(exc.value)
     assert msg.startswith(key + ":"), msg
     assert needle in msg and "\n" not in msg
+
+
+SPIKING = {"tasks": {"search": [{"task": "spiking_teacher", "seeds": 1, "steps": 100}]},
+           "space": {"post_vars": ["sy", "e"], "pre_vars": ["tx"], "ops": ["add", "mul"], "syn": ["1", "w"],
+                     "n_post": 1, "n_pre": 0, "n_terms": 2}}
+
+
+def test_spiking_search_config():
+    cfg = load_config(SPIKING)
+    assert cfg.model == "spiking" and cfg.fitness.metric == "neg_rmse" and cfg.network == {}
+    pat = load_config(_deep(_deep(SPIKING, "tasks.search", [{"task": "stdp_pattern"}]), "spiking.w_bounds", [0, 1]))
+    assert pat.fitness.metric == "snr"
+    assert pat.spiking_eval_config() == {"feedback": "fa", "rule_defaults": {"w_bounds": [0.0, 1.0]}}
+
+
+@pytest.mark.parametrize("dotted,value,key,needle", [
+    ("tasks.select", [{"task": "pca"}], "tasks.select[0].task", "one model per search"),
+    ("network.hidden", [8], "network.hidden", "spiking tasks bring their own network"),
+    ("space.post_vars", ["y"], "space.post_vars", "not available in spiking networks"),
+    ("spiking.w_bounds", [1.0, 0.0], "spiking.w_bounds", "lo < hi"),
+    ("spiking.tau_plus", -5.0, "spiking.tau_plus", "must be > 0"),
+    ("spiking.feedback", "telepathy", "spiking.feedback", "unknown feedback"),
+    ("search.strategy", "metagrad", "search.strategy", "metagrad differentiates through rate networks"),
+    ("fitness.metric", "snr", "fitness.metric", "not a metric of task spiking_teacher"),
+    ("fitness.metric", "neg_rmse_before", "fitness.metric", "no direction"),
+    ("search.seed_rules", ["oja"], "search.seed_rules[0]", "rate rule"),
+])
+def test_invalid_spiking_config_names_the_key(dotted, value, key, needle):
+    _assert_one_line_error(_deep(SPIKING, dotted, value), key, needle)
+
+
+def test_spiking_section_with_rate_tasks_is_an_error():
+    with pytest.raises(ConfigError, match=r"^spiking: applies to spiking tasks only"):
+        load_config(_deep(BASE, "spiking.lr", 0.1))
 
 
 def test_strategy_needs_structure_and_sizes():

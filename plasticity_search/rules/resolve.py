@@ -33,6 +33,12 @@ def model_of_formula(text: str) -> str:
     return "spiking" if names & spiking_only else "rate"
 
 
+def model_of_space(space) -> str:
+    """'spiking' if the space reads a spiking-only quantity or has an eligibility trace, else 'rate'."""
+    spiking = any(v in VARIABLES and VARIABLES[v].models == ("spiking",) for v in space.variables)
+    return "spiking" if spiking or space.elig else "rate"
+
+
 def resolve_rule(spec: str) -> ResolvedRule:
     if not isinstance(spec, str) or not spec.strip():
         raise RuleError("empty rule")

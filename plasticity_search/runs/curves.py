@@ -56,7 +56,7 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
 
     cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
     split = next((s for s in ("final", "select", "search") if getattr(cfg.tasks, s)), None)
-    if split is None:
+    if split is None or cfg.model == "spiking":      # spiking runs: the STDP windows of the top rules instead
         return {}
     space = cfg.rule_space()
     rules = [(i, e, r) for i, e, r in _top_rules(run_dir, hof_json, top) if getattr(r, "model", "rate") == "rate"]

@@ -12,6 +12,7 @@ import json
 import math
 import os
 
+from ..rules.resolve import model_of_space
 from .rundir import HOF_JSON, RunDirError, open_run_dir, read_metrics, run_status
 
 SPLITS = ("search", "select", "final")
@@ -218,21 +219,14 @@ def rule_from_entry(entry: dict, *, name: str, engine=None, hof_json=None, index
         space = Space.from_dict(entry["space"])
         prog = Program(**{f: np.asarray(entry["program"][f], dtype=_DTYPES.get(f, np.int32))
                           for f in Program._fields})
-        model = entry.get("model") or _model_of_space(space)
+        model = entry.get("model") or model_of_space(space)
         rule = ResolvedRule(prog, space, name, entry.get("formula", ""), model, dict(entry.get("defaults") or {}))
     rule.name = name
     if entry.get("model") in ("rate", "spiking"):
         rule.model = entry["model"]
-    elif _model_of_space(rule.space) == "spiking":
+    elif model_of_space(rule.space) == "spiking":
         rule.model = "spiking"
     return rule
-
-
-def _model_of_space(space) -> str:
-    from ..rules.variables import VARIABLES
-
-    spiking = any(v in VARIABLES and VARIABLES[v].models == ("spiking",) for v in space.variables)
-    return "spiking" if spiking or space.elig else "rate"
 
 
 def run_summary(run_dir: str) -> dict:

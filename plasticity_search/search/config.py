@@ -54,7 +54,16 @@ Schema (keys and defaults; ``null`` = YAML None)::
       refine: evosax             # evosax | metagrad
       steps: 4                   # ES generations / meta-gradient steps per refinement
       population: 8              # ES population of a refinement
-    network: {}                  # NetworkConfig fields, over default_network(objective of the first search task)
+    spiking:                     # spiking tasks (the model of a search is that of its tasks: all rate or all spiking)
+      feedback: fa               # error pathway of spiking classification tasks (fa | bp)
+      lr: null                   # learning rate of every candidate (null: 1.0)
+      tau_plus: null             # fast pre trace tx (ms; null: 20); tau_minus: fast post trace ty (null: 20)
+      tau_minus: null
+      tau_x: null                # slow pre trace tx2 (null: 101); tau_y: slow post trace ty2 (null: 125)
+      tau_y: null
+      tau_elig: null             # eligibility trace (null: 1000)
+      w_bounds: null             # [lo, hi]: weights clipped after each update (null: unbounded)
+    network: {}                  # rate tasks: NetworkConfig fields, over default_network(objective of the first search task)
                                  # (hidden, activation, softplus_beta, bias, init, init_scale, output, feedback, lr,
                                  # batch_size, tau_mean, tau_theta, feedback_rule, feedback_lr); written out in full
     tasks:                       # each split: a list of entries {task, seeds: 2, steps: null, args: {}}, or task names;
@@ -63,7 +72,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       select: []                 # re-score the top candidates every generation; pick the hall-of-fame best
       final: []                  # only for the report of the finished run
     fitness:
-      metric: null               # default by objective: final_accuracy, final_mse, pc1_alignment
+      metric: null               # default by objective: final_accuracy, final_mse, pc1_alignment; spiking: snr
+                                 # (stdp_pattern), neg_rmse (spiking_teacher), total_reward, final_accuracy
       penalties: []              # [{metric, target, weight}]: fitness -= weight * |metric - target|
       complexity_penalty: 0.0    # selection uses fitness - lambda * complexity
     budget:
@@ -91,6 +101,16 @@ STRATEGIES = ("regularized_evolution", "evosax", "metagrad", "hybrid")
 CHOOSE_RULES = ("eps", "fitness")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lion", "adabelief", "adagrad")
 DEFAULT_METRIC = {"classification": "final_accuracy", "regression": "final_mse", "pca": "pc1_alignment"}
+SPIKING_DEFAULT_METRIC = {"classification": "final_accuracy", "regression": "neg_rmse", "detection": "snr",
+                          "reward": "total_reward"}
+
+
+def task_metrics(task) -> tuple[str, ...]:
+    """The metrics an evaluation of ``task`` reports (rate: by objective; spiking: the task's own + finite)."""
+    if task.kind == "spiking":
+        return tuple(task.metrics) + ("finite",)
+    from ..inner import METRICS
+    return METRICS[task.objective]
 
 
 def network_types() -> dict:
@@ -121,6 +141,18 @@ class SpaceConfig:
     n_pre: int = 2
     n_terms: int = 4
     elig: bool = False
+
+
+@dataclass(frozen=True)
+class SpikingSection:
+    feedback: str = "fa"
+    lr: Optional[float] = None
+    tau_plus: Optional[float] = None
+    tau_minus: Optional[float] = None
+    tau_x: Optional[float] = None
+    tau_y: Optional[float] = None
+    tau_elig: Optional[float] = None
+    w_bounds: Optional[tuple[float, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +262,7 @@ class SearchConfig:
     search: SearchSection = field(default_factory=SearchSection)
     coefficients: CoefficientsConfig = field(default_factory=CoefficientsConfig)
     hybrid: HybridConfig = field(default_factory=HybridConfig)
+    spiking: SpikingSection = field(default_factory=SpikingSection)
     network: dict = field(default_factory=dict)
     tasks: TasksConfig = field(default_factory=TasksConfig)
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
@@ -265,6 +298,27 @@ class SearchConfig:
     def make_task(self, entry: TaskEntry):
         from ..tasks import make
         return make(entry.task, **dict(entry.args))
+
+    @property
+    def model(self) -> str:
+        """'rate' or 'spiking': the kind of the first search task (validation makes every task agree)."""
+        return _model_of(self)
+
+    def spiking_eval_config(self) -> dict:
+        """The spiking evaluator's settings (``plasticity_search.spiking.EvalConfig.from_any``)."""
+        sp = self.spiking
+        d = {k: getattr(sp, k) for k in ("lr", "tau_plus", "tau_minus", "tau_x", "tau_y", "tau_elig")
+             if getattr(sp, k) is not None}
+        if sp.w_bounds is not None:
+            d["w_bounds"] = [float(x) for x in sp.w_bounds]
+        return {"feedback": sp.feedback, "rule_defaults": d}
+
+
+def _model_of(cfg) -> str:
+    try:
+        return "spiking" if cfg.make_task(cfg.tasks.search[0]).kind == "spiking" else "rate"
+    except Exception:  # noqa: BLE001 - a bad task is reported by the task checks
+        return "rate"
 
 
 def _default_mutation() -> dict:
@@ -461,6 +515,13 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
 
     # --- space -----------------------------------------------------------------------------------------------
     sp = cfg.space
+    model = _model_of(cfg)
+    if model == "spiking":
+        from ..rules.registry import SPIKING_SPACE
+        allowed = {"post": SPIKING_SPACE.post_vars, "pre": SPIKING_SPACE.pre_vars,
+                   "global": SPIKING_SPACE.global_vars}
+    else:
+        allowed = RATE_VARIABLES
     for side, key in (("post", "post_vars"), ("pre", "pre_vars"), ("global", "global_vars")):
         names = getattr(sp, key)
         for v in names:
@@ -468,9 +529,9 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                 raise _err(f"space.{key}", f"unknown variable '{v}' (known: {', '.join(VARIABLES)})")
             if VARIABLES[v].side != side:
                 raise _err(f"space.{key}", f"variable '{v}' is a {VARIABLES[v].side} quantity, not {side}")
-            if v not in RATE_VARIABLES[side]:
-                raise _err(f"space.{key}", f"variable '{v}' is not available in rate networks "
-                                           f"(rate {side} variables: {', '.join(RATE_VARIABLES[side])})")
+            if v not in allowed[side]:
+                raise _err(f"space.{key}", f"variable '{v}' is not available in {model} networks "
+                                           f"({model} {side} variables: {', '.join(allowed[side])})")
         if len(set(names)) != len(names):
             raise _err(f"space.{key}", "variables repeat")
     for o in sp.ops:
@@ -479,11 +540,11 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     for s in sp.syn:
         if s not in SYN_BY_NAME:
             raise _err("space.syn", f"unknown synapse factor '{s}' (known: {', '.join(SYN_BY_NAME)})")
-        if s in ("elig", "w_elig"):
-            raise _err("space.syn", f"'{s}' needs an eligibility trace, which rate networks do not have")
+        if s in ("elig", "w_elig") and not (model == "spiking" and sp.elig):
+            raise _err("space.syn", f"'{s}' needs an eligibility trace (spiking tasks with space.elig: true)")
     if "1" not in sp.syn:
         raise _err("space.syn", "must contain '1'")
-    if sp.elig:
+    if sp.elig and model != "spiking":
         raise _err("space.elig", "rate networks have no eligibility trace")
     _at_least("space.n_post", sp.n_post, 0)
     _at_least("space.n_pre", sp.n_pre, 0)
@@ -520,7 +581,7 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     if len(s.seed_rules) > s.population:
         raise _err("search.seed_rules", f"more seed rules than search.population ({s.population})")
     for i, r in enumerate(s.seed_rules):
-        _check_rule_in_space(r, space, f"search.seed_rules[{i}]")
+        _check_rule_in_space(r, space, f"search.seed_rules[{i}]", model)
     if s.restart_after is not None:
         _at_least("search.restart_after", s.restart_after, 1)
     if s.hurdle is not None:
@@ -543,7 +604,7 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     from ..tasks.base import TaskError
     if not cfg.tasks.search:
         raise _err("tasks.search", "needs at least one task")
-    objectives = {}
+    objectives, metrics_of = {}, {}
     for split in ("search", "select", "final"):
         for i, e in enumerate(getattr(cfg.tasks, split)):
             p = f"tasks.{split}[{i}]"
@@ -553,8 +614,9 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                 task = cfg.make_task(e)
             except TaskError as exc:
                 raise _err(f"{p}.task", str(exc).splitlines()[0]) from None
-            if task.kind != "rate":
-                raise _err(f"{p}.task", f"task '{e.task}' is a {task.kind} task; searches run rate tasks")
+            if task.kind != model:
+                raise _err(f"{p}.task", f"task '{e.task}' is a {task.kind} task, but this search's first search "
+                                        f"task is {model} (one model per search)")
             seeds = e.seed_list
             if isinstance(e.seeds, int):
                 _at_least(f"{p}.seeds", e.seeds, 1)
@@ -566,42 +628,69 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
             if e.steps is not None:
                 _at_least(f"{p}.steps", e.steps, 1)
             objectives[(split, i)] = task.objective
+            metrics_of[(split, i)] = task_metrics(task)
     first_obj = objectives[("search", 0)]
 
     # network resolved over the default for the first search task's objective
     from ..networks.rate import NetworkConfig, NetworkError, default_network
-    base = {k: (list(v) if isinstance(v, tuple) else v)
-            for k, v in dataclasses.asdict(default_network(first_obj)).items()}
-    merged = {**base, **net}
-    try:
-        NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in merged.items()})
-    except (NetworkError, ValueError) as exc:
-        msg = str(exc).splitlines()[0]
-        key = next((k for k in net_types if k in msg), "")
-        raise _err(f"network.{key}" if key else "network", msg) from None
-    cfg = dataclasses.replace(cfg, network=merged)
+    if model == "spiking":
+        if net:
+            raise _err(f"network.{next(iter(net))}", "spiking tasks bring their own network; "
+                                                     "set spiking.* (lr, time constants, w_bounds, feedback)")
+        from ..spiking.network import FEEDBACKS
+        spk = cfg.spiking
+        if spk.feedback not in FEEDBACKS:
+            raise _err("spiking.feedback", f"unknown feedback '{spk.feedback}' (known: {', '.join(FEEDBACKS)})")
+        for k in ("lr", "tau_plus", "tau_minus", "tau_x", "tau_y", "tau_elig"):
+            v = getattr(spk, k)
+            if v is not None and not v > 0:
+                raise _err(f"spiking.{k}", f"must be > 0, got {v}")
+        if spk.w_bounds is not None and (len(spk.w_bounds) != 2 or not spk.w_bounds[0] < spk.w_bounds[1]):
+            raise _err("spiking.w_bounds", f"expected [lo, hi] with lo < hi, got {list(spk.w_bounds)}")
+        base = {}
+    else:
+        base = None
+    if model == "rate" and cfg.spiking != SpikingSection():
+        raise _err("spiking", "applies to spiking tasks only (this search's tasks are rate tasks)")
+    if base is None:
+        base = {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(default_network(first_obj)).items()}
+        merged = {**base, **net}
+        try:
+            NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in merged.items()})
+        except (NetworkError, ValueError) as exc:
+            msg = str(exc).splitlines()[0]
+            key = next((k for k in net_types if k in msg), "")
+            raise _err(f"network.{key}" if key else "network", msg) from None
+        cfg = dataclasses.replace(cfg, network=merged)
 
     # --- fitness ---------------------------------------------------------------------------------------------
     f = cfg.fitness
-    metric = f.metric or DEFAULT_METRIC[first_obj]
-    for (split, i), obj in objectives.items():
-        if metric not in METRICS[obj]:
+    metric = f.metric or (SPIKING_DEFAULT_METRIC if model == "spiking" else DEFAULT_METRIC)[first_obj]
+    for (split, i), names in metrics_of.items():
+        if metric not in names:
             raise _err("fitness.metric", f"'{metric}' is not a metric of task {getattr(cfg.tasks, split)[i].task} "
-                                         f"({obj}: {', '.join(METRICS[obj])})")
+                                         f"({', '.join(names)})")
     if METRIC_SIGN.get(metric, 0) == 0:
         raise _err("fitness.metric", f"'{metric}' has no direction (use it in fitness.penalties)")
     for j, pen in enumerate(f.penalties):
-        for (split, i), obj in objectives.items():
-            if pen.metric not in METRICS[obj]:
+        for (split, i), names in metrics_of.items():
+            if pen.metric not in names:
                 raise _err(f"fitness.penalties[{j}].metric",
                            f"'{pen.metric}' is not a metric of task {getattr(cfg.tasks, split)[i].task} "
-                           f"({obj}: {', '.join(METRICS[obj])})")
+                           f"({', '.join(names)})")
         _at_least(f"fitness.penalties[{j}].weight", pen.weight, 0.0)
     _at_least("fitness.complexity_penalty", f.complexity_penalty, 0.0)
     cfg = dataclasses.replace(cfg, fitness=dataclasses.replace(f, metric=metric))
 
     # --- coefficients / hybrid ---------------------------------------------------------------------------------
     c = cfg.coefficients
+    if model == "spiking":
+        if s.strategy == "metagrad":
+            raise _err("search.strategy", "metagrad differentiates through rate networks; spiking searches use "
+                                          "regularized_evolution, evosax or hybrid")
+        if s.strategy == "hybrid" and cfg.hybrid.refine == "metagrad":
+            raise _err("hybrid.refine", "metagrad differentiates through rate networks; use evosax for spiking tasks")
     if s.strategy in ("evosax", "metagrad") and not c.structure:
         raise _err("coefficients.structure", f"strategy '{s.strategy}' needs a structure (a family such as "
                                              "shervani_tabar or volterra, a known rule, or a formula)")
@@ -612,6 +701,10 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
             param = structure_parametrization(c.structure)
         except RuleError as exc:
             raise _err("coefficients.structure", str(exc).splitlines()[0]) from None
+        from ..rules.resolve import model_of_space
+        if s.strategy in ("evosax", "metagrad") and model_of_space(param.space) != model:
+            raise _err("coefficients.structure", f"'{c.structure}' is a {model_of_space(param.space)} rule; "
+                                                 f"this search's tasks are {model}")
         if c.init is not None and len(c.init) != param.n:
             raise _err("coefficients.init", f"expected {param.n} values ({', '.join(param.names)}), "
                                             f"got {len(c.init)}")
@@ -641,7 +734,9 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     _at_least("coefficients.max_consecutive_errors", c.max_consecutive_errors, 0)
     loss = c.loss
     if loss == "auto":
-        loss = "final_loss" if all("final_loss" in METRICS[o] for o in objectives.values()) else "fitness"
+        loss = "final_loss" if all("final_loss" in m for m in metrics_of.values()) else "fitness"
+    if loss != "fitness" and model == "spiking":
+        loss = "fitness"      # no meta-gradient through spikes; the field is unused
     if loss != "fitness":
         for (split, i), obj in objectives.items():
             if split == "search" and loss not in METRICS[obj]:
@@ -690,26 +785,26 @@ def _zeros(n):
     return jnp.zeros(n)
 
 
-def _check_rule_in_space(spec: str, space, path: str) -> None:
+def _check_rule_in_space(spec: str, space, path: str, model: str = "rate") -> None:
     from ..rules.program import RuleError
     try:
-        rule_in_space(spec, space)
+        rule_in_space(spec, space, model)
     except RuleError as exc:
         raise _err(path, str(exc).splitlines()[0]) from None
 
 
-def rule_in_space(spec: str, space):
+def rule_in_space(spec: str, space, model: str = "rate"):
     """A known rule name or a formula, compiled and padded into ``space`` (RuleError if it does not fit)."""
     from ..rules.formula import compile_formula
     from ..rules.program import RuleError, pad
-    from ..rules.registry import RATE_SPACE, RULES
+    from ..rules.registry import RULES, SPACES
     if spec in RULES:
         r = RULES[spec]
-        if r.model != "rate":
-            raise RuleError(f"rule '{spec}' is a spiking rule")
+        if r.model != model:
+            raise RuleError(f"rule '{spec}' is a {r.model} rule; this search's tasks are {model}")
         prog, src = r.compile()
     else:
-        prog, src = compile_formula(spec, RATE_SPACE)
+        prog, src = compile_formula(spec, SPACES[model])
     return pad(prog, src, space)
 
 

@@ -121,11 +121,15 @@ class SplitEval:
                           for t, fn, d, k in self.items]
 
     @classmethod
-    def build(cls, space, tasks_and_entries, network, fitness, split, chunk, steps=None, seeds=None, devices=None):
+    def build(cls, space, tasks_and_entries, network, fitness, split, chunk, steps=None, seeds=None, devices=None,
+              spiking=None):
         items = []
         for task, entry in tasks_and_entries:
             st = steps if steps is not None else entry.steps
             sd = entry.seed_list if seeds is None else entry.seed_list[:seeds]
+            if task.kind == "spiking":
+                items.append(_spiking_item(space, task, spiking, sd, split, st))
+                continue
             cfg = InnerConfig(network=network, steps=st)
             fn = make_evaluator(space, task, cfg)
             items.append((task, fn, task_batch(task, sd, split, st), instance_keys(sd, split)))
@@ -155,6 +159,20 @@ class SplitEval:
         per_task = [{k: np.concatenate(v, 0) for k, v in d.items()} for d in per_task]
         fit = self.fitness.aggregate([self.fitness.per_instance(d) for d in per_task])
         return fit, per_task
+
+
+def _spiking_item(space, task, spiking_cfg, seeds, split, steps):
+    """(task, fn, data, keys) for a spiking task: ``fn(pop, data, keys) -> (metrics [P, S], None)``."""
+    from ..spiking import make_evaluator as spiking_evaluator, make_instances
+    from ..spiking.evaluate import Instances
+
+    ev = spiking_evaluator(space, task, spiking_cfg)
+    inst = make_instances(task, seeds, split, steps)
+
+    def fn(pop, data, keys):
+        return ev(pop, Instances(data, keys)), None
+
+    return task, fn, inst.data, inst.keys
 
 
 def _np_prog(p) -> Program:
@@ -187,8 +205,9 @@ class Search:
         else:
             self.param = None
             self.space = cfg.rule_space()
-        check_space(self.space)
-        s, hof = cfg.search, cfg.hall_of_fame
+        if cfg.model == "rate":
+            check_space(self.space)
+        s = cfg.search
         self.regevo = RegularizedEvolution(self.space, s.population, s.tournament, s.children,
                                            tuple(s.mutation[m] for m in s.mutation), s.aging, s.init_terms)
         if self.kind == "evosax":
@@ -197,6 +216,8 @@ class Search:
             self.chunk = 1
         else:
             self.chunk = s.children
+        self.model = cfg.model
+        self.spiking = cfg.spiking_eval_config() if self.model == "spiking" else None
         self.tasks = {split: [(cfg.make_task(e), e) for e in getattr(cfg.tasks, split)]
                       for split in ("search", "select", "final")}
         self._evals: dict = {}
@@ -212,7 +233,7 @@ class Search:
             if not self.tasks[split]:
                 return None
             self._evals[key] = SplitEval.build(self.space, self.tasks[split], self.network, self.fit, split, chunk,
-                                               devices=self.devices)
+                                               devices=self.devices, spiking=self.spiking)
         return self._evals[key]
 
     def hurdle_evaluator(self) -> SplitEval | None:
@@ -222,7 +243,7 @@ class Search:
         if "hurdle" not in self._evals:
             self._evals["hurdle"] = SplitEval.build(self.space, self.tasks["search"], self.network, self.fit,
                                                     "search", self.chunk, steps=h.steps, seeds=h.seeds,
-                                                    devices=self.devices)
+                                                    devices=self.devices, spiking=self.spiking)
         return self._evals["hurdle"]
 
     # --- candidates -----------------------------------------------------------------------------------------------
@@ -346,7 +367,7 @@ class Search:
             pop = _np_prog(jitted(self.regevo, 'initialize')(k_init))
             pop = Program(*[np.array(x) for x in pop])
             for i, spec in enumerate(cfg.search.seed_rules):
-                prog = rule_in_space(spec, self.space)
+                prog = rule_in_space(spec, self.space, self.model)
                 for dst, src in zip(pop, prog):
                     dst[i] = np.asarray(src)
             fit, hashes = self._evaluate(state, pop, cfg.search.fec)
@@ -607,6 +628,9 @@ class Search:
         return stack([dce(p, self.space) for p in out])
 
     def _defaults(self) -> dict:
+        if self.model == "spiking":      # the simulation defaults every candidate ran with (exporters use them)
+            from ..spiking.plasticity import hyper_dict
+            return hyper_dict(self.cfg.spiking_eval_config()["rule_defaults"])
         n = self.network
         return {"lr": n.lr, "tau_mean": n.tau_mean, "tau_theta": n.tau_theta}
 

@@ -212,11 +212,11 @@ class HallOfFame:
         return fn, jnp.asarray(param.theta0)
 
     def rule(self, i: int | None = None):
-        from ..rules.resolve import ResolvedRule
+        from ..rules.resolve import ResolvedRule, model_of_space
         i = self.best if i is None else i
         prog, space = self._ps(i)
         name = f"{self.info.get('name', 'run')}:{i}"
-        return ResolvedRule(prog, space, name, self.entries[i].formula, "rate", dict(self.defaults),
+        return ResolvedRule(prog, space, name, self.entries[i].formula, model_of_space(space), dict(self.defaults),
                             f"plasticity-search run {self.info.get('name', '')}".strip())
 
     def export(self, i: int | None, target: str) -> str:
