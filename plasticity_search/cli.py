@@ -24,6 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_rules(args) -> int:
+    from .rules.formula import rule_equation
     from .rules import RULES
     from .rules.formula import to_latex
 
@@ -39,7 +40,7 @@ def cmd_rules(args) -> int:
         return 0
     w = max(len(r["name"]) for r in out)
     for r in out:
-        print(f"{r['name']:<{w}}  {r['model']:<8} dw = {r['formula']}")
+        print(f"{r['name']:<{w}}  {r['model']:<8} {rule_equation(r['formula'])}")
         print(f"{'':<{w}}  {'':<8} {r['reference']}")
     return 0
 

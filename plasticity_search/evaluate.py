@@ -39,6 +39,7 @@ def _f(x) -> float | None:
 
 
 def cmd_evaluate(args) -> int:
+    from .rules.formula import rule_equation
     from .cli import UsageError
     from .rules.resolve import resolve_rule
     from .tasks import make
@@ -68,7 +69,7 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"rule     {out['rule']}   dw = {out['formula']}")
+    print(f"rule     {out['rule']}   {rule_equation(out['formula'])}")
     print(f"task     {out['task']} ({out['kind']}, split {out['split']}, {out['seeds']} seeds)   "
           f"feedback {out['feedback']}" + (f"   network {out['network']}   lr {out['lr']}" if "network" in out else ""))
     for k, v in out["metrics"].items():

@@ -117,3 +117,11 @@ def test_family_coefficients_map():
     _numeric_equal(dw, ref, space.variables)
     vprog, vspace, VM, vtheta = family_program(RULES["volterra"])
     assert VM.shape == (27, 27) and vspace.n_terms == 27
+
+
+def test_rule_equation_names_the_target_once():
+    from plasticity_search.rules.formula import rule_equation
+
+    assert rule_equation("e*x") == "dw = e*x"
+    assert rule_equation("dw = elig*(r - rbar); delig = sy*tx") == "dw = elig*(r - rbar); delig = sy*tx"
+    assert rule_equation("delig = sy*tx") == "delig = sy*tx"

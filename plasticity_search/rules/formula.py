@@ -492,3 +492,8 @@ def expr_text(e) -> str:
     if isinstance(e, tuple):
         return f"dw = {sp.sstr(e[0])}; delig = {sp.sstr(e[1])}"
     return sp.sstr(e)
+
+
+def rule_equation(formula: str) -> str:
+    """``dw = <formula>`` for display; formulas that already name their targets (``dw = ...; delig = ...``) as is."""
+    return formula if re.match(r"\s*d(w|elig)\s*=", formula) else f"dw = {formula}"

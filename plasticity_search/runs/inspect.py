@@ -33,6 +33,7 @@ def inspect_data(run_dir: str, top: int | None = None, *, engine=None, loaded: t
 def format_table(doc: dict) -> str:
     """PySR-style text table: rank, complexity, fitness on search/select/final tasks, formula; '>' marks the
     chosen rule."""
+    from ..rules.formula import rule_equation
     head = ["", "rank", "complexity", *[f"fit.{s}" for s in SPLITS], "formula"]
     rows = []
     for e in doc["entries"]:
@@ -55,7 +56,7 @@ def format_table(doc: dict) -> str:
     else:
         ch = next((e for e in doc["entries"] if e["chosen"]), None)
         if ch is not None:
-            lines.append(f"> chosen: rank {ch['rank']}   dw = {ch['formula']}")
+            lines.append(f"> chosen: rank {ch['rank']}   {rule_equation(ch['formula'])}")
     return "\n".join(lines)
 
 
