@@ -252,3 +252,19 @@ def test_spiking_search_sharded_matches_unsharded():
     b = Search(load_config(cfg.to_dict(), {"budget.devices": 1}))
     sa, sb = a.init(), b.init()
     np.testing.assert_allclose(np.asarray(sa.strategy.fitness), np.asarray(sb.strategy.fitness), rtol=1e-6)
+
+
+def test_spiking_coefficient_search_and_hybrid_run():
+    """CMA-ES over a known spiking rule's constants, and evolution with evosax refinement, on a spiking task."""
+    base = {"tasks.search": [{"task": "stdp_pattern", "seeds": 1, "steps": 20}], "tasks.select": [],
+            "tasks.final": [], "budget.generations": 2}
+    path = os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml")
+    es = run_search(load_config(path, {**base, "search.strategy": "evosax", "search.population": 4,
+                                       "coefficients.structure": "stdp_add"}))
+    hyb = run_search(load_config(path, {**base, "search.strategy": "hybrid", "search.population": 6,
+                                        "search.children": 3, "hybrid.every": 1, "hybrid.steps": 1,
+                                        "hybrid.population": 4, "hybrid.top_k": 1}))
+    for hof in (es, hyb):
+        assert hof.rule(hof.best).model == "spiking" and np.isfinite(hof.entries[hof.best].fitness)
+    assert hyb.info["n_evaluated"] > 0
+    assert set(map(str, sp.sympify(es.entries[es.best].formula).free_symbols)) <= {"sx", "sy", "tx", "ty"}

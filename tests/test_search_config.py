@@ -143,6 +143,16 @@ def test_invalid_spiking_config_names_the_key(dotted, value, key, needle):
     _assert_one_line_error(_deep(SPIKING, dotted, value), key, needle)
 
 
+def test_spiking_coefficient_search():
+    es = _deep(_deep(SPIKING, "search.strategy", "evosax"), "coefficients.structure", "stdp_add")
+    cfg = load_config(es)
+    assert cfg.coefficients.structure == "stdp_add" and cfg.model == "spiking"
+    _assert_one_line_error(_deep(es, "coefficients.structure", "oja"), "coefficients.structure",
+                           "'oja' is a rate rule; this search's tasks are spiking")
+    _assert_one_line_error(_deep(_deep(BASE, "search.strategy", "evosax"), "coefficients.structure", "stdp_add"),
+                           "coefficients.structure", "'stdp_add' is a spiking rule; this search's tasks are rate")
+
+
 def test_spiking_section_with_rate_tasks_is_an_error():
     with pytest.raises(ConfigError, match=r"^spiking: applies to spiking tasks only"):
         load_config(_deep(BASE, "spiking.lr", 0.1))

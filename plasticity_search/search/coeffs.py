@@ -96,21 +96,21 @@ class Parametrization:
 
 @lru_cache(maxsize=32)
 def structure_parametrization(spec: str) -> Parametrization:
-    """``spec``: a family (``shervani_tabar``, ``volterra``), a known rate rule, or a formula over rate variables."""
+    """``spec``: a family (``shervani_tabar``, ``volterra``), a known rule, or a formula (rate or spiking variables;
+    the search's tasks must be of the same model, which the config checks)."""
     from ..rules.formula import compile_formula
-    from ..rules.registry import RATE_SPACE, RULES
+    from ..rules.registry import RULES, SPACES
+    from ..rules.resolve import model_of_formula
     if not isinstance(spec, str) or not spec.strip():
         raise RuleError("empty structure")
     spec = spec.strip()
     if spec in RULES:
         rule = RULES[spec]
-        if rule.model != "rate":
-            raise RuleError(f"rule '{spec}' is a spiking rule; coefficient searches run rate networks")
         if rule.basis:
             return Parametrization.from_family(rule)
         prog, space = rule.compile()
     else:
-        prog, space = compile_formula(spec, RATE_SPACE)
+        prog, space = compile_formula(spec, SPACES[model_of_formula(spec)])
     param = Parametrization.from_program(prog, space)
     if param.n == 0:
         raise RuleError(f"structure '{spec}' has no constants to tune")
