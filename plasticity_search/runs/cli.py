@@ -30,12 +30,12 @@ def cmd_run(args) -> int:
         raise
     except Exception as exc:
         from .rundir import RunDirError
-        from .runner import RunError
+        from .runner import RunError, _one_line
         if not multi or isinstance(exc, (RunError, RunDirError)):
             raise       # a refused request: every process got the same one line and exits 2
         import jax
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        dist.abort(f"plasticity-search: process {jax.process_index()}/{jax.process_count()} failed: {text}\n"
+        dist.abort(f"plasticity-search: process {jax.process_index()}/{jax.process_count()} failed: "
+                   f"{_one_line(exc)}\n"
                    f"plasticity-search: continue with the same command on every host: "
                    f"plasticity-search run {plan.run_dir} --resume")
     if not main:

@@ -296,7 +296,6 @@ def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=Non
 def _follow(plan: RunPlan, eng) -> RunResult:
     """A process other than 0: the same search steps, nothing written."""
     from .. import distributed as dist
-    from .rundir import json_safe as _js
 
     enable_compile_cache()
     t0 = time.perf_counter()
@@ -313,7 +312,7 @@ def _follow(plan: RunPlan, eng) -> RunResult:
     while not dist.agree(search.done(state)):
         state, _ = search.step(state)
         done += 1
-    hof_json = _js(search.finalize(state).to_json())
+    hof_json = json_safe(search.finalize(state).to_json())
     stopped_by = "generations" if done >= int(plan.cfg.generations) else "time_limit"
     return RunResult(plan.run_dir, hof_json, done, time.perf_counter() - t0, None, stopped_by)
 
