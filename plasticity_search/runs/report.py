@@ -58,33 +58,20 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, engine=None, cu
     attempt("fitness", lambda: P.plot_fitness(metrics, paths["fitness"], f"{name}: fitness over generations"))
     attempt("pareto", lambda: P.plot_pareto(hof_json, paths["pareto"], f"{name}: hall of fame"))
 
-    cpath = os.path.join(pdir, CURVES_FILE)
-    cdata = _read_json(cpath)
-    if curves:
-        try:
-            from .curves import compute_curves
+    def learning_curves():
+        from .curves import compute_curves
+        return compute_curves(run_dir, hof_json)
 
-            cdata = compute_curves(run_dir, hof_json)
-            if cdata:
-                from .rundir import atomic_write_json, json_safe
-                atomic_write_json(cpath, json_safe(cdata), fsync=False)
-        except Exception as exc:  # noqa: BLE001
-            log(f"warning: learning curves skipped: {_why(exc)}")
+    def windows():
+        from .curves import stdp_windows
+        return stdp_windows(run_dir, hof_json)
+
+    # learning curves are recomputed when asked for (the run may have grown); STDP windows only when missing
+    cdata = _derived(os.path.join(pdir, CURVES_FILE), learning_curves, lambda old: curves, "learning curves", log)
     if cdata:
         attempt("learning_curves", lambda: P.plot_learning_curves(cdata, paths["learning_curves"],
                                                                   "top rules vs FA/BP baselines (final tasks)"))
-    spath = os.path.join(pdir, STDP_FILE)
-    sdata = _read_json(spath)
-    if sdata is None:
-        try:
-            from .curves import stdp_windows
-
-            sdata = stdp_windows(run_dir, hof_json)
-            if sdata:
-                from .rundir import atomic_write_json, json_safe
-                atomic_write_json(spath, json_safe(sdata), fsync=False)
-        except Exception as exc:  # noqa: BLE001
-            log(f"warning: STDP window skipped: {_why(exc)}")
+    sdata = _derived(os.path.join(pdir, STDP_FILE), windows, lambda old: old is None, "STDP window", log)
     if sdata:
         attempt("stdp_window", lambda: P.plot_stdp(sdata, paths["stdp_window"]))
     write_report(run_dir, hof_json, out, status=status)
@@ -155,6 +142,22 @@ def _metrics_table(entry: dict) -> str:
     head = "".join(f"<th>{sp} tasks</th>" for sp in splits)
     return (f"<h2>Chosen rule: metrics (mean ± std over tasks and seeds)</h2>"
             f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+
+def _derived(path: str, compute, recompute, what: str, log):
+    """The JSON data cached at ``path``; computed afresh (and written there if non-empty) when
+    ``recompute(cached)`` says so. A failing computation is logged and the cached data, if any, is kept."""
+    data = _read_json(path)
+    if recompute(data):
+        try:
+            new = compute()
+            if new:
+                from .rundir import atomic_write_json, json_safe
+                atomic_write_json(path, json_safe(new), fsync=False)
+            data = new
+        except Exception as exc:  # noqa: BLE001
+            log(f"warning: {what} skipped: {_why(exc)}")
+    return data
 
 
 def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: str | None = None) -> str:

@@ -634,25 +634,10 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     # network resolved over the default for the first search task's objective
     from ..networks.rate import NetworkConfig, NetworkError, default_network
     if model == "spiking":
-        if net:
-            raise _err(f"network.{next(iter(net))}", "spiking tasks bring their own network; "
-                                                     "set spiking.* (lr, time constants, w_bounds, feedback)")
-        from ..spiking.network import FEEDBACKS
-        spk = cfg.spiking
-        if spk.feedback not in FEEDBACKS:
-            raise _err("spiking.feedback", f"unknown feedback '{spk.feedback}' (known: {', '.join(FEEDBACKS)})")
-        for k in ("lr", "tau_plus", "tau_minus", "tau_x", "tau_y", "tau_elig"):
-            v = getattr(spk, k)
-            if v is not None and not v > 0:
-                raise _err(f"spiking.{k}", f"must be > 0, got {v}")
-        if spk.w_bounds is not None and (len(spk.w_bounds) != 2 or not spk.w_bounds[0] < spk.w_bounds[1]):
-            raise _err("spiking.w_bounds", f"expected [lo, hi] with lo < hi, got {list(spk.w_bounds)}")
-        base = {}
+        _check_spiking_section(cfg.spiking, net)
     else:
-        base = None
-    if model == "rate" and cfg.spiking != SpikingSection():
-        raise _err("spiking", "applies to spiking tasks only (this search's tasks are rate tasks)")
-    if base is None:
+        if cfg.spiking != SpikingSection():
+            raise _err("spiking", "applies to spiking tasks only (this search's tasks are rate tasks)")
         base = {k: (list(v) if isinstance(v, tuple) else v)
                 for k, v in dataclasses.asdict(default_network(first_obj)).items()}
         merged = {**base, **net}
@@ -778,6 +763,22 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     _at_least("hall_of_fame.eps", hof.eps, 0.0)
     _at_least("hall_of_fame.snap_tol", hof.snap_tol, 0.0)
     return cfg
+
+
+def _check_spiking_section(spk: SpikingSection, net: dict) -> None:
+    """Spiking tasks bring their own network; the ``spiking`` section holds every candidate's settings."""
+    if net:
+        raise _err(f"network.{next(iter(net))}", "spiking tasks bring their own network; "
+                                                 "set spiking.* (lr, time constants, w_bounds, feedback)")
+    from ..spiking.network import FEEDBACKS
+    if spk.feedback not in FEEDBACKS:
+        raise _err("spiking.feedback", f"unknown feedback '{spk.feedback}' (known: {', '.join(FEEDBACKS)})")
+    for k in ("lr", "tau_plus", "tau_minus", "tau_x", "tau_y", "tau_elig"):
+        v = getattr(spk, k)
+        if v is not None and not v > 0:
+            raise _err(f"spiking.{k}", f"must be > 0, got {v}")
+    if spk.w_bounds is not None and (len(spk.w_bounds) != 2 or not spk.w_bounds[0] < spk.w_bounds[1]):
+        raise _err("spiking.w_bounds", f"expected [lo, hi] with lo < hi, got {list(spk.w_bounds)}")
 
 
 def _zeros(n):

@@ -197,6 +197,7 @@ class Search:
             cfg = load_config(cfg)
         self.cfg = cfg
         self.kind = cfg.search.strategy
+        self.model = cfg.model                  # 'rate' | 'spiking': the kind of its tasks
         self.fit = FitnessFn.from_config(cfg)
         self.network = cfg.network_config()
         if self.kind in ("evosax", "metagrad"):
@@ -205,7 +206,7 @@ class Search:
         else:
             self.param = None
             self.space = cfg.rule_space()
-        if cfg.model == "rate":
+        if self.model == "rate":
             check_space(self.space)
         s = cfg.search
         self.regevo = RegularizedEvolution(self.space, s.population, s.tournament, s.children,
@@ -216,7 +217,6 @@ class Search:
             self.chunk = 1
         else:
             self.chunk = s.children
-        self.model = cfg.model
         self.spiking = cfg.spiking_eval_config() if self.model == "spiking" else None
         self.tasks = {split: [(cfg.make_task(e), e) for e in getattr(cfg.tasks, split)]
                       for split in ("search", "select", "final")}
