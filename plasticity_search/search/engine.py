@@ -82,7 +82,14 @@ def state_to_tree(state: SearchState) -> tuple[dict, dict]:
 def state_from_tree(arrays: dict, meta: dict) -> SearchState:
     if not isinstance(meta, dict) or meta.get("schema") != TREE_SCHEMA:
         raise ValueError(f"not a search state (expected schema '{TREE_SCHEMA}')")
-    t = unflatten(meta["tree"], "s", dict(arrays))
+    try:
+        return _state_from(unflatten(meta["tree"], "s", dict(arrays)))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"damaged search state: {msg}") from None
+
+
+def _state_from(t: dict) -> SearchState:
     return SearchState(
         generation=int(t["generation"]), key=t["key"], strategy=t["strategy"],
         fec={k: float(v) for k, v in zip(t["fec_keys"], np.asarray(t["fec_vals"]).reshape(-1))},

@@ -1,0 +1,138 @@
+"""A run directory is untrusted input: a crafted checkpoint must not run code.
+
+A real run is made once (tiny PCA search, 2 generations), then its newest checkpoint's metadata is rewritten to name
+callables instead of state classes, the exact payload of issue 17 (``plasticity_search.runs.rundir:os.system`` with
+a field ``command``) and variants through other modules and attribute paths. ``inspect`` and ``run --resume`` must
+refuse each with one stderr line and exit 2, and the marker file the payload would create must not exist.
+"""
+import contextlib
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+from plasticity_search import cli
+from plasticity_search.runs import checkpoint as ckpt
+from plasticity_search.search import treeio
+
+PCA = {"task": "pca", "seeds": 1, "steps": 40}
+CONFIG = {
+    "name": "sec",
+    "space": {"post_vars": ["y"], "pre_vars": ["x"], "ops": ["add", "sub", "mul"], "syn": ["1", "w"],
+              "n_post": 2, "n_pre": 1, "n_terms": 2},
+    "search": {"population": 4, "tournament": 2, "children": 2},
+    "tasks": {"search": [PCA], "select": [PCA], "final": [PCA]},
+    "budget": {"generations": 2},
+}
+
+PAYLOAD_CLASSES = [
+    "plasticity_search.runs.rundir:os.system",          # the exact payload of the issue
+    "plasticity_search.cli:os.system",
+    "plasticity_search.search.engine:np.lib.format.os.system",
+    "plasticity_search.runs.runner:subprocess.Popen",
+    "plasticity_search.rules.program:Program.__init__.__globals__",
+    "optax:os.system",
+    "evosax.algorithms:os.system",
+    "flax.struct:dataclasses.sys.modules",
+    "os:system",
+    "builtins:eval",
+    "subprocess:run",
+    "plasticity_search.runs.rundir:atomic_write_bytes",   # a real function of ours, not a record type
+]
+
+
+def _main(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:
+            code = exc.code
+    return int(code or 0), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("sec")
+    cfg = base / "sec.yaml"
+    cfg.write_text(yaml.safe_dump(CONFIG))
+    out = base / "run"
+    code, _, err = _main(["run", str(cfg), "--out", str(out), "--wandb", "disabled", "--no-curves"])
+    assert code == 0, err
+    return out
+
+
+def _tamper(run_dir, cls_name: str, marker: str, kind: str = "namedtuple"):
+    gen = ckpt.list_generations(str(run_dir))[-1]
+    arrays, meta = ckpt.decode(ckpt.checkpoint_path(str(run_dir), gen))
+    meta["state_meta"]["tree"]["items"][2] = {
+        "t": kind, "cls": cls_name, "fields": {"command": {"t": "str", "v": f"touch {marker}"}}}
+    with open(ckpt.checkpoint_path(str(run_dir), gen), "wb") as f:
+        f.write(ckpt.encode(arrays, meta))
+    return gen
+
+
+def test_strategy_slot_is_where_the_payload_goes(run_dir):
+    """The tamper above targets the strategy state: check the real tree has it at that position."""
+    arrays, meta = ckpt.load_latest(str(run_dir))
+    tree = meta["state_meta"]["tree"]
+    assert tree["t"] == "dict" and tree["keys"][2] == "strategy"
+    assert tree["items"][2]["cls"] in treeio.allowed_classes()
+
+
+@pytest.mark.parametrize("cls_name", PAYLOAD_CLASSES)
+@pytest.mark.parametrize("kind", ["namedtuple", "dataclass"])
+def test_crafted_checkpoint_runs_nothing(run_dir, tmp_path, cls_name, kind):
+    marker = tmp_path / "PWNED"
+    # a copy per case: each case tampers with a pristine run
+    import shutil
+    rd = tmp_path / "run"
+    shutil.copytree(run_dir, rd)
+    _tamper(rd, cls_name, marker, kind)
+    rec = json.loads((rd / "run.json").read_text())
+    rec["status"] = "running"           # as a killed run leaves it: inspect then reads the checkpoint
+    (rd / "run.json").write_text(json.dumps(rec))
+    (rd / "hall_of_fame.json").unlink()
+    for argv in (["inspect", str(rd)], ["run", str(rd), "--resume", "--generations", "3", "--no-curves",
+                                       "--wandb", "disabled"]):
+        code, _, err = _main(argv)
+        assert not marker.exists(), f"{cls_name} executed a command via {argv[0]}"
+        assert code == 2, (argv, err)
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert "not allowed" in err or "damaged" in err, err
+
+
+def test_allowed_table_holds_only_record_types():
+    table = treeio.allowed_classes()
+    assert "plasticity_search.rules.program:Program" in table
+    assert "plasticity_search.search.regevo:RegEvoState" in table
+    assert any(k.startswith("evosax.") and k.endswith(":State") for k in table)
+    assert any(k.startswith("optax.") for k in table)
+    for name, cls in table.items():
+        assert isinstance(cls, type) and treeio._is_record_type(cls), name
+        assert f"{cls.__module__}:{cls.__qualname__}" == name
+
+
+def test_unlisted_class_is_refused_on_save():
+    from typing import NamedTuple
+
+    class Rogue(NamedTuple):
+        a: int
+
+    with pytest.raises(TypeError, match="allowed_classes"):
+        treeio.flatten({"x": Rogue(1)}, "s", {})
+
+
+def test_real_state_round_trips_through_the_table(run_dir):
+    from plasticity_search.search import state_from_tree, state_to_tree
+    arrays, meta = ckpt.load_latest(str(run_dir))
+    state = state_from_tree(arrays, meta["state_meta"])
+    a2, m2 = state_to_tree(state)
+    assert m2 == meta["state_meta"]
+    for k in arrays:
+        np.testing.assert_array_equal(arrays[k], a2[k])
+    assert json.dumps(m2)
