@@ -8,26 +8,61 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+
+from . import evaluate
+from .errors import UsageError
+from .export import TARGETS, export
+from .rules import RULES
+from .rules.formula import rule_equation, to_latex
+from .rules.program import RuleError
+from .runs import cli as runs_cli
+from .runs import resolve_rule_spec
+from .tasks import list_tasks
 
 EXIT_USAGE = 2
 
 
-class UsageError(ValueError):
-    """Bad input from the user: reported as one line, exit code 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2 (argparse prints usage + message otherwise)
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prefixes "plasticity-search: error: "; name the subcommand once ("export: ..."), not the program
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        raise UsageError(f"{sub}: {message}" if sub else message)
+
+
+_FORMULA_OPERATORS = re.compile(r"[*/+()^;\s]")
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> dict:
+    """Every option string of ``parser`` and of its subcommands -> whether it takes a value."""
+    out = {}
+    for action in parser._actions:
+        out.update({o: action.nargs != 0 for o in action.option_strings})
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out.update(_option_strings(sub))
+    return out
+
+
+def protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
+    """A RULE that starts with a minus (``evaluate "-e*x" ...``) is a formula, not an option: argparse would take
+    any ``-...`` token for an option. A token that starts with one '-', holds a formula operator and does not begin
+    with a known short option (``-o/tmp/x``) gets a leading space: argparse then reads it as a positional, and
+    rule resolution strips it."""
+    opts = _option_strings(parser)
+    out = []
+    for i, tok in enumerate(argv):
+        after_option = i > 0 and opts.get(argv[i - 1], False)      # the value of e.g. --out: left to argparse
+        if (isinstance(tok, str) and tok.startswith("-") and not tok.startswith("--") and len(tok) > 1
+                and _FORMULA_OPERATORS.search(tok) and tok[:2] not in opts and not after_option):
+            tok = " " + tok
+        out.append(tok)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_rules(args) -> int:
-    from .rules.formula import rule_equation
-    from .rules import RULES
-    from .rules.formula import to_latex
-
     out = []
     for r in RULES.values():
         prog, space = r.compile()
@@ -46,8 +81,6 @@ def cmd_rules(args) -> int:
 
 
 def cmd_tasks(args) -> int:
-    from .tasks import list_tasks
-
     out = [{"name": t.name, "kind": t.kind, "objective": t.objective, "n_in": t.n_in, "n_out": t.n_out,
             "default_steps": t.default_steps, "description": t.description} for t in list_tasks()]
     out.append({"name": "idx:PATH", "kind": "rate", "objective": "classification", "n_in": None, "n_out": None,
@@ -63,10 +96,7 @@ def cmd_tasks(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export
-    from .rules.resolve import resolve_rule
-
-    rule = resolve_rule(args.rule)
+    rule = resolve_rule_spec(args.rule)
     text = export(rule, args.to)
     if args.output:
         _atomic_write(args.output, text)
@@ -106,50 +136,35 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_tasks)
 
-    from .export import TARGETS
     s = sub.add_parser("export", help="export a rule (known name, formula in quotes, or rule .json file)")
     s.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
     s.add_argument("--to", required=True, choices=list(TARGETS), help="target format")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.set_defaults(func=cmd_export)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    for add_commands in COMMANDS:
+        add_commands(sub)
     return p
 
 
-# Other layers add subcommands here: callables (subparsers) -> None that call sub.add_parser(...) and
-# set_defaults(func=...). Filled by :func:`_load_extra_commands`.
-_EXTRA_COMMANDS: list = []
-
-
-def _load_extra_commands() -> None:
-    import importlib
-
-    for mod in ("plasticity_search.evaluate", "plasticity_search.runs.cli"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name and mod.startswith(exc.name):
-                continue  # that layer is not part of this build
-            raise
-        if m.add_commands not in _EXTRA_COMMANDS:
-            _EXTRA_COMMANDS.append(m.add_commands)
+# The subcommands other modules define: callables (subparsers) -> None that call sub.add_parser(...) and
+# set_defaults(func=...).
+COMMANDS = (evaluate.add_commands, runs_cli.add_commands)
 
 
 def main(argv=None) -> int:
-    from .rules.program import RuleError
-
-    _load_extra_commands()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(protect_formulas(sys.argv[1:] if argv is None else list(argv), parser))
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
     except (UsageError, RuleError, ValueError, FileNotFoundError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"plasticity-search: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:  # a last guard: every reader of user files bounds its nesting itself
+        print("plasticity-search: error: input nested too deeply", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # e.g. `plasticity-search rules | head`
         try:

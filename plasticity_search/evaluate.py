@@ -1,19 +1,29 @@
-"""``plasticity-search evaluate``: train networks with one rule and report its metrics (mean and std over seeds)."""
+"""``plasticity-search evaluate``: train networks with one or more rules and report their metrics (mean and std over
+seeds). With several rules every rule runs on the same seeds (same data and initial weights), and each is compared
+with the first by the paired difference of the task's metric and its 95% interval. The name ``bp`` stands for rule
+``fa`` under backpropagated errors (the non-local reference), as in a config's ``baselines:``."""
 from __future__ import annotations
 
 import json
 
 import numpy as np
 
+from .errors import UsageError
+from .inner import InnerConfig, evaluate_population
 from .networks.rate import FEEDBACKS, default_network, parse_network_spec
+from .inner import METRIC_SIGN
+from .rules.formula import rule_equation
+from .search.config import BP_BASELINE
+from .search.stats import format_delta, paired_difference, verdict
+from .rules.program import stack
+from .runs import resolve_rule_spec
+from .spiking import evaluate_rule as spiking_evaluate
+from .tasks import make
 
 
 def evaluate_rule(rule, task, network: str | None = None, feedback: str = "fa", seeds: int = 5,
                   steps: int | None = None, lr: float | None = None, split: str = "final", batch_size: int = 1):
     """Evaluate a resolved rule on a rate task. Returns a JSON-ready dict."""
-    from .inner import InnerConfig, evaluate_population
-    from .rules.program import stack
-
     net = default_network(task.objective)
     if network:
         net = parse_network_spec(network, task.n_in, task.n_out, net)
@@ -23,7 +33,8 @@ def evaluate_rule(rule, task, network: str | None = None, feedback: str = "fa", 
                     tau_theta=float(rule.defaults.get("tau_theta", net.tau_theta)))
     cfg = InnerConfig(network=net, steps=steps)
     metrics, curves = evaluate_population(stack([rule.program]), rule.space, task, cfg, range(seeds), split)
-    out = {k: {"mean": _f(np.mean(v[0], dtype=np.float64)), "std": _f(np.std(v[0], dtype=np.float64))}
+    out = {k: {"mean": _f(np.mean(v[0], dtype=np.float64)), "std": _f(np.std(v[0], dtype=np.float64)),
+               "values": [_f(x) for x in np.asarray(v[0], np.float64)]}
            for k, v in sorted(metrics.items())}
     return {
         "rule": rule.name, "formula": rule.formula, "task": task.name, "kind": task.kind, "feedback": feedback,
@@ -38,34 +49,89 @@ def _f(x) -> float | None:
     return x if np.isfinite(x) else None
 
 
-def cmd_evaluate(args) -> int:
-    from .rules.formula import rule_equation
-    from .cli import UsageError
-    from .rules.resolve import resolve_rule
-    from .tasks import make
+def _check_flags(args) -> None:
+    """Every number on the command line bounded like the same number in a config (search.config's maxima)."""
+    import math
 
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    task = make(args.task)
-    rule = resolve_rule(args.rule)
+    from .search.config import MAX_BATCH, MAX_SEEDS, MAX_STEPS
+
+    for flag, v, hi in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
+                        ("--batch-size", args.batch_size, MAX_BATCH)):
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be >= 1, got {v}")
+        if v is not None and v > hi:
+            raise UsageError(f"{flag} must be <= {hi} (the documented maximum), got {v}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
+
+
+def _check_network(args, task) -> None:
+    """Layer widths bounded, and the evaluation (all seeds at once) within the machine's memory."""
+    from .search.config import MAX_LAYERS, MAX_WIDTH, ConfigError, check_memory, evaluation_bytes
+
+    net = parse_network_spec(args.network, task.n_in, task.n_out, default_network(task.objective))
+    if len(net.hidden) > MAX_LAYERS or any(h > MAX_WIDTH for h in net.hidden):
+        raise UsageError(f"--network: at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} neurons, "
+                         f"got '{args.network}'")
+    steps = args.steps or task.default_steps
+    try:
+        check_memory(*evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, 1, args.seeds, steps,
+                                       task.n_eval), "--network", "--steps")
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _evaluate_one(spec: str, task, args) -> dict:
+    feedback = args.feedback
+    if spec == BP_BASELINE and task.kind != "spiking":
+        spec, feedback = "fa", "bp"
+    rule = resolve_rule_spec(spec)
     if task.kind == "spiking":
-        try:
-            from .spiking import evaluate_rule as spiking_evaluate
-        except ImportError:
-            raise UsageError(f"task '{task.name}' needs the spiking simulator, which is not available") from None
+        if rule.model != "spiking":
+            raise UsageError(f"rule '{rule.name}' is a rate rule; task '{task.name}' is a spiking task")
         metrics = spiking_evaluate(rule, task.name, seeds=args.seeds, steps=args.steps, split=args.split,
-                                   feedback=args.feedback)
-        metrics = {k: {s: _f(x) for s, x in v.items()} for k, v in metrics.items()}
-        out = {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": "spiking",
-               "feedback": args.feedback, "steps": args.steps, "seeds": args.seeds, "split": args.split,
-               "metrics": metrics}
-    else:
-        if rule.model != "rate":
-            raise UsageError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
-        out = evaluate_rule(rule, task, args.network, args.feedback, args.seeds, args.steps, args.lr, args.split,
-                            args.batch_size)
+                                   feedback=feedback)
+        metrics = {k: {s: ([_f(x) for x in v[s]] if s == "values" else _f(x)) for s, x in v.items()}
+                   for k, v in metrics.items()}
+        return {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": "spiking",
+                "feedback": feedback, "steps": args.steps, "seeds": args.seeds, "split": args.split,
+                "metrics": metrics}
+    if rule.model != "rate":
+        raise UsageError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
+    out = evaluate_rule(rule, task, args.network, feedback, args.seeds, args.steps, args.lr, args.split,
+                        args.batch_size)
+    if feedback == "bp" and args.feedback != "bp":
+        out["rule"] = BP_BASELINE
+    return out
+
+
+def compare(results: list[dict], metric: str, sign: float) -> list[dict]:
+    """Paired difference of ``sign * metric`` of every result against the first (same seeds and inits)."""
+    ref = np.array([np.nan if v is None else v for v in results[0]["metrics"][metric]["values"]]) * sign
+    out = []
+    for r in results:
+        a = np.array([np.nan if v is None else v for v in r["metrics"][metric]["values"]]) * sign
+        p = paired_difference(a, ref)
+        out.append({"rule": r["rule"], "vs": results[0]["rule"], "metric": metric, "verdict": verdict(p), **p})
+    return out
+
+
+def default_metric(task) -> str:
+    from .search.config import DEFAULT_METRIC, SPIKING_DEFAULT_METRIC
+    table = SPIKING_DEFAULT_METRIC if task.kind == "spiking" else DEFAULT_METRIC
+    return table.get(task.objective, "final_accuracy")
+
+
+def cmd_evaluate(args) -> int:
+    _check_flags(args)
+    task = make(args.task)
+    if task.kind != "spiking" and args.network:
+        _check_network(args, task)
+    specs = [r.strip() if isinstance(r, str) else r for r in args.rule]
+    results = [_evaluate_one(spec, task, args) for spec in specs]
+    if len(results) > 1:
+        return _print_comparison(results, task, args)
+    out = results[0]
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -78,9 +144,84 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _print_comparison(results: list[dict], task, args) -> int:
+    metric = args.metric or default_metric(task)
+    if metric not in results[0]["metrics"]:
+        raise UsageError(f"--metric: task '{task.name}' reports {', '.join(results[0]['metrics'])}, not '{metric}'")
+    sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
+    paired = compare(results, metric, sign)
+    if args.json:
+        print(json.dumps({"task": task.name, "kind": task.kind, "split": args.split, "seeds": args.seeds,
+                          "metric": metric, "reference": results[0]["rule"], "rules": results, "paired": paired},
+                         indent=2))
+        return 0
+    first = results[0]
+    print(f"task     {task.name} ({task.kind}, split {args.split}, {args.seeds} seeds; every rule on the same "
+          f"data and initial weights)" + (f"   network {first['network']}" if "network" in first else ""))
+    print(f"metric   {metric} ({'higher' if sign > 0 else 'lower'} is better); Δ = paired difference vs "
+          f"{first['rule']} (95% interval over seeds)")
+    w = max(len(r["rule"]) for r in results)
+    for r, p in zip(results, paired):
+        v = r["metrics"][metric]
+        m, s = v["mean"], v["std"]
+        fb = f"  [{r['feedback']} feedback]" if r.get("feedback") else ""
+        d = "reference" if r is first else f"Δ {format_delta(p)}  {p['verdict']}"
+        print(f"  {r['rule']:<{w}}  {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}"
+              f"   {d:<40} {rule_equation(r['formula'])}{fb}")
+    return 0
+
+
+def cmd_generalize(args) -> int:
+    """``generalize RULE``: the rule, FA and BP on held-out conditions, with paired differences."""
+    import os
+    import sys
+
+    from .runs import configs
+    from .runs import resolve_run_rank as _run_rank
+    from .runs.rundir import CONFIG_FILE
+    from .search.generalize import conditions_of, format_report, generalization_report
+
+    spec = args.rule.strip()
+    rule = resolve_rule_spec(spec)
+    cfg_path = args.config
+    if cfg_path is None and _RUN_RANK_SPEC(spec):
+        cfg_path = os.path.join(spec.rsplit(":", 1)[0], CONFIG_FILE)
+    if cfg_path is None:
+        raise UsageError("--config CONFIG.yaml is needed (the network and task of the comparison) unless RULE is "
+                         "RUN_DIR:RANK")
+    cfg = configs.load(cfg_path)
+    if rule.model != "rate" or cfg.model != "rate":
+        raise UsageError("generalize compares rate rules on rate tasks")
+    if args.seeds is not None and not 1 <= args.seeds <= 10_000:
+        raise UsageError(f"--seeds must be in [1, 10000], got {args.seeds}")
+    conds = conditions_of(cfg)
+    if not conds:
+        raise UsageError(f"config '{cfg_path}' has no held-out conditions (set generalization.conditions)")
+    log = (lambda r: print(f"  {r['condition']}: done", file=sys.stderr)) if not args.json else None
+    doc = generalization_report(rule.program, rule.space, cfg, conds, seeds=args.seeds, log=log)
+    doc = {"rule": rule.formula, **doc}
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"rule     {rule.name}   {rule_equation(rule.formula)}")
+        print(format_report(doc))
+    return 0
+
+
+def _RUN_RANK_SPEC(spec: str) -> bool:
+    from .runs import _RUN_RANK
+    return bool(_RUN_RANK.match(spec))
+
+
 def add_commands(sub) -> None:
-    s = sub.add_parser("evaluate", help="train networks with one rule and report its metrics over seeds")
-    s.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
+    s = sub.add_parser("evaluate", help="train networks with one or more rules; several rules are compared on the "
+                                        "same seeds by paired differences",
+                       description="Train networks with RULE (and more rules: each compared with the first by the "
+                                   "paired difference of the task's metric over the same seeds, data and initial "
+                                   "weights, with a 95%% interval). 'bp' names rule fa under backpropagated errors.")
+    s.add_argument("rule", nargs="+", help="known rule name, formula in quotes, RUN_DIR:RANK, a rule .json file, "
+                                           "or bp")
+    s.add_argument("--metric", help="metric of the comparison (default: the task's fitness metric)")
     s.add_argument("--task", required=True, help="task name (see `plasticity-search tasks`) or idx:PATH")
     s.add_argument("--network", help="layer sizes, e.g. 64-100-10 or 100 (hidden only), optional ':relu'")
     s.add_argument("--feedback", default="fa", choices=FEEDBACKS, help="pathway that delivers errors (default fa)")
@@ -91,3 +232,14 @@ def add_commands(sub) -> None:
     s.add_argument("--split", default="final", choices=("search", "select", "final"), help="task split (default final)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_evaluate)
+
+    g = sub.add_parser("generalize", help="a rule, FA and BP on held-out conditions (other task families, depths, "
+                                          "widths, activations) with paired differences",
+                       description="Score RULE, plain FA and BP on the held-out conditions of a config "
+                                   "(generalization.conditions, or automatic ones), on the final split, each with "
+                                   "the paired difference to FA and BP over the same seeds (95%% interval).")
+    g.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
+    g.add_argument("--config", help="search config giving the network and conditions (default: RUN_DIR's)")
+    g.add_argument("--seeds", type=int, help="seeds per condition (default: the config's generalization.seeds)")
+    g.add_argument("--json", action="store_true", help="print one JSON document")
+    g.set_defaults(func=cmd_generalize)

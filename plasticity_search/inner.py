@@ -7,7 +7,8 @@ programs* on a batch of task instances (tasks x seeds)::
 
 ``vmap`` over the population (outer) and the instances (inner), ``lax.scan`` over time; weights and activity never
 leave the device between steps, there is one compile per population shape, and a candidate whose weights become
-inf/NaN only spoils its own metrics (they become NaN, ``finite`` = 0; the fitness maps NaN to the worst score).
+inf/NaN (or whose finite weights give a non-finite output) only spoils its own metrics (they become NaN,
+``finite`` = 0; the fitness maps NaN to the worst score).
 
 Rule inputs per step (rate space variables): post side ``y`` (activity), ``a`` (input current), ``e`` (error through
 the feedback pathway), ``ybar``/``theta`` (running means of y and y^2); pre side ``x`` (activity; biases are weights
@@ -29,8 +30,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import distributed as dist
 from .networks.rate import NetState, NetworkConfig, RateNet
 from .rules.program import Program, RuleError, Space
+from .rules.resolve import resolve_rule
 from .tasks import Task, TaskData
 
 RATE_VARIABLES = {"post": ("y", "a", "e", "ybar", "theta"), "pre": ("x", "xbar", "e_pre"), "global": ("r", "rbar")}
@@ -88,7 +91,7 @@ class InnerLoop:
         self.pre_off = np.concatenate([[0], np.cumsum(self.pre_sizes)])
         self.fb_prog, self.fb_space = None, None
         if cfg.network.feedback_rule is not None:
-            from .rules.resolve import resolve_rule
+            # a known rule name, formula or rule .json file, compiled by the rule language (never a run's rule)
             fb = resolve_rule(cfg.network.feedback_rule)
             fb_space = fb.space
             check_space(fb_space)
@@ -209,9 +212,13 @@ class InnerLoop:
             norm = jnp.linalg.norm(w)
             out["pc1_alignment"] = jnp.abs(w @ data.pc1) / jnp.maximum(norm * jnp.linalg.norm(data.pc1), 1e-12)
             out["weight_norm"] = norm
+            finite = finite & jnp.isfinite(norm) & jnp.isfinite(out["pc1_alignment"])
         else:
             fwd = jax.vmap(lambda x: net.forward(st.net.W, x).out)(data.x_eval)
             losses = jax.vmap(net.loss)(fwd, data.y_eval)
+            # finite weights can still overflow the output (W @ x beyond float32): that counts as non-finite too,
+            # never as a chance-level score of a NaN output
+            finite = finite & jnp.all(jnp.isfinite(fwd)) & jnp.all(jnp.isfinite(losses))
             out["final_loss"] = losses.mean()
             if obj == "classification":
                 out["final_accuracy"] = jnp.mean(jnp.argmax(fwd, -1) == jnp.argmax(data.y_eval, -1))
@@ -283,7 +290,6 @@ def evaluate_population(pop: Program, space: Space, task: Task, cfg: InnerConfig
     if devices is None:
         metrics, curves = fn(jax.tree.map(jnp.asarray, pop), data, keys)
         return {k: np.asarray(v) for k, v in metrics.items()}, np.asarray(curves)
-    from . import distributed as dist
     mesh = dist.population_mesh(devices)
     padded = dist.pad_population(pop, dist.padded_size(n, mesh))
     metrics, curves = fn(dist.shard_population(padded, mesh), dist.replicate(data, mesh),

@@ -8,7 +8,6 @@ refuse each with one stderr line and exit 2, and the marker file the payload wou
 import contextlib
 import io
 import json
-import os
 
 import numpy as np
 import pytest

@@ -91,7 +91,8 @@ RUN_TINY = {"search": {"population": 8, "tournament": 2, "children": 4}, "networ
             "tasks": {"search": [{"task": "digits", "seeds": 1, "steps": 60}],
                       "select": [{"task": "digits", "seeds": 1, "steps": 60}],
                       "final": [{"task": "digits", "seeds": 2, "steps": 60}]},
-            "hybrid": {"every": 2, "steps": 1, "population": 4}, "budget": {"generations": 3}}
+            "hybrid": {"every": 2, "steps": 1, "population": 4}, "budget": {"generations": 3},
+            "hall_of_fame": {"select_seeds": 2}, "generalization": {"at_end": False}}
 
 
 def _run_config(path) -> str:

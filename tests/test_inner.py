@@ -144,7 +144,7 @@ def test_network_spec_parsing():
 
 
 def test_quickstart_space_expresses_every_rate_rule():
-    with open("search_spaces/quickstart.yaml") as f:
+    with open("search_spaces/digits_online.yaml") as f:
         space = Space.from_dict(yaml.safe_load(f)["space"])
     for name, rule in RULES.items():
         if rule.model != "rate":
@@ -162,7 +162,8 @@ def test_evaluate_cli_json():
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["rule"] == "oja" and d["task"] == "pca" and d["feedback"] == "fa"
-    assert set(d["metrics"]["pc1_alignment"]) == {"mean", "std"}
+    assert set(d["metrics"]["pc1_alignment"]) == {"mean", "std", "values"}
+    assert len(d["metrics"]["pc1_alignment"]["values"]) == 2
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -30,6 +31,8 @@ TINY = {
     "tasks": {"search": [{"task": "digits", "seeds": 1, "steps": 60}],
               "select": [{"task": "digits", "seeds": 1, "steps": 60}],
               "final": [{"task": "digits", "seeds": 2, "steps": 60}]},
+    "hall_of_fame": {"select_seeds": 2},
+    "generalization": {"seeds": 2, "conditions": [{"task": "yinyang", "steps": 60}]},
     "budget": {"generations": GENERATIONS},
 }
 
@@ -176,7 +179,7 @@ def test_run_directory_holds_everything(finished):
     d = finished["dir"]
     names = set(os.listdir(d))
     assert {"config.yaml", "metrics.jsonl", "hall_of_fame.csv", "hall_of_fame.json", "checkpoints", "plots",
-            "report.html", "run.json", "wandb"} <= names
+            "report.html", "run.json", "wandb", "generalization.json"} <= names
     assert not [n for n in names if ".tmp-" in n]
     # config.yaml: every default written out, loads back to the same config
     with open(os.path.join(d, "config.yaml")) as f:
@@ -196,6 +199,9 @@ def test_run_directory_holds_everything(finished):
     assert set(e["metrics"]) == {"search", "select", "final"}
     header = _text(os.path.join(d, "hall_of_fame.csv")).split('\n', 1)[0].strip().split(",")
     assert header[:4] == ["rank", "chosen", "complexity", "fitness"] and "formula" in header
+    assert {"delta_vs_fa", "lo_vs_fa", "hi_vs_bp", "kind"} <= set(header)
+    csv_text = _text(os.path.join(d, "hall_of_fame.csv"))
+    assert "baseline fa" in csv_text and "baseline bp" in csv_text
     # checkpoints (the newest is the last generation), plots, report
     ck = sorted(os.listdir(os.path.join(d, "checkpoints")))
     assert ck[-1] == f"ckpt-{GENERATIONS:08d}.npz"
@@ -207,6 +213,7 @@ def test_run_directory_holds_everything(finished):
     assert html.count("data:image/png;base64,") >= 3 and "<script" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert e["formula"] in html or e["latex"] in html
+    assert "Δ vs fa" in html and "baseline" in html and "Chosen rule vs fa" in html and "Generalization" in html
     # stdout: the hall of fame table
     assert "rank" in finished["stdout"] and "> chosen" in finished["stdout"]
 
@@ -233,6 +240,24 @@ def test_inspect_table_and_json(finished, capsys):
     e = doc["entries"][0]
     assert e["chosen"] and e["formula"] == hof["entries"][0]["formula"]
     assert set(e["fitness"]) == {"search", "select", "final"}
+    # baselines as rows, scored on the same final instances; the chosen rule's paired differences to them
+    assert [b["name"] for b in doc["baselines"]] == ["fa", "bp"]
+    assert [b["feedback"] for b in doc["baselines"]] == ["fa", "bp"]
+    assert all(isinstance(b["fitness"]["final"], float) for b in doc["baselines"])
+    assert doc["compared_on"] == "final" and "select instances" in doc["choice"]
+    for name, base in zip(("fa", "bp"), hof["baselines"]):
+        p = e["paired"][name]
+        mine = np.array(hof["entries"][0]["instances"], float)
+        theirs = np.array(base["instances"], float)
+        assert len(mine) == len(theirs) == 2 and p["n"] == 2          # 2 final seeds
+        assert p["delta"] == pytest.approx(float(np.mean(mine - theirs)))
+        assert p["lo"] <= p["delta"] <= p["hi"]
+    assert any("vs fa: chosen rule" in ln for ln in lines) and any("(baseline bp" in ln for ln in lines)
+    # the generalization matrix: the chosen rule, FA and BP on the held-out condition, paired differences
+    (row,) = doc["generalization"]["rows"]
+    assert row["task"] == "yinyang" and row["seeds"] == 2 and row["metric"] == "final_accuracy"
+    assert {"rule", "fa", "bp", "vs_fa", "vs_bp"} <= set(row) and row["vs_fa"]["n"] == 2
+    assert any(ln.startswith("generalization") for ln in lines)
 
 
 def test_export_run_rank(finished, capsys, tmp_path):

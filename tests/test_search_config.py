@@ -31,7 +31,7 @@ def test_search_space_loads_and_round_trips(path):
     assert load_config(yaml.safe_load(yaml.safe_dump(d))) == cfg
     # every default is written out
     assert {"name", "seed", "space", "search", "coefficients", "hybrid", "spiking", "network", "tasks", "fitness",
-            "budget", "hall_of_fame"} == set(d)
+            "budget", "hall_of_fame", "baselines", "generalization"} == set(d)
     assert d["fitness"]["metric"] and "restart_after" in d["search"]
     if cfg.model == "rate":
         assert "lr" in d["network"]
@@ -41,7 +41,7 @@ def test_search_space_loads_and_round_trips(path):
 
 
 def test_quickstart_space_section_keeps_its_shape():
-    with open(os.path.join(ROOT, "search_spaces", "quickstart.yaml")) as f:
+    with open(os.path.join(ROOT, "search_spaces", "digits_online.yaml")) as f:
         space = yaml.safe_load(f)["space"]
     from plasticity_search.rules import Space
     s = Space.from_dict(space)

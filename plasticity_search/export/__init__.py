@@ -34,8 +34,9 @@ TARGETS = {
 def export(rule: ResolvedRule | str, target: str) -> str:
     """The rule exported to ``target`` (a key of :data:`TARGETS`), as text.
 
-    ``rule`` is a :class:`ResolvedRule` or anything the command line accepts (known rule name, formula,
-    ``RUN_DIR:RANK``, rule ``.json`` file).
+    ``rule`` is a :class:`ResolvedRule`, a known rule name, a formula or a rule ``.json`` file (the rule
+    language's :func:`~plasticity_search.rules.resolve.resolve_rule`; for ``RUN_DIR:RANK`` pass
+    ``plasticity_search.runs.resolve_rule_spec(spec)``, as the command line does).
     """
     if target not in TARGETS:
         raise RuleError(f"unknown export format '{target}' (known: {', '.join(TARGETS)})")

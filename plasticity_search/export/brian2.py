@@ -19,37 +19,36 @@ compiler: ``prefs.codegen.target = "numpy"``). Rate rules and variables a synaps
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import sympy as sp
 
 from ..rules.formula import symbol
 from ..rules.program import RuleError
 from ..rules.resolve import ResolvedRule
-from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_synapse_rule, float_text,
-                      formula_text, rule_form, safe_name, spike_split, synapse_defaults, trace_taus, used_traces,
-                      weight_bounds)
+from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_printer, check_synapse_rule,
+                      float_text, formula_text, rule_form, safe_name, spike_split, synapse_defaults, trace_taus,
+                      used_traces, weight_bounds)
 
 
+@check_printer
 class Brian2Printer(EquationPrinter):
     """Brian2 code strings: its default functions (exp, log, tanh, abs, sign, sqrt, clip, int) only."""
 
-    def sqrt(self, b):
-        return self._call("sqrt", b)
+    functions: ClassVar[dict[str, str]] = {**EquationPrinter.functions, "sign": "sign", "sqrt": "sqrt"}
 
-    def _print_sign(self, e):
-        return self._call("sign", e.args[0])
+    def op_step(self, a):
+        return f"int({self._print(a)} > 0)"
 
-    def _print_Heaviside(self, e):
-        return f"int({self._print(e.args[0])} > 0)"
-
-    def _print_Max(self, e):
-        out = self._print(e.args[0])
-        for a in e.args[1:]:
+    def op_max(self, first, *rest):
+        out = self._print(first)
+        for a in rest:
             out = f"clip({out}, {self._print(a)}, inf)"
         return out
 
-    def _print_Min(self, e):
-        out = self._print(e.args[0])
-        for a in e.args[1:]:
+    def op_min(self, first, *rest):
+        out = self._print(first)
+        for a in rest:
             out = f"clip({out}, -inf, {self._print(a)})"
         return out
 

@@ -27,6 +27,7 @@ from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.str import StrPrinter
 
 from ..rules.formula import side_exprs, symbol
+from ..rules.ops import OP_BY_NAME, PRINTED_OPS, SYMPY_HEADS
 from ..rules.program import TARGET_ELIG, Program, RuleError, Space, liveness
 from ..rules.resolve import ResolvedRule
 from ..rules.variables import VARIABLES
@@ -162,14 +163,75 @@ def evaluate_numbers(e: sp.Expr) -> sp.Expr:
                      num)
 
 
-class ArrayPrinter(StrPrinter):
+class OpPrinter(StrPrinter):
+    """A printer of the op table's sympy forms that looks each op up by name, one table per target (as PySR does).
+
+    ``functions`` maps an op name to the target's function, printed by :meth:`call`; an op that is no plain call
+    in the target has a method ``op_<name>(*args)`` instead. Every op of :data:`~plasticity_search.rules.ops.PRINTED_OPS`
+    needs one or the other; :func:`check_printer` makes sure when a printer class is defined.
+    """
+
+    functions: ClassVar[dict[str, str]] = {}
+
+    def call(self, name: str, *args) -> str:
+        return f"{name}({', '.join(self._print(a) for a in args)})"
+
+    def print_op(self, op: str, *args) -> str:
+        method = getattr(self, f"op_{op}", None)
+        if method is not None:
+            return method(*args)
+        if op not in self.functions:
+            raise RuleError(f"cannot export op '{op}'")
+        return self.call(self.functions[op], *args)
+
+    def _print_Pow(self, e, rational=False):
+        b, ex = e.args
+        prec = PRECEDENCE["Pow"]
+        if ex == sp.S.Half:
+            return self.print_op("sqrt", b)
+        if ex == -sp.S.Half:
+            return f"1/{self.print_op('sqrt', b)}"
+        if ex.is_Integer and ex < 0:
+            inner = b if ex == -1 else b ** (-ex)
+            return f"1/{self.parenthesize(inner, prec, strict=True)}"
+        return f"{self.parenthesize(b, prec, strict=True)}**{self.parenthesize(ex, prec, strict=True)}"
+
+
+def _op_method(op: str):
+    n_args = 1 if OP_BY_NAME[op].arity == 1 else None       # Heaviside(a, 0) prints as step(a); Max(a, b, c) whole
+
+    def method(self, e):
+        return self.print_op(op, *e.args[:n_args])
+    return method
+
+
+# one sympy print method per op head of the op table: _print_Abs -> print_op("abs", a), _print_Max -> "max", ...
+for _head, _op in SYMPY_HEADS.items():
+    setattr(OpPrinter, f"_print_{_head.__name__}", _op_method(_op))
+del _head, _op
+
+
+def check_printer(cls: type) -> type:
+    """Class decorator: ``cls`` spells every op of the op table that needs spelling, and only ops of the table."""
+    missing = [op for op in PRINTED_OPS if op not in cls.functions and not hasattr(cls, f"op_{op}")]
+    unknown = [op for op in cls.functions if op not in OP_BY_NAME]
+    if missing or unknown:
+        raise TypeError(f"{cls.__name__}: no spelling for ops {missing}; not ops of the op table: {unknown}")
+    return cls
+
+
+@check_printer
+class ArrayPrinter(OpPrinter):
     """Prints our op set as array code for ``np``, ``jnp`` or ``torch`` (module prefix ``mod``)."""
+
+    functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "log", "tanh": "tanh", "abs": "abs", "sign": "sign",
+                                           "sqrt": "sqrt"}
 
     def __init__(self, mod: str, torch: bool = False):
         super().__init__({"full_prec": True})
         self.mod, self.torch = mod, torch
 
-    def _fn(self, name, *args):
+    def call(self, name, *args):
         return f"{self.mod}.{name}({', '.join(self._print(a) for a in args)})"
 
     # numbers
@@ -200,41 +262,13 @@ class ArrayPrinter(StrPrinter):
     def _print_Pi(self, e):
         return repr(math.pi)
 
-    # arithmetic
-    def _print_Pow(self, e, rational=False):
-        b, ex = e.args
-        prec = PRECEDENCE["Pow"]
-        if ex == sp.S.Half:
-            return self._fn("sqrt", b)
-        if ex == -sp.S.Half:
-            return f"1/{self._fn('sqrt', b)}"
-        if ex.is_Integer and ex < 0:
-            inner = b if ex == -1 else b ** (-ex)
-            return f"1/{self.parenthesize(inner, prec, strict=True)}"
-        return f"{self.parenthesize(b, prec, strict=True)}**{self.parenthesize(ex, prec, strict=True)}"
+    # ops of the table that are no plain call
+    def op_step(self, a):
+        return f"{self.mod}.where({self.parenthesize(a, PRECEDENCE['Relational'])} > 0, 1.0, 0.0)"
 
-    # functions of the op table
-    def _print_exp(self, e):
-        return self._fn("exp", e.args[0])
-
-    def _print_log(self, e):
-        return self._fn("log", e.args[0])
-
-    def _print_tanh(self, e):
-        return self._fn("tanh", e.args[0])
-
-    def _print_Abs(self, e):
-        return self._fn("abs", e.args[0])
-
-    def _print_sign(self, e):
-        return self._fn("sign", e.args[0])
-
-    def _print_Heaviside(self, e):
-        return f"{self.mod}.where({self.parenthesize(e.args[0], PRECEDENCE['Relational'])} > 0, 1.0, 0.0)"
-
-    def _minmax(self, e, fn, clamp):
-        nums = [a for a in e.args if a.is_number]
-        rest = [a for a in e.args if not a.is_number]
+    def _minmax(self, args, fn, clamp):
+        nums = [a for a in args if a.is_number]
+        rest = [a for a in args if not a.is_number]
         out = self._print(rest[0])
         for a in rest[1:]:
             out = f"{self.mod}.{fn}({out}, {self._print(a)})"
@@ -243,11 +277,11 @@ class ArrayPrinter(StrPrinter):
                    else f"{self.mod}.{fn}({out}, {self._print(a)})")
         return out
 
-    def _print_Max(self, e):
-        return self._minmax(e, "maximum", "min")
+    def op_max(self, *args):
+        return self._minmax(args, "maximum", "min")
 
-    def _print_Min(self, e):
-        return self._minmax(e, "minimum", "max")
+    def op_min(self, *args):
+        return self._minmax(args, "minimum", "max")
 
     def _print_Function(self, e):
         raise RuleError(f"cannot export function '{e.func}' to array code")
@@ -440,10 +474,10 @@ def weight_bounds(rule: ResolvedRule) -> tuple[float, float] | None:
     return (b[0], b[1]) if isinstance(b, list) else None
 
 
-class EquationPrinter(StrPrinter):
-    """Infix printing of our op set for equation languages (Brian2, NESTML); subclasses name the functions."""
+class EquationPrinter(OpPrinter):
+    """Infix printing of our op set for equation languages (Brian2, NESTML); subclasses complete the op table."""
 
-    funcs: ClassVar[dict[str, str]] = {"exp": "exp", "log": "log", "tanh": "tanh", "abs": "abs"}
+    functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "log", "tanh": "tanh", "abs": "abs"}
 
     def __init__(self):
         super().__init__({"full_prec": True})
@@ -467,36 +501,6 @@ class EquationPrinter(StrPrinter):
 
     def _print_Pi(self, e):
         return repr(math.pi)
-
-    def sqrt(self, b) -> str:
-        raise NotImplementedError
-
-    def _print_Pow(self, e, rational=False):
-        b, ex = e.args
-        prec = PRECEDENCE["Pow"]
-        if ex == sp.S.Half:
-            return self.sqrt(b)
-        if ex == -sp.S.Half:
-            return f"1/{self.sqrt(b)}"
-        if ex.is_Integer and ex < 0:
-            inner = b if ex == -1 else b ** (-ex)
-            return f"1/{self.parenthesize(inner, prec, strict=True)}"
-        return f"{self.parenthesize(b, prec, strict=True)}**{self.parenthesize(ex, prec, strict=True)}"
-
-    def _call(self, name, *args):
-        return f"{name}({', '.join(self._print(a) for a in args)})"
-
-    def _print_exp(self, e):
-        return self._call(self.funcs["exp"], e.args[0])
-
-    def _print_log(self, e):
-        return self._call(self.funcs["log"], e.args[0])
-
-    def _print_tanh(self, e):
-        return self._call(self.funcs["tanh"], e.args[0])
-
-    def _print_Abs(self, e):
-        return self._call(self.funcs["abs"], e.args[0])
 
     def _print_Function(self, e):
         raise RuleError(f"cannot export function '{e.func}'")

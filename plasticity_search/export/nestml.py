@@ -21,35 +21,36 @@ import sympy as sp
 
 from ..rules.program import RuleError
 from ..rules.resolve import ResolvedRule
-from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_synapse_rule, float_text,
-                      formula_text, rule_form, safe_name, spike_split, synapse_defaults, trace_taus, used_traces,
-                      weight_bounds)
+from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_printer, check_synapse_rule,
+                      float_text, formula_text, rule_form, safe_name, spike_split, synapse_defaults, trace_taus,
+                      used_traces, weight_bounds)
 
 
+@check_printer
 class NestmlPrinter(EquationPrinter):
     """NESTML expressions: ln for the natural log, ** 0.5 for sqrt, conditional expressions for sign/step."""
 
-    funcs: ClassVar[dict[str, str]] = {"exp": "exp", "log": "ln", "tanh": "tanh", "abs": "abs"}
+    functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "ln", "tanh": "tanh", "abs": "abs"}
 
-    def sqrt(self, b):
+    def op_sqrt(self, b):
         return f"({self._print(b)})**0.5"
 
-    def _print_sign(self, e):
-        a = self._print(e.args[0])
+    def op_sign(self, a):
+        a = self._print(a)
         return f"(({a}) > 0 ? 1.0 : (({a}) < 0 ? -1.0 : 0.0))"
 
-    def _print_Heaviside(self, e):
-        return f"(({self._print(e.args[0])}) > 0 ? 1.0 : 0.0)"
+    def op_step(self, a):
+        return f"(({self._print(a)}) > 0 ? 1.0 : 0.0)"
 
-    def _print_Max(self, e):
-        out = self._print(e.args[0])
-        for a in e.args[1:]:
+    def op_max(self, first, *rest):
+        out = self._print(first)
+        for a in rest:
             out = f"max({out}, {self._print(a)})"
         return out
 
-    def _print_Min(self, e):
-        out = self._print(e.args[0])
-        for a in e.args[1:]:
+    def op_min(self, first, *rest):
+        out = self._print(first)
+        for a in rest:
             out = f"min({out}, {self._print(a)})"
         return out
 

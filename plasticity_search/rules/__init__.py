@@ -4,8 +4,9 @@ from .formula import (compile_formula, expr_latex, expr_text, from_sympy, parse_
                       to_sympy, to_sympy_raw, to_text)
 from .mutation import DEFAULT_MUTATION_PROBS, MUTATIONS, mutate, random_population, random_program
 from .ops import OP_BY_NAME, OPS, SYN_BY_NAME, SYN_FACTORS
-from .program import (TARGET_ELIG, TARGET_W, Program, RuleError, Space, complexity, dce, index, liveness, pad,
-                      stack, unstack)
+from .layout import pad
+from .program import (TARGET_ELIG, TARGET_W, Program, RuleError, Space, complexity, dce, index, liveness, stack,
+                      unstack)
 from .registry import RATE_SPACE, RULES, SPACES, SPIKING_SPACE, KnownRule, family_program, get, with_coefficients
 from .variables import VARIABLES, Variable
 

@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
-from .ops import OP_BY_NAME
+from .ops import OP_BY_NAME, SYMPY_HEADS, formula_functions
 from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
 from .variables import VARIABLES
 
 MAX_FORMULA_CHARS = 4000
 MAX_DEPTH = 64
+MAX_POWER = 16                # |integer exponent| of a power of a variable: x**16 at most (x**-16 at least)
+MAX_EXPANDED_TERMS = 2000     # terms of the fully expanded formula (bounds sympy's expand before it runs)
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -33,15 +37,82 @@ def _sigmoid(a):
     return 1 / (1 + sp.exp(-a))
 
 
-FUNCTIONS = {
-    "tanh": (1, sp.tanh), "exp": (1, sp.exp), "log": (1, sp.log), "sqrt": (1, sp.sqrt),
-    "abs": (1, sp.Abs), "Abs": (1, sp.Abs), "sign": (1, sp.sign), "step": (1, lambda a: sp.Heaviside(a, 0)),
-    "Heaviside": (1, lambda a: sp.Heaviside(a, 0)), "relu": (1, lambda a: sp.Max(a, 0)), "sigmoid": (1, _sigmoid),
-    "max": (2, sp.Max), "Max": (2, sp.Max), "min": (2, sp.Min), "Min": (2, sp.Min),
-}
+FUNCTIONS = formula_functions()   # name -> (arity, sympy function), from the op table (``Op.names``)
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
                     r"|(?P<op>\*\*|[-+*/^(),;=]))")
+
+
+def _check_const(value: sp.Expr) -> sp.Expr:
+    """A numeric constant must be finite and representable in float32 (rules run in float32)."""
+    if value.is_Number and value != 0:
+        m = abs(float(value)) if value.is_finite else float("inf")
+        if not FLOAT32_TINY <= m <= FLOAT32_MAX:
+            shown = str(sp.N(value, 4)) if value.is_finite else "infinity"
+            raise RuleError(f"constant {shown[:40]} is out of the float32 range "
+                            f"({FLOAT32_TINY:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0)")
+    return value
+
+
+def _power(base: sp.Expr, ex: sp.Expr) -> sp.Expr:
+    """``base**ex`` with bounded cost: a huge exponent is refused before sympy tries to compute or expand it."""
+    if ex.is_Number and base.is_Number:
+        if not ex.is_finite or not base.is_finite:
+            raise RuleError("formula is not finite")
+        b, x = abs(float(base)), float(ex)
+        if b == 0.0:
+            if x < 0:
+                raise RuleError("formula is not finite (division by zero?)")
+        elif b != 1.0 and abs(x) * abs(np.log10(b)) > 38.5:     # the result leaves the float32 range
+            raise RuleError(f"constant {sp.sstr(base)[:20]}**{sp.sstr(ex)[:20]} is out of the float32 range")
+        elif b == 1.0 and abs(x) > 2**31:
+            raise RuleError(f"exponent {sp.sstr(ex)[:20]} is too large")
+        return _check_const(base**ex)
+    if ex.is_Number and (not ex.is_finite or abs(float(ex)) > MAX_POWER):
+        raise RuleError(f"exponent {sp.sstr(ex)[:20]} is too large (powers of variables are limited to "
+                        f"|exponent| <= {MAX_POWER})")
+    return base**ex
+
+
+def expanded_terms(e: sp.Expr, limit: int = MAX_EXPANDED_TERMS) -> int:
+    """An upper bound of the number of terms of ``sp.expand(e)`` (capped just above ``limit``), without expanding."""
+    from math import comb
+
+    memo: dict = {}
+
+    def n(x) -> int:
+        if id(x) in memo:
+            return memo[id(x)]
+        if isinstance(x, sp.Add):
+            r = min(sum(n(a) for a in x.args), limit + 1)
+        elif isinstance(x, sp.Mul):
+            r = 1
+            for a in x.args:
+                r = min(r * n(a), limit + 1)
+        elif isinstance(x, sp.Pow) and x.exp.is_Integer and int(x.exp) > 1:
+            k = n(x.base)
+            r = 1 if k <= 1 else min(comb(min(int(x.exp), 10**6) + k - 1, k - 1), limit + 1)
+        else:
+            for a in x.args:     # inside functions (exp, max, ...): sympy expands the arguments too
+                n(a)
+            r = 1
+        memo[id(x)] = r
+        return r
+
+    return n(e)
+
+
+def check_expr(e: sp.Expr, what: str = "formula") -> None:
+    """Refuse expressions whose display or compilation would not finish quickly: powers of variables beyond
+    MAX_POWER, constants outside float32, more than MAX_EXPANDED_TERMS terms when expanded."""
+    for node in sp.preorder_traversal(e):
+        if node.is_Number:
+            _check_const(node)
+        elif isinstance(node, sp.Pow) and node.exp.is_Number and abs(float(node.exp)) > MAX_POWER:
+            raise RuleError(f"exponent {sp.sstr(node.exp)[:20]} is too large (powers of variables are limited to "
+                            f"|exponent| <= {MAX_POWER})")
+    if expanded_terms(e) > MAX_EXPANDED_TERMS:
+        raise RuleError(f"{what} expands to more than {MAX_EXPANDED_TERMS} terms")
 
 
 def _tokenize(text: str) -> list[tuple[str, str]]:
@@ -98,12 +169,14 @@ class _Parser:
             elif val == "/":
                 left = left / right
             else:
-                left = left**right
+                left = _power(left, right)
 
     def atom(self, depth):
         kind, val = self.take()
         if kind == "num":
-            return sp.Float(val) if any(ch in val for ch in ".eE") else sp.Integer(int(val))
+            if len(val) > 40:
+                raise RuleError(f"number '{val[:20]}...' is too long")
+            return _check_const(sp.Float(val) if any(ch in val for ch in ".eE") else sp.Integer(int(val)))
         if kind == "op" and val == "-":
             return -self.expr(25, depth + 1)   # unary minus binds tighter than * but looser than **
         if kind == "op" and val == "+":
@@ -163,6 +236,7 @@ def parse_formula(text: str, space: Space, params: dict[str, float] | None = Non
     for e in out.values():
         if e.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise RuleError("formula is not finite (division by zero?)")
+        check_expr(e)
     return out["dw"], out["delig"]
 
 
@@ -207,10 +281,16 @@ def _separate(expr: sp.Expr, space: Space) -> list[_Term]:
         terms = [_Term(1.0, sp.Integer(1), sp.Integer(1), sp.Integer(1))]
         for f in expr.args:
             fts = _separate(f, space)
+            if len(terms) * len(fts) > MAX_EXPANDED_TERMS:
+                raise RuleError(f"formula expands to more than {MAX_EXPANDED_TERMS} terms")
             terms = [_Term(a.coef * b.coef, a.P * b.P, a.Q * b.Q, a.S * b.S) for a in terms for b in fts]
         return terms
-    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and int(expr.exp) > 0:
-        return _separate(sp.expand(expr), space)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and int(expr.exp) > 0 and isinstance(expr.base, sp.Add):
+        if expanded_terms(expr) > MAX_EXPANDED_TERMS:
+            raise RuleError(f"'{sp.sstr(expr)[:60]}' expands to more than {MAX_EXPANDED_TERMS} terms")
+        expanded = sp.expand(expr)
+        if expanded != expr:
+            return _separate(expanded, space)
     raise RuleError(f"'{expr}' mixes {' and '.join(sorted(sides))} quantities inside a function: not a local "
                     "separable rule (post and pre quantities may only meet as a product)")
 
@@ -305,8 +385,11 @@ class _SideCompiler:
                 if n == -1:
                     r = self.compile(base)
                     return self._emit("recip", r) if "recip" in self.space.ops else self._emit("div", 0, r)
+                if abs(n) > MAX_POWER:
+                    raise RuleError(f"exponent {n} is too large (|exponent| <= {MAX_POWER})")
                 if n < 0:
-                    return self.compile(1 / base**(-n))
+                    r = self.compile(base**(-n))
+                    return self._emit("recip", r) if "recip" in self.space.ops else self._emit("div", 0, r)
                 if n == 2 and "square" in self.space.ops:
                     return self._emit("square", self.compile(base))
                 r = self.compile(base)
@@ -315,14 +398,9 @@ class _SideCompiler:
                     acc = self._emit("mul", acc, r)
                 return acc
             raise RuleError(f"power '{e}' is not expressible with the space's ops")
-        if isinstance(e, sp.exp):
-            return self._emit("exp", self.compile(e.args[0]))
-        fmap = {sp.tanh: "tanh", sp.log: "log", sp.Abs: "abs", sp.sign: "sign"}
-        for cls, name in fmap.items():
-            if isinstance(e, cls):
-                return self._emit(name, self.compile(e.args[0]))
-        if isinstance(e, sp.Heaviside):
-            return self._emit("step", self.compile(e.args[0]))
+        name = SYMPY_HEADS.get(e.func)    # f(a) of a one-operand op of the table: exp, tanh, abs, step, ...
+        if name is not None and OP_BY_NAME[name].arity == 1:
+            return self._emit(name, self.compile(e.args[0]))
         if isinstance(e, (sp.Max, sp.Min)):
             name = "max" if isinstance(e, sp.Max) else "min"
             args = list(e.args)
@@ -367,6 +445,11 @@ def from_sympy(dw: sp.Expr, delig: sp.Expr, space: Space, fit: bool = True) -> t
 
 def assemble(space: Space, post: "_SideCompiler", pre: "_SideCompiler", rows) -> Program:
     """Program arrays from compiled side programs and term rows (coef, p_reg, q_reg, syn_index, target)."""
+    consts = [c for comp in (post, pre) for (_, _, _, c) in comp.instr] + [row[0] for row in rows]
+    for c in consts:
+        if not np.isfinite(c) or abs(c) > FLOAT32_MAX or 0 < abs(c) < FLOAT32_TINY:
+            raise RuleError(f"constant {c:.4g} is out of the float32 range "
+                            f"({FLOAT32_TINY:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0)")
     prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
     for side, comp in (("post", post), ("pre", pre)):
         for i, (op, a, b, c) in enumerate(comp.instr):
@@ -432,6 +515,8 @@ def to_sympy_raw(prog: Program, space: Space, digits: int = 6) -> tuple[sp.Expr,
 def simplify_expr(e: sp.Expr) -> sp.Expr:
     """A readable canonical form: expanded, then factored when that is shorter, bounded in cost."""
     if e == 0:
+        return e
+    if expanded_terms(e) > MAX_EXPANDED_TERMS:   # e.g. a program squaring a sum many times: leave it unexpanded
         return e
     try:
         ex = sp.expand(e)

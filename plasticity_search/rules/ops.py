@@ -1,8 +1,12 @@
 """The op table: the single source of truth for every operation a rule program can use.
 
-Each vector op is elementwise over neurons and declares its arity, its JAX function, its sympy function and
-its LaTeX template. Arity-0 and constant ops read the instruction's constant ``c``.
-A second, tiny table lists the per-synapse factors ``S(w)`` of the separable form.
+Each vector op is elementwise over neurons and declares its arity, its JAX function, its sympy function, its
+LaTeX template and the function names a formula may call it by. Arity-0 and constant ops read the instruction's
+constant ``c``. A second, tiny table lists the per-synapse factors ``S(w)`` of the separable form.
+
+Everything else is derived from this table: the formula parser's functions (:func:`formula_functions`), the
+formula compiler's map from sympy heads back to ops (:data:`SYMPY_HEADS`), and the ops every printer of
+:mod:`plasticity_search.export` must spell for its target (:data:`PRINTED_OPS`; the printers check at import).
 
 Numerics follow plain arithmetic (no protected division): a program may produce inf/NaN; the interpreter never
 raises and the fitness turns non-finite results into the worst score.
@@ -14,6 +18,7 @@ from typing import Callable
 
 import jax.numpy as jnp
 import sympy as sp
+from sympy.core.function import Application
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class Op:
     latex: str            # template with {a}, {b}, {c}
     uses_const: bool = False
     transcendental: bool = False
+    names: tuple[str, ...] = ()   # function names a formula may call the op by, e.g. ("abs", "Abs")
 
 
 def _sig_sym(a):
@@ -36,22 +42,30 @@ OPS: tuple[Op, ...] = (
     Op("sub", 2, lambda a, b, c: a - b, lambda a, b, c: a - b, "{a} - {b}"),
     Op("mul", 2, lambda a, b, c: a * b, lambda a, b, c: a * b, r"{a} \cdot {b}"),
     Op("div", 2, lambda a, b, c: a / b, lambda a, b, c: a / b, r"\frac{{{a}}}{{{b}}}"),
-    Op("max", 2, lambda a, b, c: jnp.maximum(a, b), lambda a, b, c: sp.Max(a, b), r"\max({a}, {b})"),
-    Op("min", 2, lambda a, b, c: jnp.minimum(a, b), lambda a, b, c: sp.Min(a, b), r"\min({a}, {b})"),
+    Op("max", 2, lambda a, b, c: jnp.maximum(a, b), lambda a, b, c: sp.Max(a, b), r"\max({a}, {b})",
+       names=("max", "Max")),
+    Op("min", 2, lambda a, b, c: jnp.minimum(a, b), lambda a, b, c: sp.Min(a, b), r"\min({a}, {b})",
+       names=("min", "Min")),
     Op("neg", 1, lambda a, b, c: -a, lambda a, b, c: -a, "-{a}"),
     Op("square", 1, lambda a, b, c: a * a, lambda a, b, c: a**2, "{a}^2"),
-    Op("abs", 1, lambda a, b, c: jnp.abs(a), lambda a, b, c: sp.Abs(a), r"\left|{a}\right|"),
-    Op("sign", 1, lambda a, b, c: jnp.sign(a), lambda a, b, c: sp.sign(a), r"\operatorname{{sign}}({a})"),
+    Op("abs", 1, lambda a, b, c: jnp.abs(a), lambda a, b, c: sp.Abs(a), r"\left|{a}\right|",
+       names=("abs", "Abs")),
+    Op("sign", 1, lambda a, b, c: jnp.sign(a), lambda a, b, c: sp.sign(a), r"\operatorname{{sign}}({a})",
+       names=("sign",)),
     Op("step", 1, lambda a, b, c: jnp.where(a > 0, 1.0, 0.0).astype(a.dtype),
-       lambda a, b, c: sp.Heaviside(a, 0), r"\Theta({a})"),
-    Op("relu", 1, lambda a, b, c: jnp.maximum(a, 0.0), lambda a, b, c: sp.Max(a, 0), r"\max({a}, 0)"),
+       lambda a, b, c: sp.Heaviside(a, 0), r"\Theta({a})", names=("step", "Heaviside")),
+    Op("relu", 1, lambda a, b, c: jnp.maximum(a, 0.0), lambda a, b, c: sp.Max(a, 0), r"\max({a}, 0)", names=("relu",)),
     Op("recip", 1, lambda a, b, c: 1.0 / a, lambda a, b, c: 1 / a, r"\frac{{1}}{{{a}}}"),
-    Op("tanh", 1, lambda a, b, c: jnp.tanh(a), lambda a, b, c: sp.tanh(a), r"\tanh({a})", transcendental=True),
+    Op("tanh", 1, lambda a, b, c: jnp.tanh(a), lambda a, b, c: sp.tanh(a), r"\tanh({a})", transcendental=True,
+       names=("tanh",)),
     Op("sigmoid", 1, lambda a, b, c: 1.0 / (1.0 + jnp.exp(-a)), lambda a, b, c: _sig_sym(a),
-       r"\sigma({a})", transcendental=True),
-    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"e^{{{a}}}", transcendental=True),
-    Op("log", 1, lambda a, b, c: jnp.log(a), lambda a, b, c: sp.log(a), r"\log({a})", transcendental=True),
-    Op("sqrt", 1, lambda a, b, c: jnp.sqrt(a), lambda a, b, c: sp.sqrt(a), r"\sqrt{{{a}}}", transcendental=True),
+       r"\sigma({a})", transcendental=True, names=("sigmoid",)),
+    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"e^{{{a}}}", transcendental=True,
+       names=("exp",)),
+    Op("log", 1, lambda a, b, c: jnp.log(a), lambda a, b, c: sp.log(a), r"\log({a})", transcendental=True,
+       names=("log",)),
+    Op("sqrt", 1, lambda a, b, c: jnp.sqrt(a), lambda a, b, c: sp.sqrt(a), r"\sqrt{{{a}}}", transcendental=True,
+       names=("sqrt",)),
     Op("cmul", 1, lambda a, b, c: a * c, lambda a, b, c: c * a, r"{c} \cdot {a}", uses_const=True),
     Op("cadd", 1, lambda a, b, c: a + c, lambda a, b, c: a + c, "{a} + {c}", uses_const=True),
     Op("const", 0, lambda a, b, c: jnp.full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True),
@@ -61,6 +75,35 @@ OP_BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
 
 # ops without transcendental functions: cheap, and enough for every polynomial rule
 POLY_OPS = tuple(op.name for op in OPS if not op.transcendental)
+
+
+def _call(op: Op) -> Callable:
+    return lambda *args: op.sympy(*args, *([None] * (3 - len(args))))
+
+
+def formula_functions() -> dict[str, tuple[int, Callable]]:
+    """The functions a formula may call: name -> (arity, sympy function of the arguments), from ``Op.names``."""
+    return {name: (op.arity, _call(op)) for op in OPS for name in op.names}
+
+
+def _sympy_forms() -> tuple[dict[type, str], tuple[str, ...]]:
+    a, b, c = sp.symbols("a b c")
+    heads: dict[type, str] = {}
+    roots = []
+    for op in OPS:
+        e = op.sympy(a, b, c)
+        if isinstance(e, Application):
+            heads.setdefault(e.func, op.name)       # relu's Max(a, 0) is max's head: the first op owns it
+        elif isinstance(e, sp.Pow) and not e.exp.is_Integer:
+            roots.append(op.name)                   # sqrt: a power that is no product of factors
+    return heads, tuple(roots)
+
+
+# sympy function class -> the op whose sympy form it heads (Abs -> abs, Heaviside -> step, Max -> max, ...)
+SYMPY_HEADS, _ROOT_OPS = _sympy_forms()
+# the ops a printer must spell for its target: the function heads and the fractional powers; every other op's
+# sympy form is arithmetic (+, -, *, /, integer powers) or built from these (sigmoid from exp, relu is max)
+PRINTED_OPS: tuple[str, ...] = tuple(SYMPY_HEADS.values()) + _ROOT_OPS
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The runs layer: run directories, checkpoints, progress, wandb, plots, the HTML report, ``inspect``, and rules
 named ``RUN_DIR:RANK``.
 
-Importing this package registers the ``RUN_DIR:RANK`` resolver in
-:data:`plasticity_search.rules.resolve.RESOLVERS` (the CLI imports it for every command). It imports nothing
-heavy: JAX, the search engine, matplotlib and wandb load only when used.
+:func:`resolve_rule_spec` is where what the user typed as a rule is resolved (the application edge): the command
+line calls it for every RULE argument. It imports nothing heavy: JAX, the search engine, matplotlib and wandb load
+only when used.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from .rundir import RunDirError
 _RUN_RANK = re.compile(r"^(?P<path>[^;=]+?):(?P<rank>[+-]?\d+)$")     # formulas never contain ':'
 
 
-
 def resolve_run_rank(spec: str):
     """``RUN_DIR:RANK`` -> ResolvedRule of that rank of the run's hall of fame (0 = chosen best); None otherwise."""
     m = _RUN_RANK.match(spec.strip()) if isinstance(spec, str) else None
@@ -25,17 +24,21 @@ def resolve_run_rank(spec: str):
     if not os.path.exists(path):
         raise RunDirError(f"run directory '{path}' does not exist (in '{spec}', RUN_DIR:RANK)")
     from .results import rule_from_run
+    from .validate import check_run_dir
 
+    check_run_dir(path)         # a damaged or hostile run directory: one line, before anything reads it
     return rule_from_run(path, rank)
 
 
-def _register() -> None:
-    from ..rules.resolve import RESOLVERS
+def resolve_rule_spec(spec: str):
+    """What the user typed as a rule -> ResolvedRule: ``RUN_DIR:RANK`` (a rule of a run's hall of fame), else a
+    known rule name, a formula or a rule ``.json`` file (:func:`plasticity_search.rules.resolve.resolve_rule`)."""
+    rule = resolve_run_rank(spec)
+    if rule is not None:
+        return rule
+    from ..rules.resolve import resolve_rule
 
-    if resolve_run_rank not in RESOLVERS:
-        RESOLVERS.append(resolve_run_rank)
+    return resolve_rule(spec)
 
 
-_register()
-
-__all__ = ["RunDirError", "resolve_run_rank"]
+__all__ = ["RunDirError", "resolve_run_rank", "resolve_rule_spec"]

@@ -12,6 +12,7 @@ leaves the previous checkpoint intact; the newest readable one wins. The last ``
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -56,16 +57,60 @@ def encode(arrays: dict, meta: dict) -> bytes:
     return buf.getvalue()
 
 
+MAX_CHECKPOINT_BYTES = 4 << 30
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
 def decode(data: bytes | str) -> tuple[dict[str, np.ndarray], dict]:
-    src = io.BytesIO(data) if isinstance(data, bytes) else data
-    with np.load(src, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+    """(arrays, meta) of a checkpoint (bytes, or the path of a regular file). Anything but an npz archive of plain
+    arrays with a JSON meta entry of the right types is a one-line CheckpointError (numpy's own messages, which
+    suggest loading with pickle, are never shown)."""
+    if isinstance(data, bytes):
+        head, src = data[:4], io.BytesIO(data)
+    else:
+        import stat
+        try:
+            st = os.stat(data)
+            if not stat.S_ISREG(st.st_mode):
+                raise CheckpointError(f"'{os.path.basename(data)}' is not a regular file")
+            if st.st_size > MAX_CHECKPOINT_BYTES:
+                raise CheckpointError(f"'{os.path.basename(data)}' is larger than {MAX_CHECKPOINT_BYTES} bytes")
+            with open(data, "rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read '{os.path.basename(data)}': {exc.strerror}") from None
+        src = data
+    if head != _ZIP_MAGIC:
+        raise CheckpointError("not a checkpoint (not an npz archive)")
+    try:
+        with contextlib.ExitStack() as stack:
+            f = src if isinstance(src, io.BytesIO) else stack.enter_context(open(src, "rb"))   # closed by us
+            with np.load(f, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - zip/npy damage of any kind; object arrays (would need pickle)
+        kind = "it holds object arrays" if "pickle" in str(exc) else type(exc).__name__
+        raise CheckpointError(f"damaged checkpoint archive ({kind})") from None
     if META_KEY not in arrays:
         raise CheckpointError("checkpoint has no meta entry")
-    meta = json.loads(arrays.pop(META_KEY).tobytes().decode("utf-8"))
+    from ..rules.validate import parse_json
+    meta = parse_json(arrays.pop(META_KEY).tobytes(), "checkpoint meta", CheckpointError, allow_nan=True)
     if not isinstance(meta, dict) or meta.get("schema") != CKPT_SCHEMA:
         raise CheckpointError(f"not a checkpoint of schema '{CKPT_SCHEMA}'")
+    check_meta(meta)
     return arrays, meta
+
+
+def check_meta(meta: dict) -> dict:
+    """The meta fields a resume reads have the right types (CheckpointError naming the field otherwise)."""
+    for k in ("generation", "n_metrics"):
+        v = meta.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CheckpointError(f"checkpoint meta '{k}' must be an integer >= 0, got {str(v)[:40]!r}")
+    if not isinstance(meta.get("config_sha256"), str):
+        raise CheckpointError("checkpoint meta 'config_sha256' must be a string")
+    if not isinstance(meta.get("state_meta"), dict):
+        raise CheckpointError("checkpoint meta 'state_meta' must be a mapping")
+    return meta
 
 
 def save(run_dir: str, generation: int, arrays: dict, state_meta: dict, *, n_metrics: int, cfg_sha: str,
@@ -93,6 +138,9 @@ def list_generations(run_dir: str) -> list[int]:
 
 def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
     """The newest readable checkpoint as (arrays, meta), or None if the run has none yet."""
+    d = os.path.join(run_dir, CHECKPOINT_DIR)
+    if os.path.lexists(d) and not os.path.isdir(d):
+        raise CheckpointError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is not a directory")
     gens = list_generations(run_dir)
     last_exc = None
     for g in reversed(gens):
@@ -106,5 +154,6 @@ def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
             continue
         return arrays, meta
     if gens:
-        raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({last_exc})")
+        why = str(last_exc).splitlines()[0] if str(last_exc) else type(last_exc).__name__
+        raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({why})")
     return None

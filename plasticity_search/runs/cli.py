@@ -46,7 +46,7 @@ def cmd_run(args) -> int:
     doc = inspect_data(result.run_dir, 10, loaded=(result.hall_of_fame, "finished"))
     print(format_table(doc))
     print(f"\nrun directory  {result.run_dir}   ({result.generations_done} generations, {result.wall_s:.1f} s"
-          + (", stopped by time_limit_s" if result.stopped_by == "time_limit" else "") + ")")
+          + (f", stopped by {result.stopped_by}" if result.stopped_by != "generations" else "") + ")")
     report = os.path.join(result.run_dir, "report.html")
     if os.path.isfile(report):
         print(f"report         {report}")
@@ -56,6 +56,19 @@ def cmd_run(args) -> int:
         print(f"wandb          {rel}" + (f"   (upload later: wandb sync {rel})" if mode == "offline" else ""))
     print(f"export a rule  plasticity-search export {result.run_dir}:0 --to sympy|latex|jax|numpy|torch|json")
     return 0
+
+
+def _checked(cmd):
+    """``cmd`` (a command on ``args.run_dir``) after the run directory's files are checked (one line if damaged)."""
+    def run(args) -> int:
+        from .validate import check_run_dir
+
+        dirs = args.run_dir if isinstance(args.run_dir, (list, tuple)) else [args.run_dir]
+        for d in dirs:
+            check_run_dir(d)
+        return cmd(args)
+
+    return run
 
 
 def add_commands(sub) -> None:
@@ -94,4 +107,4 @@ def add_commands(sub) -> None:
     s.add_argument("--top", type=int, metavar="K", help="show the first K ranks only")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--no-plots", action="store_true", help="print only; do not redraw plots/report.html")
-    s.set_defaults(func=cmd_inspect)
+    s.set_defaults(func=_checked(cmd_inspect))

@@ -33,18 +33,16 @@ def load(source, overrides: dict | None = None, *, what: str = "config"):
             raise RunConfigError(f"{what} '{source}' is a directory, not a YAML file "
                                  "(to continue a run: plasticity-search run RUN_DIR --resume)")
         try:
-            with open(source) as f:
-                text = f.read()
+            text = mod.read_text_file(source, what)     # a regular UTF-8 file only (a FIFO would block open())
         except OSError as exc:
             raise RunConfigError(f"cannot read {what} file '{source}': {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise RunConfigError(f"{what} file '{source}' is not a text file") from None
         try:
-            doc = yaml.safe_load(text)
+            doc = mod.load_yaml(text, f"{what} file '{source}'")      # bounded: no "billion laughs"
         except yaml.YAMLError as exc:
             raise RunConfigError(f"{what} file '{source}' is not valid YAML: {_yaml_msg(exc)}") from None
         if not isinstance(doc, dict):
             raise RunConfigError(f"{what} file '{source}' must hold a mapping of keys (got {type(doc).__name__})")
+        source = doc            # validated from the text read once (the file is not opened a second time)
     try:
         return mod.load_config(source, overrides or None)
     except yaml.YAMLError as exc:  # in case load_config re-parses

@@ -38,7 +38,7 @@ def stdp_windows(run_dir: str, hof_json: dict, top: int = 3) -> dict:
     return out
 
 
-CURVE_METRIC = {"classification": "online accuracy", "regression": "online MSE", "pca": "PC1 alignment"}
+from ..search.curves import CURVE_METRIC  # noqa: E402 - one source for the curve labels
 
 
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
@@ -48,8 +48,11 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
 
     {task: {"metric", "xlabel", "x", "split", "series": {label: {"mean": [...], "std": [...]}}}}
     """
+    stored = (hof_json.get("info") or {}).get("curves")
+    if isinstance(stored, dict) and stored:      # recorded by the search's final evaluation: nothing to re-run
+        return stored
     from ..inner import InnerConfig, evaluate_population
-    from ..rules.program import pad, stack
+    from ..rules import pad, stack
     from ..search.config import rule_in_space
     from .configs import load
     from .rundir import CONFIG_FILE

@@ -13,9 +13,11 @@ import math
 import os
 
 from . import plots as P
-from .results import SPLITS, best_index, entries, split_score
+from ..search.stats import format_delta, verdict
+from .results import SPLITS, baselines, best_index, entries, paired, split_score
 from .rundir import (
     CONFIG_FILE,
+    GEN_JSON,
     PLOTS_DIR,
     REPORT_FILE,
     atomic_write_text,
@@ -28,7 +30,7 @@ CURVES_FILE = "curves.json"       # plots/curves.json: the learning-curve data (
 STDP_FILE = "stdp_window.json"
 
 
-def write_outputs(run_dir: str, hof_json: dict | None = None, *, engine=None, curves: bool = False,
+def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = False,
                   log=None, status: str | None = None) -> dict[str, str]:
     """(Re)draw every plot and ``report.html``; returns {plot name: path} of the plots written.
 
@@ -40,7 +42,7 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, engine=None, cu
     if hof_json is None:
         from .results import load_hall_of_fame
 
-        hof_json, _ = load_hall_of_fame(run_dir, engine=engine)
+        hof_json, _ = load_hall_of_fame(run_dir)
     pdir = os.path.join(run_dir, PLOTS_DIR)
     os.makedirs(pdir, exist_ok=True)
     paths = P.plot_paths(run_dir)
@@ -84,9 +86,12 @@ def _why(exc: BaseException) -> str:
 
 
 def _read_json(p: str):
+    """A derived JSON file of the run directory, or None if it is missing or damaged (bounded reader)."""
+    from ..rules.validate import read_json_file
+    if not os.path.isfile(p):
+        return None
     try:
-        with open(p) as f:
-            return json.load(f)
+        return read_json_file(p, os.path.basename(p), error=ValueError)
     except (OSError, ValueError):
         return None
 
@@ -174,9 +179,11 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     status = status or (run_status(run_dir, rec) if rec else "unknown")
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
-    last = metrics[-1] if metrics else {}
+    ch = es[b] if 0 <= b < len(es) else (es[0] if es else {})
     summary = [("status", status), ("generations", f"{len(metrics)} / {rec.get('generations', '?')}"),
-               ("seed", rec.get("seed")), ("best fitness (last generation)", last.get("best_fitness")),
+               ("stopped by", rec.get("stopped_by")), ("seed", rec.get("seed")),
+               ("chosen rule", ch.get("formula")), ("chosen rule: select fitness", split_score(ch, "select")),
+               ("chosen rule: final fitness", split_score(ch, "final")),
                ("wall time (s)", rec.get("elapsed_s")), ("created", rec.get("created")),
                ("wandb", (rec.get("wandb") or {}).get("mode"))]
     parts.append("<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td class='f'>{_fmt(v)}</td></tr>"
@@ -185,7 +192,11 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     parts.append("<h2>Hall of fame</h2><p class='muted'>Pareto set of fitness vs complexity; ★ marks the chosen "
                  "rule. Fitness on the search tasks (searched on), select tasks (used to choose) and final tasks "
                  "(held out).</p>")
+    bls = baselines(hof_json)
+    names = [bl["name"] for bl in bls]
+    cmp_split = (hof_json.get("info") or {}).get("compared_on", "final")
     head = "".join(f"<th>{h}</th>" for h in ("", "rank", "complexity", *[f"fitness {s}" for s in SPLITS],
+                                             *[f"Δ vs {html.escape(n)} (95% CI)" for n in names],
                                              "rule (LaTeX)", "formula"))
     rows = []
     for i, e in enumerate(es):
@@ -200,12 +211,47 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
         rows.append(f"<tr class='{'chosen' if chosen else ''}'><td>{'★' if chosen else ''}</td>"
                     f"<td>{_fmt(e.get('rank', i))}</td><td>{_fmt(e.get('complexity'))}</td>"
                     + "".join(f"<td>{_fmt(split_score(e, s))}</td>" for s in SPLITS)
+                    + "".join(f"<td>{html.escape(format_delta(paired(e, n)))}</td>" for n in names)
                     + f"<td class='f'>{tex}</td><td class='f'>{html.escape(str(e.get('formula', '')))}</td></tr>")
+    for bl in bls:
+        fb = f", {bl['feedback']} feedback" if bl.get("feedback") else ""
+        rows.append("<tr class='baseline'><td></td><td>baseline</td><td></td>"
+                    + "".join(f"<td>{_fmt(bl.get('fitness') if s == cmp_split else None)}</td>" for s in SPLITS)
+                    + "".join("<td></td>" for _ in names)
+                    + f"<td class='f'>{html.escape(bl['name'] + fb)}</td>"
+                    f"<td class='f'>{html.escape(str(bl.get('formula', '')))}</td></tr>")
     parts.append(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+    info = hof_json.get("info") or {}
+    notes = [f"Chosen: {info['choice']}."] if info.get("choice") else []
+    for n in names:
+        p = paired(ch, n) if ch else None
+        if p:
+            notes.append(f"Chosen rule vs {n}: {verdict(p)} on {cmp_split} (Δ {format_delta(p)}, "
+                         f"{p.get('n')} paired instances: same tasks, seeds and initial weights).")
+    if notes:
+        parts.append("<p>" + "<br>".join(html.escape(x) for x in notes) + "</p>")
     if es:
         chosen = es[b] if 0 <= b < len(es) else es[0]
         parts.append(_metrics_table(chosen))
         parts.append(f"<p class='muted'>LaTeX: <code>$${html.escape(chosen.get('latex', ''))}$$</code></p>")
+
+    gen = _read_json(os.path.join(run_dir, GEN_JSON))
+    if isinstance(gen, dict) and isinstance(gen.get("rows"), list) and gen["rows"]:
+        parts.append("<h2>Generalization</h2><p class='muted'>The chosen rule, FA and BP on held-out conditions "
+                     f"({html.escape(str(gen.get('split', 'final')))} split); Δ: paired difference over the same "
+                     "seeds and initial weights, 95% interval.</p>")
+        ghead = "".join(f"<th>{h}</th>" for h in ("condition", "network", "metric", "seeds", "rule", "FA", "BP",
+                                                  "Δ vs FA", "Δ vs BP"))
+        grows = []
+        for r in gen["rows"]:
+            if not isinstance(r, dict):
+                continue
+            grows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+                r.get("condition", ""), r.get("layers", ""), r.get("metric", ""), r.get("seeds", ""),
+                _fmt(r.get("rule")), _fmt(r.get("fa")), _fmt(r.get("bp")),
+                format_delta(r.get("vs_fa") if isinstance(r.get("vs_fa"), dict) else None),
+                format_delta(r.get("vs_bp") if isinstance(r.get("vs_bp"), dict) else None))) + "</tr>")
+        parts.append(f"<table><tr>{ghead}</tr>{''.join(grows)}</table>")
 
     parts.append("<h2>Plots</h2>")
     captions = {"fitness": "Best and median fitness per generation.", "pareto": "Hall of fame: fitness vs complexity.",

@@ -61,14 +61,34 @@ def flat_metrics(entry: dict) -> dict:
     return out
 
 
+def baselines(hof_json: dict) -> list[dict]:
+    """The run's baselines ({name, formula, feedback, fitness, metrics, instances}); [] for older runs."""
+    return [b for b in (hof_json.get("baselines") or []) if isinstance(b, dict) and isinstance(b.get("name"), str)]
+
+
+def paired(entry: dict, name: str) -> dict | None:
+    p = (entry.get("paired") or {}).get(name)
+    return p if isinstance(p, dict) else None
+
+
 def table_rows(hof_json: dict, top: int | None = None) -> tuple[list[str], list[list]]:
-    """Columns and rows of the hall-of-fame table (for wandb, CSV, inspect)."""
-    cols = ["rank", "chosen", "complexity", "fitness", *[f"fitness_{s}" for s in SPLITS], "formula", "latex"]
+    """Columns and rows of the hall-of-fame table (for wandb, CSV, inspect): the entries, then the baselines
+    (``kind`` baseline, fitness on the compared split); ``delta_vs_B`` / ``lo_vs_B`` / ``hi_vs_B``: the paired
+    difference to baseline B and its 95% interval."""
+    names = [b["name"] for b in baselines(hof_json)]
+    cmp_split = (hof_json.get("info") or {}).get("compared_on", "final")
+    cols = ["rank", "chosen", "complexity", "fitness", *[f"fitness_{s}" for s in SPLITS],
+            *[f"{k}_vs_{n}" for n in names for k in ("delta", "lo", "hi")], "formula", "latex", "kind"]
     rows = []
     b = best_index(hof_json)
     for i, e in enumerate(entries(hof_json)[:top]):
+        ps = [paired(e, n) or {} for n in names]
         rows.append([e.get("rank", i), i == b, e.get("complexity"), _num(e.get("fitness")),
-                     *[split_score(e, s) for s in SPLITS], e.get("formula", ""), e.get("latex", "")])
+                     *[split_score(e, s) for s in SPLITS], *[_num(p.get(k)) for p in ps for k in ("delta", "lo", "hi")],
+                     e.get("formula", ""), e.get("latex", ""), "rule"])
+    for bl in baselines(hof_json):
+        rows.append([None, False, None, None, *[_num(bl.get("fitness")) if s == cmp_split else None for s in SPLITS],
+                     *[None] * (3 * len(names)), bl.get("formula", ""), "", f"baseline {bl['name']}"])
     return cols, rows
 
 
@@ -84,8 +104,10 @@ def hall_of_fame_csv(hof_json: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols + mkeys)
-    for e, r in zip(es, rows):
-        fm = flat_metrics(e)
+    cmp_split = (hof_json.get("info") or {}).get("compared_on", "final")
+    flats = [flat_metrics(e) for e in es]
+    flats += [{f"{cmp_split}.{k}": v for k, v in (bl.get("metrics") or {}).items()} for bl in baselines(hof_json)]
+    for fm, r in zip(flats, rows):
         w.writerow([_csv(x) for x in r] + [_csv(fm.get(k)) for k in mkeys])
     return buf.getvalue()
 
@@ -105,12 +127,12 @@ def _csv(x):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def load_hall_of_fame(run_dir: str, *, engine=None, provisional: bool = True) -> tuple[dict, str]:
+def load_hall_of_fame(run_dir: str, *, provisional: bool = True) -> tuple[dict, str]:
     """(hall-of-fame JSON, status) of a run: the final one if the run finished, else provisional.
 
     The provisional hall of fame of a running/interrupted run comes from its newest checkpoint
-    (``Search.hall_of_fame(state)`` if the engine has it, else ``Search.finalize(state)``, which scores on the
-    select/final tasks). Raises :class:`ResultsError` when the run has no checkpoint yet.
+    (``Search.hall_of_fame(state)``: no evaluation). Raises :class:`ResultsError` when the run has no checkpoint
+    yet.
     """
     rec = open_run_dir(run_dir)
     status = run_status(run_dir, rec)
@@ -120,105 +142,51 @@ def load_hall_of_fame(run_dir: str, *, engine=None, provisional: bool = True) ->
             return json.load(f), status
     if not provisional:
         raise ResultsError(f"run '{run_dir}' has no hall of fame yet (status: {status})")
-    return provisional_hall_of_fame(run_dir, engine=engine), status
+    return provisional_hall_of_fame(run_dir), status
 
 
-def provisional_hall_of_fame(run_dir: str, *, engine=None) -> dict:
+def provisional_hall_of_fame(run_dir: str) -> dict:
     """The hall of fame of a running/interrupted run, from its newest checkpoint, without any evaluation: the
-    Pareto set of the engine's archive by *search* fitness (``metrics`` hold only ``search``). An engine with a
-    ``Search.hall_of_fame(state)`` method provides it instead; one with neither is finalized (costly)."""
+    Pareto set of the engine's archive by *search* fitness (``metrics`` hold only ``search``)."""
+    from ..search import engine as eng
     from . import checkpoint as ckpt
     from .configs import load
     from .rundir import CONFIG_FILE, json_safe
-    from .runner import default_engine
 
     loaded = ckpt.load_latest(run_dir)
     if loaded is None:
         raise ResultsError(f"run '{run_dir}' has no results yet (its first generation has not finished; "
                            "try again shortly)")
-    eng = engine or default_engine()
     arrays, meta = loaded
     cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
-    search = eng.Search(cfg)
     state = eng.state_from_tree(arrays, meta["state_meta"])
-    fn = getattr(search, "hall_of_fame", None)
-    if callable(fn):
-        return json_safe(fn(state).to_json())
-    if hasattr(state, "archive") and hasattr(state.archive, "pareto_slots"):
-        return json_safe(_archive_hall_of_fame(search, state, eng))
-    return json_safe(search.finalize(state).to_json())
+    return json_safe(eng.Search(cfg).hall_of_fame(state).to_json())
 
 
-def _archive_hall_of_fame(search, state, eng) -> dict:
-    import numpy as np
-
-    from ..rules.formula import to_latex, to_text
-    from ..rules.program import Program, complexity, dce
-    from ..search import hall_of_fame as H
-
-    space, arch = search.space, state.archive
-    progs, fits, seen = [], [], set()
-    for c, j in arch.pareto_slots():
-        h = arch.hashes[c][j]
-        if h in seen:
-            continue
-        seen.add(h)
-        progs.append(dce(arch.program(c, j), space))
-        fits.append(float(arch.fitness[c, j]))
-    cplx = [complexity(p, space) for p in progs]
-    front = H.pareto_front(fits, cplx) if progs else []
-    hofc = search.cfg.hall_of_fame
-    entries = []
-    if front:
-        b = H.choose_best([fits[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
-        order = [front[b]] + sorted((i for k, i in enumerate(front) if k != b), key=lambda i: -fits[i])
-        for rank, i in enumerate(order):
-            p = progs[i]
-            entries.append(H.Entry(rank=rank, formula=to_text(p, space), latex=to_latex(p, space),
-                                   complexity=int(cplx[i]), fitness=fits[i], metrics={"search": {"fitness": fits[i]}},
-                                   program={f: np.asarray(getattr(p, f)).tolist() for f in Program._fields},
-                                   space=space.to_dict()))
-    info = {"name": search.cfg.name, "generations": int(getattr(state, "generation", 0)), "provisional": True,
-            "chosen_on": "search"}
-    return H.HallOfFame(entries, 0, hofc.choose, hofc.eps, info=info).to_json()
-
-
-def rule_from_run(run_dir: str, rank: int, *, engine=None):
+def rule_from_run(run_dir: str, rank: int):
     """The :class:`~plasticity_search.rules.resolve.ResolvedRule` of entry ``rank`` of a run's hall of fame."""
-    hof_json, _ = load_hall_of_fame(run_dir, engine=engine)
+    hof_json, _ = load_hall_of_fame(run_dir)
     es = entries(hof_json)
     if not es:
         raise ResultsError(f"run '{run_dir}' has an empty hall of fame")
     if not 0 <= rank < len(es):
         raise ResultsError(f"rank {rank} is out of range for run '{run_dir}' (ranks 0..{len(es) - 1})")
-    return rule_from_entry(es[rank], name=f"{os.path.basename(os.path.normpath(run_dir))}:{rank}", engine=engine,
+    return rule_from_entry(es[rank], name=f"{os.path.basename(os.path.normpath(run_dir))}:{rank}",
                            hof_json=hof_json, index=rank)
 
 
-def rule_from_entry(entry: dict, *, name: str, engine=None, hof_json=None, index=None):
-    """A ResolvedRule from one entry: through ``HallOfFame.from_json(..).rule(i)`` when available, else directly
-    from the entry's program arrays and space (the same data)."""
+def rule_from_entry(entry: dict, *, name: str, hof_json=None, index=None):
+    """A ResolvedRule from one entry: through ``HallOfFame.from_json(..).rule(i)`` when the whole hall of fame is
+    given, else directly from the entry's program arrays and space (the same data)."""
+    from ..rules.program import Program, Space
     from ..rules.resolve import ResolvedRule
+    from ..search.hall_of_fame import HallOfFame
 
-    rule = None
     if hof_json is not None and index is not None:
-        try:
-            if engine is None:
-                from ..search.hall_of_fame import HallOfFame
-            else:
-                HallOfFame = engine.HallOfFame
-            rule = HallOfFame.from_json(hof_json).rule(index)
-        except ImportError:
-            rule = None
-    if rule is None:
-        import numpy as np
-
-        from ..export.json_format import _DTYPES
-        from ..rules.program import Program, Space
-
+        rule = HallOfFame.from_json(hof_json).rule(index)
+    else:
         space = Space.from_dict(entry["space"])
-        prog = Program(**{f: np.asarray(entry["program"][f], dtype=_DTYPES.get(f, np.int32))
-                          for f in Program._fields})
+        prog = Program.from_dict(entry["program"])
         model = entry.get("model") or model_of_space(space)
         rule = ResolvedRule(prog, space, name, entry.get("formula", ""), model, dict(entry.get("defaults") or {}))
     rule.name = name

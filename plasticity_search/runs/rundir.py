@@ -33,6 +33,7 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 HOF_JSON = "hall_of_fame.json"
 HOF_CSV = "hall_of_fame.csv"
+GEN_JSON = "generalization.json"      # the chosen rule, FA and BP on held-out conditions (search.generalize)
 CHECKPOINT_DIR = "checkpoints"
 PLOTS_DIR = "plots"
 REPORT_FILE = "report.html"
@@ -182,17 +183,19 @@ def open_run_dir(path: str) -> dict:
 
 
 def read_run_record(path: str) -> dict | None:
+    from ..rules.validate import read_json_file
+    from .validate import check_run_record
+
     p = os.path.join(path, RUN_FILE)
-    if not os.path.isfile(p):
+    if not os.path.lexists(p):
         return None
     try:
-        with open(p) as f:
-            rec = json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"'{path}' is not a run directory ({RUN_FILE} unreadable: {exc})") from None
+        rec = read_json_file(p, RUN_FILE, RunDirError)   # bounded: regular file, size, nesting
+    except RunDirError as exc:
+        raise RunDirError(f"'{path}' is not a run directory ({exc})") from None
     if not isinstance(rec, dict) or rec.get("schema") != RUN_SCHEMA:
         raise RunDirError(f"'{path}' is not a run directory ({RUN_FILE} has no schema '{RUN_SCHEMA}')")
-    return rec
+    return check_run_record(rec, path)
 
 
 def new_run_record(name: str, **extra) -> dict:
@@ -291,15 +294,15 @@ def read_metrics(path: str) -> list[dict]:
     out = []
     if not os.path.isfile(p):
         return out
-    with open(p) as f:
+    with open(p, encoding="utf-8", errors="replace") as f:
         for line in f:
             if not line.endswith("\n"):
                 break   # torn last line of a killed process
             try:
                 d = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):   # a damaged or foreign line (also one nested too deeply)
                 continue
-            if isinstance(d, dict):
+            if isinstance(d, dict) and isinstance(d.get("generation", 0), int):
                 out.append(d)
     return out
 

@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
+from .. import distributed as dist
 from . import checkpoint as ckpt
 from . import configs
+from .validate import check_run_dir
 from .rundir import (
     CONFIG_FILE,
     HOF_CSV,
@@ -39,7 +41,6 @@ from .rundir import (
     default_run_dir,
     json_safe,
     new_run_record,
-    open_run_dir,
     read_run_record,
     truncate_metrics,
     write_run_record,
@@ -51,7 +52,7 @@ class RunError(ValueError):
 
 
 def default_engine():
-    """The search layer, as one namespace (tests may pass a stand-in with the same names)."""
+    """The search layer, as one namespace."""
     from ..search import engine as eng
     from ..search.hall_of_fame import HallOfFame
 
@@ -148,7 +149,7 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
             raise RunError(f"--resume needs a run directory: `run RUN_DIR --resume` or "
                            f"`run CONFIG --out RUN_DIR --resume` (got the file '{config}')")
         run_dir, cfg_src = config, None
-    rec = open_run_dir(run_dir)
+    rec = check_run_dir(run_dir)      # run.json, hall_of_fame.json, checkpoints/: checked, one line if damaged
     saved = configs.load(os.path.join(run_dir, CONFIG_FILE), what=f"run config ({run_dir}/{CONFIG_FILE})")
     saved_d = configs.to_plain(saved.to_dict())
     gen_key = configs.find_key(saved_d, "generations") or "generations"
@@ -181,13 +182,13 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     _check_devices(given)
     finished = (new_g == old_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
                 and (rec or {}).get("status") == "finished")
+    if not finished:
+        _check_resume(run_dir, rec, gen_key)
     return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key, extend=new_g > old_g,
                    plots=plots, curves=curves, already_finished=finished)
 
 
 def _check_devices(cfg) -> None:
-    from .. import distributed as dist
-
     try:
         dist.check_devices(cfg.budget.devices)
     except dist.DistributedError as exc:
@@ -198,8 +199,6 @@ def plan_run_shared(config: str, **kw) -> RunPlan:
     """:func:`plan_run` on process 0; its plan, or its one-line error, on every process of a multi-process run.
     The other processes never read or write the run directory: hosts need not share a file system."""
     import jax
-
-    from .. import distributed as dist
 
     if jax.process_count() == 1:
         return plan_run(config, **kw)
@@ -237,7 +236,7 @@ class RunResult:
     generations_done: int
     wall_s: float
     wandb_dir: str | None = None
-    stopped_by: str = "generations"     # 'generations' | 'time_limit'
+    stopped_by: str = "generations"     # 'generations' | 'time_limit' | 'target_fitness' | 'patience'
 
 
 def enable_compile_cache() -> str | None:
@@ -263,7 +262,7 @@ def enable_compile_cache() -> str | None:
     return d
 
 
-def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=None) -> RunResult:
+def execute(plan: RunPlan, *, progress: bool | None = None, log=None) -> RunResult:
     """Run (or continue) the search of ``plan`` to its end; writes the whole run directory.
 
     Several processes (:func:`plasticity_search.distributed.initialize`): every process calls this with the plan of
@@ -272,9 +271,7 @@ def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=Non
     start from and each 'stop now' decision."""
     import jax
 
-    from .. import distributed as dist
-
-    eng = engine or default_engine()
+    eng = default_engine()
     if jax.process_count() > 1 and not dist.is_main_process():
         return _follow(plan, eng)
     shared = [jax.process_count() == 1]
@@ -295,8 +292,6 @@ def execute(plan: RunPlan, *, engine=None, progress: bool | None = None, log=Non
 
 def _follow(plan: RunPlan, eng) -> RunResult:
     """A process other than 0: the same search steps, nothing written."""
-    from .. import distributed as dist
-
     enable_compile_cache()
     t0 = time.perf_counter()
     search = eng.Search(plan.cfg)
@@ -313,15 +308,13 @@ def _follow(plan: RunPlan, eng) -> RunResult:
         state, _ = search.step(state)
         done += 1
     hof_json = json_safe(search.finalize(state).to_json())
-    stopped_by = "generations" if done >= int(plan.cfg.generations) else "time_limit"
+    stopped_by = search.stop_reason(state) or "generations"
     return RunResult(plan.run_dir, hof_json, done, time.perf_counter() - t0, None, stopped_by)
 
 
 def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
     from .progress import SearchProgress
     from .wandb_log import WandbLogger
-
-    from .. import distributed as dist
 
     log = log or (lambda s: print(s, file=sys.stderr))
     enable_compile_cache()
@@ -342,6 +335,13 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             cfg_sha = _config_sha(f.read(), plan.gen_key)
         if rec.get("config_sha256") not in (None, cfg_sha):
             raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
+        # whatever can refuse a resume is checked before anything is written (run.json, wandb, metrics)
+        search = eng.Search(cfg)
+        loaded = ckpt.load_latest(run_dir)
+        if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
+            raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
+        resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded)
+        share(b"N" if loaded is None else b"C" + ckpt.encode(*loaded))
         cleanup_temp_files(run_dir)
         wb_id = (rec.get("wandb") or {}).get("id") or secrets.token_hex(4)
         try:
@@ -367,11 +367,6 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         def wall() -> float:
             return elapsed + (time.perf_counter() - t_session)
 
-        search = eng.Search(cfg)
-        loaded = ckpt.load_latest(run_dir)
-        if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
-            raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
-        share(b"N" if loaded is None else b"C" + ckpt.encode(*loaded))
         with SearchProgress(int(cfg.generations), 0, enabled=progress) as bar:
             if loaded is None:
                 truncate_metrics(run_dir, 0)
@@ -380,7 +375,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 ckpt.save(run_dir, 0, arrays, smeta, n_metrics=0, cfg_sha=cfg_sha)
             else:
                 arrays, meta = loaded
-                state = eng.state_from_tree(arrays, meta["state_meta"])
+                state = resumed
                 done = int(meta["generation"])
                 truncate_metrics(run_dir, int(meta["n_metrics"]))
                 if not plan.fresh:
@@ -397,18 +392,19 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 write_run_record(run_dir, rec)
                 wb.log_generation(done, metrics)
                 bar.update(done, metrics)
-        stopped_by = "generations" if done >= int(cfg.generations) else "time_limit"
+        stopped_by = search.stop_reason(state) or "generations"
         hof = search.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)
         from .results import hall_of_fame_csv, table_rows
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
+        write_generalization(run_dir, cfg, hof, log)
         images = {}
         if plan.plots:
             from .report import write_outputs
 
-            images = write_outputs(run_dir, hof_json, engine=eng, curves=plan.curves, log=log, status="finished")
+            images = write_outputs(run_dir, hof_json, curves=plan.curves, log=log, status="finished")
         cols, rows = table_rows(hof_json)
         wb.log_hall_of_fame(cols, rows, summary={"generations_done": done, "best_formula": _best_formula(hof_json)})
         wb.log_images(images)
@@ -432,12 +428,53 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             lock.release()
 
 
+def write_generalization(run_dir: str, cfg, hof, log) -> dict | None:
+    """``generalization.json``: the chosen rule, FA and BP on held-out conditions (``generalization.at_end``)."""
+    from ..search.generalize import conditions_of, generalization_report
+    from .rundir import GEN_JSON
+
+    conds = conditions_of(cfg) if cfg.generalization.at_end and cfg.model == "rate" and len(hof) else []
+    if not conds:
+        return None
+    log(f"generalization: the chosen rule, FA and BP on {len(conds)} held-out conditions "
+        f"({cfg.generalization.seeds} seeds each)")
+    prog, space = hof.entries[hof.best].rule_program()
+    doc = generalization_report(prog, space, cfg, conds)
+    doc = {"rule": hof.entries[hof.best].formula, **doc}
+    atomic_write_json(os.path.join(run_dir, GEN_JSON), json_safe(doc))
+    return doc
+
+
+def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict):
+    """The search state of a checkpoint; a damaged one (missing arrays, wrong types) is a one-line error."""
+    try:
+        return eng.state_from_tree(arrays, meta["state_meta"])
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        raise ckpt.CheckpointError(f"checkpoint in '{run_dir}' cannot be resumed: {_one_line(exc)}") from None
+
+
+def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:
+    """What makes a resume impossible, found before anything is written: config.yaml edited since the run
+    started, no readable checkpoint, a checkpoint of another config."""
+    from ..search.config import read_text_file
+
+    text = read_text_file(os.path.join(run_dir, CONFIG_FILE), "run config")
+    cfg_sha = _config_sha(text, gen_key)
+    if rec.get("config_sha256") not in (None, cfg_sha):
+        raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
+    loaded = ckpt.load_latest(run_dir)
+    if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
+        raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
+    if loaded is not None:
+        _state_from_checkpoint(default_engine(), run_dir, *loaded)     # missing arrays, damaged state tree
+
+
 def _config_sha(yaml_text: str, gen_key: str) -> str:
     """Fingerprint of a run's config.yaml *as written* (without the generation budget, which may be extended):
     edits are caught, while a newer version that adds config defaults still resumes old runs."""
-    import yaml
+    from ..search.config import load_yaml
 
-    return ckpt.config_hash(_budget_free(yaml.safe_load(yaml_text) or {}, gen_key))
+    return ckpt.config_hash(_budget_free(load_yaml(yaml_text, "run config") or {}, gen_key))
 
 
 def _now() -> str:

@@ -22,8 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..rules.formula import compile_formula
 from ..rules.ops import OP_BY_NAME
 from ..rules.program import Program, RuleError, Space, liveness
+from ..rules.registry import RULES, SPACES, family_program
+from ..rules.resolve import model_of_formula
 
 BIG_LOSS = 1e10
 
@@ -87,7 +90,6 @@ class Parametrization:
 
     @classmethod
     def from_family(cls, rule) -> "Parametrization":
-        from ..rules.registry import family_program
         prog, space, M, theta0 = family_program(rule)
         prog = Program(*[np.asarray(x) for x in prog])
         return cls(prog, space, tuple(rule.params), np.asarray(M, np.float32), np.zeros(0, np.int64),
@@ -98,9 +100,6 @@ class Parametrization:
 def structure_parametrization(spec: str) -> Parametrization:
     """``spec``: a family (``shervani_tabar``, ``volterra``), a known rule, or a formula (rate or spiking variables;
     the search's tasks must be of the same model, which the config checks)."""
-    from ..rules.formula import compile_formula
-    from ..rules.registry import RULES, SPACES
-    from ..rules.resolve import model_of_formula
     if not isinstance(spec, str) or not spec.strip():
         raise RuleError("empty structure")
     spec = spec.strip()

@@ -7,6 +7,13 @@ optax optimizer is a :class:`ConfigError` whose one-line message starts with the
 ``search.population: must be >= 2, got -4``. ``SearchConfig.to_dict()`` writes every default out, and
 ``load_config(cfg.to_dict()) == cfg``.
 
+Numbers go through one layer (:func:`_check_numbers`, first): NaN and infinities are refused everywhere; rates,
+time constants and tolerances must be positive; every size that memory or time grows with has a documented maximum
+(:data:`NUMBER_LIMITS` and the ``MAX_*`` constants: e.g. ``space.n_post`` <= 64, ``space.n_terms`` <= 256,
+``search.population`` <= 100000, seeds per task entry <= 10000, ``steps`` <= 10^7, hidden widths <= 100000), and
+the evaluation batch of each task entry must fit in half of the machine's memory. YAML files are read with bounds
+(a regular UTF-8 file of at most 4 MB; at most 100000 nodes once aliases are expanded, 64 levels of nesting).
+
 Schema (keys and defaults; ``null`` = YAML None)::
 
     name: search                 # run name
@@ -80,6 +87,10 @@ Schema (keys and defaults; ``null`` = YAML None)::
       generations: 50
       time_limit_s: null         # stop early after this wall time (makes a run non-reproducible)
       devices: null              # shard the population axis over this many devices (jax.sharding.Mesh; null: none)
+      patience: null             # stop when the best select fitness (search fitness without select tasks) has not
+                                 # improved by more than min_delta for this many generations
+      min_delta: 0.0
+      target_fitness: null       # stop once the best select fitness reaches this
     hall_of_fame:
       per_complexity: 2          # candidates kept per complexity level (by search fitness)
       select_top_k: 4            # top candidates re-scored on the select tasks each generation
@@ -87,6 +98,15 @@ Schema (keys and defaults; ``null`` = YAML None)::
       eps: 0.01
       snap: true                 # try rounded constants (nice ratios) for the final Pareto set
       snap_tol: 0.002            # keep a rounded version if its search fitness drops by at most this
+      select_seeds: 16           # the final choice re-scores the Pareto set on this many seeds per select task
+                                 # (null: the tasks' own); the run states the standard error of the chosen rule
+    generalization:              # the chosen rule, FA and BP on held-out conditions (search.generalize)
+      at_end: true               # at the end of every run (generalization.json, report.html)
+      seeds: 16                  # seeds per condition (final split)
+      conditions: null           # [{task, args, network: {overrides}, seeds, steps, name}]; null: automatic
+    baselines: null              # rules scored beside the hall of fame on the same final tasks, seeds and initial
+                                 # weights (names, formulas; 'bp' = fa under backpropagated errors); null: fa and bp
+                                 # for supervised rate tasks, oja for pca, none for spiking tasks
 """
 from __future__ import annotations
 
@@ -240,6 +260,9 @@ class BudgetConfig:
     generations: int = 50
     time_limit_s: Optional[float] = None
     devices: Optional[int] = None     # shard the population over this many devices (null: no sharding)
+    patience: Optional[int] = None    # stop after this many generations without a better select fitness
+    min_delta: float = 0.0            # a gain of at most this does not count as better (for patience)
+    target_fitness: Optional[float] = None   # stop once the best select fitness reaches this
 
 
 @dataclass(frozen=True)
@@ -250,6 +273,24 @@ class HallOfFameConfig:
     eps: float = 0.01
     snap: bool = True
     snap_tol: float = 0.002
+    select_seeds: Optional[int] = 16  # seeds per select task for the final choice (null: the tasks' own)
+
+
+@dataclass(frozen=True)
+class ConditionEntry:
+    task: str = ""
+    args: dict = field(default_factory=dict)
+    network: dict = field(default_factory=dict)   # overrides of the run's network (hidden, activation, ...)
+    seeds: Optional[int] = None                   # null: generalization.seeds
+    steps: Optional[int] = None
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GeneralizationConfig:
+    at_end: bool = True                           # score the chosen rule, FA and BP at the end of every run
+    seeds: int = 16
+    conditions: Optional[tuple[ConditionEntry, ...]] = None   # null: automatic (search.generalize.auto_conditions)
 
 
 @dataclass(frozen=True)
@@ -268,6 +309,8 @@ class SearchConfig:
     fitness: FitnessConfig = field(default_factory=FitnessConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     hall_of_fame: HallOfFameConfig = field(default_factory=HallOfFameConfig)
+    baselines: Optional[tuple[str, ...]] = None   # rules scored beside the hall of fame (null: by model/objective)
+    generalization: GeneralizationConfig = field(default_factory=GeneralizationConfig)
 
     @property
     def generations(self) -> int:
@@ -422,6 +465,92 @@ def _build(cls, raw, path: str):
 # --------------------------------------------------------------------------------------------------------------
 # loading
 # --------------------------------------------------------------------------------------------------------------
+MAX_CONFIG_BYTES = 4_000_000   # a config file (a resolved config is a few kB)
+MAX_YAML_NODES = 100_000       # YAML nodes after aliases are expanded (nested aliases: "billion laughs")
+MAX_YAML_DEPTH = 64            # nesting of YAML collections
+
+
+def read_text_file(path: str, what: str = "config", max_bytes: int = MAX_CONFIG_BYTES) -> str:
+    """The UTF-8 text of a regular file (a FIFO, device or directory is refused without being opened, so a
+    FIFO with no writer cannot hang us); one-line ConfigError naming the file otherwise."""
+    import os
+    import stat
+
+    st = os.stat(path)                 # FileNotFoundError / OSError: the callers word them
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise ConfigError(f"{what}: '{path}' is {kind}")
+    if st.st_size > max_bytes:
+        raise ConfigError(f"{what}: '{path}' is larger than {max_bytes} bytes")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what}: '{path}' is not a UTF-8 text file (byte 0x{data[exc.start]:02x} at "
+                          f"position {exc.start})") from None
+
+
+def load_yaml(text: str, what: str = "config"):
+    """``yaml.safe_load`` with bounds: at most MAX_YAML_NODES nodes once aliases are expanded (a "billion laughs"
+    document of nested aliases is refused before it is built) and MAX_YAML_DEPTH levels of nesting. ConfigError
+    (one line, starting with ``what``) for a document over the bounds; yaml.YAMLError for a syntax error."""
+    import yaml
+
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what}: larger than {MAX_CONFIG_BYTES} characters")
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"{what}: nested more than {MAX_YAML_DEPTH} levels deep") from None
+        if node is None:
+            return None
+        _check_yaml_size(node, what)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root, what: str) -> None:
+    """Expanded node count and depth of a composed YAML document, computed once per distinct node (iteratively:
+    an alias is counted every time it is used, without building anything)."""
+    import yaml
+
+    def children(n):
+        if isinstance(n, yaml.SequenceNode):
+            return list(n.value)
+        if isinstance(n, yaml.MappingNode):
+            return [x for kv in n.value for x in kv]
+        return []
+
+    size: dict[int, int] = {}
+    height: dict[int, int] = {}
+    visiting: set[int] = set()
+    stack = [(root, False)]
+    while stack:
+        n, done = stack.pop()
+        i = id(n)
+        if done:
+            kids = children(n)
+            visiting.discard(i)
+            size[i] = min(1 + sum(size[id(k)] for k in kids), MAX_YAML_NODES + 1)
+            height[i] = 1 + max((height[id(k)] for k in kids), default=0)
+            if size[i] > MAX_YAML_NODES:
+                raise ConfigError(f"{what}: expands to more than {MAX_YAML_NODES} YAML nodes (nested aliases?)")
+            if height[i] > MAX_YAML_DEPTH:
+                raise ConfigError(f"{what}: nested more than {MAX_YAML_DEPTH} levels deep")
+            continue
+        if i in size:
+            continue
+        if i in visiting:          # reached again below itself: a recursive alias
+            raise ConfigError(f"{what}: a YAML alias refers to itself")
+        visiting.add(i)
+        stack.append((n, True))
+        stack.extend((k, False) for k in children(n) if id(k) not in size)
+
+
 def load_config(source: str | dict, overrides: dict | None = None) -> SearchConfig:
     """Read, override and validate a search configuration (no compute, no task data is generated)."""
     raw = _read(source)
@@ -441,8 +570,7 @@ def _read(source) -> dict:
         raise ConfigError(f"config: expected a YAML path or a mapping, got {type(source).__name__}")
     import yaml
     try:
-        with open(source) as f:
-            raw = yaml.safe_load(f)
+        raw = load_yaml(read_text_file(source, "config"), f"config: {source}")
     except FileNotFoundError:
         raise ConfigError(f"config: file not found: {source}") from None
     except OSError as exc:
@@ -501,7 +629,197 @@ def _at_least(path, v, lo):
         raise _err(path, f"must be >= {lo}, got {v}")
 
 
+# --------------------------------------------------------------------------------------------------------------
+# numbers: one layer for every number of a config, checked before anything is built, compiled or written
+# --------------------------------------------------------------------------------------------------------------
+# Documented maxima (memory or time grows with these); an evaluation batch is also checked against the machine's
+# memory (MEMORY_FRACTION of it) once the tasks and the network are known.
+MAX_INSTRUCTIONS = 64          # space.n_post, space.n_pre: the interpreter unrolls every instruction
+MAX_TERMS = 256                # space.n_terms, search.init_terms
+MAX_POPULATION = 100_000       # search.population / tournament / children, hybrid.population / top_k
+MAX_SEEDS = 10_000             # seeds of one task entry (a count or a list), search.hurdle.seeds
+MAX_STEPS = 10_000_000         # tasks.*.steps, search.hurdle.steps, coefficients.truncation
+MAX_WIDTH = 100_000            # every network.hidden width
+MAX_LAYERS = 64                # len(network.hidden)
+MAX_BATCH = 65_536             # network.batch_size
+MAX_GENERATIONS = 10_000_000   # budget.generations, search.restart_after, hybrid.every
+MAX_REFINE_STEPS = 100_000     # hybrid.steps
+MAX_DEVICES = 65_536           # budget.devices
+MAX_TASK_INT = 10_000_000      # integer task arguments (sizes: n_in, n_eval, n_hidden, k_way, ...)
+MEMORY_FRACTION = 0.5          # an evaluation batch may need at most this fraction of the machine's memory
+
+# dotted key -> (lowest, highest, lowest excluded); None: no bound on that side. Non-finite floats are refused
+# everywhere (see _check_numbers); wrong types are reported by the typed building.
+NUMBER_LIMITS = {
+    "space.n_post": (0, MAX_INSTRUCTIONS, False), "space.n_pre": (0, MAX_INSTRUCTIONS, False),
+    "space.n_terms": (1, MAX_TERMS, False),
+    "search.population": (2, MAX_POPULATION, False), "search.tournament": (1, MAX_POPULATION, False),
+    "search.children": (1, MAX_POPULATION, False), "search.init_terms": (1, MAX_TERMS, False),
+    "search.restart_after": (1, MAX_GENERATIONS, False),
+    "search.hurdle.steps": (1, MAX_STEPS, False), "search.hurdle.seeds": (1, MAX_SEEDS, False),
+    "coefficients.std_init": (0, None, True), "coefficients.lr": (0, None, True),
+    "coefficients.clip_norm": (0, None, True), "coefficients.truncation": (1, MAX_STEPS, False),
+    "coefficients.meta_batch": (1, MAX_SEEDS, False), "coefficients.max_consecutive_errors": (0, 1_000_000, False),
+    "hybrid.every": (1, MAX_GENERATIONS, False), "hybrid.top_k": (1, MAX_POPULATION, False),
+    "hybrid.steps": (1, MAX_REFINE_STEPS, False), "hybrid.population": (2, MAX_POPULATION, False),
+    "fitness.complexity_penalty": (0, None, False),
+    "budget.generations": (0, MAX_GENERATIONS, False), "budget.time_limit_s": (0, None, True),
+    "budget.devices": (1, MAX_DEVICES, False),
+    "hall_of_fame.per_complexity": (1, 10_000, False), "hall_of_fame.select_top_k": (0, MAX_POPULATION, False),
+    "hall_of_fame.eps": (0, None, False), "hall_of_fame.snap_tol": (0, None, False),
+    "network.lr": (0, None, True), "network.feedback_lr": (0, None, True),
+    "network.tau_mean": (1, None, False), "network.tau_theta": (1, None, False),
+    "network.softplus_beta": (0, None, True), "network.init_scale": (0, None, False),
+    "network.batch_size": (1, MAX_BATCH, False),
+}
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_number(path: str, v, lo=None, hi=None, lo_open: bool = False) -> None:
+    """ConfigError naming ``path`` unless ``v`` is a finite number within [lo, hi] (``(lo, hi]`` if lo_open)."""
+    import math
+
+    if not _is_number(v):
+        raise _err(path, f"expected a number, got {_type_name(v)} {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise _err(path, f"must be a finite number, got {v}")
+    if lo is not None and (v <= lo if lo_open else v < lo):
+        raise _err(path, f"must be {'>' if lo_open else '>='} {lo}, got {v}")
+    if hi is not None and v > hi:
+        raise _err(path, f"must be <= {hi} (the documented maximum), got {v}")
+
+
+def _get_dotted(obj, dotted: str):
+    for part in dotted.split("."):
+        if obj is None:
+            return None
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+    return obj
+
+
+def _check_numbers(cfg: SearchConfig) -> None:
+    """Every number of the config: finite everywhere, within NUMBER_LIMITS, task entries' seeds/steps/args
+    bounded. Runs before anything else is built from the config."""
+    import math
+
+    def walk(x, path):
+        if isinstance(x, float) and not math.isfinite(x):
+            raise _err(path, f"must be a finite number, got {x}")
+        if isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    walk(_to_plain(cfg), "")
+    for key, (lo, hi, lo_open) in NUMBER_LIMITS.items():
+        v = _get_dotted(cfg, key)
+        if _is_number(v):
+            check_number(key, v, lo, hi, lo_open)
+    hidden = cfg.network.get("hidden")
+    if isinstance(hidden, (list, tuple)):
+        if len(hidden) > MAX_LAYERS:
+            raise _err("network.hidden", f"at most {MAX_LAYERS} hidden layers, got {len(hidden)}")
+        for i, h in enumerate(hidden):
+            if _is_number(h):
+                check_number(f"network.hidden[{i}]", h, 1, MAX_WIDTH)
+    elif _is_number(hidden):
+        check_number("network.hidden", hidden, 1, MAX_WIDTH)
+    for split in ("search", "select", "final"):
+        for i, e in enumerate(getattr(cfg.tasks, split)):
+            p = f"tasks.{split}[{i}]"
+            if isinstance(e.seeds, int):
+                check_number(f"{p}.seeds", e.seeds, 1, MAX_SEEDS)
+            elif len(e.seeds) > MAX_SEEDS:
+                raise _err(f"{p}.seeds", f"at most {MAX_SEEDS} seeds, got {len(e.seeds)}")
+            if e.steps is not None:
+                check_number(f"{p}.steps", e.steps, 1, MAX_STEPS)
+            _check_task_args(e, p)
+    if cfg.coefficients.init is not None and len(cfg.coefficients.init) > 100_000:
+        raise _err("coefficients.init", "more than 100000 values")
+
+
+def _check_task_args(entry: TaskEntry, path: str) -> None:
+    """Task arguments override fields of the task (a dataclass): each must have the field's type; integer fields
+    are sizes or counts (>= 1, at most MAX_TASK_INT); numbers must be finite."""
+    from ..tasks import make
+    from ..tasks.base import TaskError
+
+    if not entry.args:
+        return
+    try:
+        base = make(entry.task)
+    except (TaskError, TypeError, ValueError):
+        return                  # reported by the task checks
+    fields = {f.name for f in dataclasses.fields(base) if f.init} if dataclasses.is_dataclass(base) else set()
+    for k, v in entry.args.items():
+        if k not in fields:
+            continue            # make() names the settable fields
+        cur, key = getattr(base, k), f"{path}.args.{k}"
+        if isinstance(cur, bool):
+            if not isinstance(v, bool):
+                raise _err(key, f"expected bool, got {_type_name(v)} {v!r}")
+        elif isinstance(cur, int):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise _err(key, f"expected int, got {_type_name(v)} {v!r}")
+            check_number(key, v, 1, MAX_TASK_INT)
+        elif isinstance(cur, float):
+            check_number(key, v)
+        elif isinstance(cur, str) and not isinstance(v, str):
+            raise _err(key, f"expected str, got {_type_name(v)} {v!r}")
+
+
+def physical_memory_bytes() -> int:
+    """This machine's physical memory (16 GiB when it cannot be read)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 16 << 30
+
+
+def evaluation_bytes(n_in: int, n_out: int, hidden, bias: bool, population: int, instances: int, steps: int,
+                     n_eval: int) -> tuple[int, int]:
+    """A rough upper estimate of the memory one evaluation batch needs: (weights and their temporaries for
+    ``population`` x ``instances`` networks, task data of ``instances``)."""
+    sizes = [int(n_in), *[int(h) for h in hidden], int(n_out)]
+    b = 1 if bias else 0
+    params = sum((sizes[i] + b) * sizes[i + 1] * 2 for i in range(len(sizes) - 1))   # W and feedback B
+    weights = 4 * 4 * int(population) * int(instances) * params        # float32, W + dW + temporaries
+    data = 2 * 4 * int(instances) * (int(steps) + int(n_eval)) * (sizes[0] + sizes[-1])
+    return weights, data
+
+
+def check_memory(weights: int, data: int, weights_key: str, data_key: str) -> None:
+    limit = MEMORY_FRACTION * physical_memory_bytes()
+    if weights + data > limit:
+        key = weights_key if weights >= data else data_key
+        raise _err(key, f"an evaluation would need about {(weights + data) / 2**30:.3g} GiB, more than "
+                        f"{MEMORY_FRACTION:.0%} of this machine's {physical_memory_bytes() / 2**30:.3g} GiB")
+
+
+def _check_evaluation_memory(cfg: SearchConfig, model: str) -> None:
+    """Each task entry's evaluation batch (the whole population at once) against the machine's memory."""
+    if model != "rate":
+        return
+    net = cfg.network_config()
+    pop = max(cfg.search.population, cfg.hybrid.population if cfg.search.strategy == "hybrid" else 0)
+    for split in ("search", "select", "final"):
+        for i, e in enumerate(getattr(cfg.tasks, split)):
+            task = cfg.make_task(e)
+            steps = e.steps if e.steps is not None else task.default_steps
+            w, d = evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, pop, len(e.seed_list), steps,
+                                    task.n_eval)
+            check_memory(w, d, "network.hidden", f"tasks.{split}[{i}].steps")
+
+
 def _validate(cfg: SearchConfig) -> SearchConfig:
+    _check_numbers(cfg)
     from ..inner import METRIC_SIGN, METRICS, RATE_VARIABLES
     from ..rules.mutation import MUTATIONS
     from ..rules.ops import OP_BY_NAME, SYN_BY_NAME
@@ -762,7 +1080,93 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         raise _err("hall_of_fame.choose", f"unknown rule '{hof.choose}' (known: {', '.join(CHOOSE_RULES)})")
     _at_least("hall_of_fame.eps", hof.eps, 0.0)
     _at_least("hall_of_fame.snap_tol", hof.snap_tol, 0.0)
+    _check_evaluation_memory(cfg, model)
+    _check_discovery(cfg, model)
     return cfg
+
+
+def _check_discovery(cfg: SearchConfig, model: str) -> None:
+    """Early stop, the final choice's seeds and the baselines."""
+    import math
+    b = cfg.budget
+    if b.patience is not None:
+        _at_least("budget.patience", b.patience, 1)
+    if not (math.isfinite(b.min_delta) and b.min_delta >= 0):
+        raise _err("budget.min_delta", f"must be a finite number >= 0, got {b.min_delta}")
+    if b.target_fitness is not None and not math.isfinite(b.target_fitness):
+        raise _err("budget.target_fitness", f"must be a finite number, got {b.target_fitness}")
+    sel = cfg.hall_of_fame.select_seeds
+    if sel is not None and not 1 <= sel <= MAX_SELECT_SEEDS:
+        raise _err("hall_of_fame.select_seeds", f"must be in [1, {MAX_SELECT_SEEDS}], got {sel}")
+    for i, spec in enumerate(cfg.baselines or ()):
+        _check_baseline(spec, model, f"baselines[{i}]")
+    _check_generalization(cfg, model)
+
+
+def _check_generalization(cfg: SearchConfig, model: str) -> None:
+    """Held-out conditions: known rate tasks, network overrides of known keys, bounded seeds and steps."""
+    from ..tasks.base import TaskError
+    g = cfg.generalization
+    check_number("generalization.seeds", g.seeds, 1, MAX_SEEDS)
+    if g.conditions and model != "rate":
+        raise _err("generalization.conditions", "held-out conditions are for rate networks")
+    net_types = network_types()
+    for i, c in enumerate(g.conditions or ()):
+        p = f"generalization.conditions[{i}]"
+        try:
+            task = cfg.make_task(TaskEntry(task=c.task, args=dict(c.args)))
+        except (TaskError, TypeError, ValueError) as exc:
+            raise _err(f"{p}.task", str(exc).splitlines()[0] if str(exc) else "unknown task") from None
+        if task.kind != "rate":
+            raise _err(f"{p}.task", f"task '{c.task}' is a {task.kind} task; conditions are rate tasks")
+        _check_task_args(TaskEntry(task=c.task, args=dict(c.args)), p)
+        for k, v in c.network.items():
+            if k not in net_types:
+                raise _err(f"{p}.network.{k}", f"unknown key (known: {', '.join(net_types)})")
+            _coerce(v, net_types[k], f"{p}.network.{k}")
+        hidden = c.network.get("hidden", [])
+        for j, h in enumerate(hidden if isinstance(hidden, (list, tuple)) else [hidden]):
+            check_number(f"{p}.network.hidden[{j}]", h, 1, MAX_WIDTH)
+        if c.seeds is not None:
+            check_number(f"{p}.seeds", c.seeds, 1, MAX_SEEDS)
+        if c.steps is not None:
+            check_number(f"{p}.steps", c.steps, 1, MAX_STEPS)
+
+
+MAX_SELECT_SEEDS = 4096
+BP_BASELINE = "bp"     # the name of the non-local reference: rule `fa` (-e*x) under backpropagated errors
+
+
+def default_baselines(cfg: SearchConfig, objective: str | None = None) -> tuple[str, ...]:
+    """The baselines of a run: ``cfg.baselines`` if set, else FA and BP for supervised rate tasks, Oja for PCA,
+    none for spiking tasks (their configs name theirs)."""
+    if cfg.baselines is not None:
+        return tuple(cfg.baselines)
+    if cfg.model == "spiking":
+        return ()
+    if objective is None:
+        objective = cfg.make_task(cfg.tasks.search[0]).objective
+    return ("oja",) if objective == "pca" else ("fa", BP_BASELINE)
+
+
+def _check_baseline(spec, model: str, path: str) -> None:
+    from ..rules.formula import compile_formula
+    from ..rules.program import RuleError
+    from ..rules.registry import RULES, SPACES
+    if not isinstance(spec, str) or not spec.strip():
+        raise _err(path, "expected a known rule name or a formula")
+    if spec == BP_BASELINE:
+        if model != "rate":
+            raise _err(path, "'bp' (backpropagated errors) is a rate-network baseline")
+        return
+    if spec in RULES:
+        if RULES[spec].model != model:
+            raise _err(path, f"rule '{spec}' is a {RULES[spec].model} rule; this search's tasks are {model}")
+        return
+    try:
+        compile_formula(spec, SPACES[model])
+    except (RuleError, ValueError) as exc:
+        raise _err(path, str(exc).splitlines()[0]) from None
 
 
 def _check_spiking_section(spk: SpikingSection, net: dict) -> None:
@@ -797,7 +1201,7 @@ def _check_rule_in_space(spec: str, space, path: str, model: str = "rate") -> No
 def rule_in_space(spec: str, space, model: str = "rate"):
     """A known rule name or a formula, compiled and padded into ``space`` (RuleError if it does not fit)."""
     from ..rules.formula import compile_formula
-    from ..rules.program import RuleError, pad
+    from ..rules import RuleError, pad
     from ..rules.registry import RULES, SPACES
     if spec in RULES:
         r = RULES[spec]

@@ -26,6 +26,7 @@ Each generation the ``hall_of_fame.select_top_k`` best new candidates are re-sco
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,14 +38,17 @@ import numpy as np
 
 from ..inner import InnerConfig, InnerLoop, check_space, instance_keys, make_evaluator, task_batch
 from ..rules.fec import fec_hashes
-from ..rules.formula import to_latex, to_text
+from ..rules.formula import to_text
 from ..rules.program import Program, Space, complexity, dce, index, stack
 from .coeffs import Parametrization, coeff_es, structure_parametrization
-from .config import SearchConfig, load_config, rule_in_space
+from .config import SearchConfig, default_baselines, load_config, rule_in_space
 from .fitness import WORST, FitnessFn, json_float, summarize_metrics
 from .hall_of_fame import Archive, Entry, HallOfFame, choose_best, pareto_front
 from .metagrad import MetaGrad
 from .regevo import RegularizedEvolution, jitted
+from .baselines import as_array, instance_fitness, resolve_baselines, score_baselines
+from .curves import baseline_label, panels, rank_label
+from .stats import mean_and_se, paired_difference
 from .treeio import flatten, unflatten
 
 TREE_SCHEMA = "plasticity-search/search-state/v1"
@@ -142,29 +146,36 @@ class SplitEval:
             items.append((task, fn, task_batch(task, sd, split, st), instance_keys(sd, split)))
         return cls(space, items, fitness, chunk, devices)
 
-    def evaluate(self, progs: Program) -> tuple[np.ndarray, list[dict]]:
-        """(raw fitness [n], per task {metric: np [n, S]})."""
+    def evaluate(self, progs: Program, curves: bool = False, min_size: int = 0):
+        """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] (None for
+        spiking tasks) with ``curves=True``. ``min_size``: pad a small batch to the bucket of that many programs
+        (equal shapes share one compile)."""
         progs = Program(*[np.asarray(x) for x in progs])
         n = progs.term_on.shape[0]
         per_task = [{} for _ in self.items]
+        per_curve: list = [[] for _ in self.items]
         start = 0
         while start < n:
             m = min(n - start, self.buckets[-1])
-            size = next(b for b in self.buckets if b >= m)
+            size = next(b for b in self.buckets if b >= min(max(m, min_size), self.buckets[-1]))
             idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
             chunk = Program(*[jnp.asarray(x[idx]) for x in progs])
             if self.mesh is not None:
                 from .. import distributed as dist
                 chunk = dist.shard_population(chunk, self.mesh)
             for t, (task, fn, data, keys) in enumerate(self.items):
-                metrics, _ = fn(chunk, data, keys)
+                metrics, cv = fn(chunk, data, keys)
                 if self.mesh is not None:
-                    metrics = dist.gather(metrics)
+                    metrics, cv = dist.gather((metrics, cv if curves else None))
                 for k, v in metrics.items():
                     per_task[t].setdefault(k, []).append(np.asarray(v)[:m])
+                if curves and cv is not None:
+                    per_curve[t].append(np.asarray(cv)[:m])
             start += m
         per_task = [{k: np.concatenate(v, 0) for k, v in d.items()} for d in per_task]
         fit = self.fitness.aggregate([self.fitness.per_instance(d) for d in per_task])
+        if curves:
+            return fit, per_task, [np.concatenate(c, 0) if c else None for c in per_curve]
         return fit, per_task
 
 
@@ -189,10 +200,6 @@ def _np_prog(p) -> Program:
 def _take(p: Program, idx) -> Program:
     idx = np.asarray(idx, np.int64)
     return Program(*[np.asarray(x)[idx] for x in p])
-
-
-def _concat(progs: list[Program]) -> Program:
-    return Program(*[np.concatenate([np.asarray(getattr(p, f)) for p in progs]) for f in Program._fields])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -448,6 +455,7 @@ class Search:
             best = median = float(fit[0])
         state.key = key
         state.generation += 1
+        self._track_best(state)
         dt = time.perf_counter() - t0
         state.counters["elapsed_s"] = state.counters.get("elapsed_s", 0.0) + dt
         n_step = state.counters.pop("_step_evaluated", 0)
@@ -469,10 +477,28 @@ class Search:
         return state, metrics
 
     def done(self, state: SearchState) -> bool:
+        return self.stop_reason(state) is not None
+
+    def stop_reason(self, state: SearchState) -> str | None:
+        """None while the search goes on; else 'generations', 'time_limit', 'target_fitness' or 'patience'."""
+        c, b = state.counters, self.cfg.budget
         if state.generation >= self.cfg.generations:
-            return True
-        lim = self.cfg.time_limit_s
-        return lim is not None and state.counters.get("elapsed_s", 0.0) >= lim
+            return "generations"
+        if b.time_limit_s is not None and c.get("elapsed_s", 0.0) >= b.time_limit_s:
+            return "time_limit"
+        if b.target_fitness is not None and c.get("stop_best", -math.inf) >= b.target_fitness:
+            return "target_fitness"
+        if b.patience is not None and state.generation - c.get("stop_best_gen", 0) >= b.patience:
+            return "patience"
+        return None
+
+    def _track_best(self, state: SearchState) -> None:
+        """The early-stop statistic: the best select fitness so far (search fitness without select tasks); a gain
+        of at most ``budget.min_delta`` does not count as an improvement."""
+        best = max(state.select.values()) if self.tasks["select"] and state.select else state.archive.best()[0]
+        c = state.counters
+        if np.isfinite(best) and best > c.get("stop_best", -math.inf) + self.cfg.budget.min_delta:
+            c["stop_best"], c["stop_best_gen"] = float(best), int(state.generation)
 
     def _maybe_restart(self, state: SearchState, key) -> None:
         """Restart on stagnation: a fresh random population after ``restart_after`` generations without a new best."""
@@ -581,16 +607,22 @@ class Search:
                               self._defaults(), self._info(state))
         progs = stack([dce(p, self.space) for p in cands])
         ev = self.evaluator("search")
-        if self.cfg.hall_of_fame.snap:
-            progs = self._snap(progs, ev.evaluate(progs)[0])
+        if self.cfg.hall_of_fame.snap:       # padded to the generations' batch: no new compile
+            progs = self._snap(progs, ev.evaluate(progs, min_size=self.chunk)[0])
         progs = stack([canonical(index(progs, i), self.space) for i in range(progs.term_on.shape[0])])
-        search_fit, search_m = ev.evaluate(progs)
+        search_fit, search_m = ev.evaluate(progs, min_size=self.chunk)
         cplx = self.complexities(progs)
         scores = {"search": (search_fit, search_m)}
+        cmp_split = "final" if self.tasks["final"] else ("select" if self.tasks["select"] else "search")
+        cand_curves = None
         for split in ("select", "final"):
-            e = self.evaluator(split)
+            e = self.choice_evaluator() if split == "select" else self.evaluator(split)
             if e is not None:
-                scores[split] = e.evaluate(progs)
+                if split == cmp_split:
+                    fit_s, m_s, cand_curves = e.evaluate(progs, curves=True)
+                    scores[split] = (fit_s, m_s)
+                else:
+                    scores[split] = e.evaluate(progs)
         choose_split = "select" if "select" in scores else "search"
         cf = scores[choose_split][0]
         front = pareto_front(list(cf), list(cplx))
@@ -598,6 +630,14 @@ class Search:
         best_local = choose_best([cf[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
         rest = sorted((i for k, i in enumerate(front) if k != best_local), key=lambda i: -_fin(cf[i]))
         order = [front[best_local]] + rest
+        baselines, base_curves = self.score_baselines(cmp_split, min_size=len(progs.term_on))
+        info = dict(self._info(state), compared_on=cmp_split,
+                    choice=self._choice_line(choose_split, scores[choose_split][1], front[best_local]))
+        if cand_curves is not None:
+            named = [(rank_label(r, to_text(index(progs, i), self.space)),
+                      [None if c is None else c[i] for c in cand_curves]) for r, i in enumerate(order[:3])]
+            named += [(baseline_label(b["name"]), cv) for b, cv in zip(baselines, base_curves)]
+            info["curves"] = panels(self.tasks[cmp_split], cmp_split, named)
         entries = []
         for rank, i in enumerate(order):
             prog = index(progs, i)
@@ -606,12 +646,57 @@ class Search:
                 d = {"fitness": json_float(f[i])}
                 d.update(summarize_metrics([{k: v[i] for k, v in mt.items()} for mt in m]))
                 metrics[split] = d
-            entries.append(Entry(rank=rank, formula=to_text(prog, self.space), latex=to_latex(prog, self.space),
-                                 complexity=int(cplx[i]), fitness=float(cf[i]) if np.isfinite(cf[i]) else WORST,
-                                 metrics=metrics,
-                                 program={f: np.asarray(getattr(prog, f)).tolist() for f in Program._fields},
-                                 space=self.space.to_dict()))
-        return HallOfFame(entries, 0, hofc.choose, hofc.eps, self._defaults(), self._info(state))
+            inst = instance_fitness(self.fit, scores[cmp_split][1], i)
+            paired = {b["name"]: paired_difference(as_array(inst), as_array(b["instances"])) for b in baselines}
+            entries.append(Entry.of(_np_prog(prog), self.space, rank=rank, complexity=cplx[i], fitness=cf[i],
+                                    metrics=metrics, paired=paired, instances=inst))
+        return HallOfFame(entries, 0, hofc.choose, hofc.eps, self._defaults(), info, baselines)
+
+    # --- the final choice and the baselines ------------------------------------------------------------------
+    def choice_evaluator(self) -> SplitEval | None:
+        """The select tasks with ``hall_of_fame.select_seeds`` seeds each: what the final choice is made on."""
+        n = self.cfg.hall_of_fame.select_seeds
+        if n is None or not self.tasks["select"]:
+            return self.evaluator("select")
+        if "choice" not in self._evals:
+            entries = [(t, dataclasses.replace(e, seeds=_n_seeds(e, n))) for t, e in self.tasks["select"]]
+            self._evals["choice"] = SplitEval.build(self.space, entries, self.network, self.fit, "select",
+                                                    self.chunk, devices=self.devices, spiking=self.spiking)
+        return self._evals["choice"]
+
+    def _choice_line(self, split: str, per_task: list, i: int) -> str:
+        """One line that says how the chosen rule was picked, with the standard error of its fitness."""
+        mean, se, n = mean_and_se(as_array(instance_fitness(self.fit, per_task, i)))
+        hofc = self.cfg.hall_of_fame
+        how = (f"simplest rule within eps={hofc.eps:g} of the best {split} fitness" if hofc.choose == "eps"
+               else f"highest {split} fitness")
+        line = f"{how}, {n} {split} instances (SE of the chosen rule {se:.4f})"
+        if hofc.choose == "eps" and np.isfinite(se) and se > hofc.eps / 2:
+            line += "; SE > eps/2: raise hall_of_fame.select_seeds"
+        return line
+
+    def baseline_specs(self) -> tuple[str, ...]:
+        return default_baselines(self.cfg, self.tasks["search"][0][0].objective if self.model == "rate" else None)
+
+    def score_baselines(self, split: str = "final", min_size: int = 0) -> tuple[list[dict], list]:
+        """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), and their
+        learning curves; see :func:`.baselines.score_baselines`."""
+        specs = self.baseline_specs()
+        if not specs or not self.tasks[split]:
+            return [], []
+        bls = resolve_baselines(specs, self.space, self.model, self.network if self.model == "rate" else None)
+
+        def evaluator_for(space, network, n):
+            if space is self.space and network == self.network:
+                return self.choice_evaluator() if split == "select" else self.evaluator(split)
+            entries = self.tasks[split]
+            if split == "select" and self.cfg.hall_of_fame.select_seeds is not None:
+                entries = [(t, dataclasses.replace(e, seeds=_n_seeds(e, self.cfg.hall_of_fame.select_seeds)))
+                           for t, e in entries]
+            return SplitEval.build(space, entries, network, self.fit, split, max(n, 1), devices=self.devices,
+                                   spiking=self.spiking)
+
+        return score_baselines(bls, evaluator_for, self.fit, min_size)
 
     def _snap(self, progs, fit):
         """Try 'nice' constants for each candidate; keep the nicest variant within snap_tol of its fitness."""
@@ -624,7 +709,7 @@ class Search:
         out = [index(progs, i) for i in range(progs.term_on.shape[0])]
         if not variants:
             return progs
-        vf, _ = self.evaluator("search").evaluate(stack(variants))
+        vf, _ = self.evaluator("search").evaluate(stack(variants), min_size=self.chunk)
         done = set()
         for j, i in enumerate(owner):       # variants are ordered nicest first
             if i in done or not np.isfinite(fit[i]) or not np.isfinite(vf[j]):
@@ -671,20 +756,18 @@ class Search:
         front = pareto_front(fits, cplx)
         b = choose_best([fits[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
         order = [front[b]] + sorted((i for k, i in enumerate(front) if k != b), key=lambda i: -fits[i])
-        entries = [Entry(rank=r, formula=to_text(progs[i], self.space), latex=to_latex(progs[i], self.space),
-                         complexity=int(cplx[i]), fitness=fits[i], metrics={"search": {"fitness": json_float(fits[i])}},
-                         program={f: np.asarray(getattr(progs[i], f)).tolist() for f in Program._fields},
-                         space=self.space.to_dict()) for r, i in enumerate(order)]
+        entries = [Entry.of(_np_prog(progs[i]), self.space, rank=r, complexity=cplx[i], fitness=fits[i],
+                            metrics={"search": {"fitness": json_float(fits[i])}}) for r, i in enumerate(order)]
         return HallOfFame(entries, 0, hofc.choose, hofc.eps, self._defaults(), info)
 
-    def best_program(self, state: SearchState) -> tuple[Program, float, str]:
-        """(program, search fitness, formula) of the best program found so far (by search fitness)."""
-        f, c = state.archive.best()
-        if c < 0:
-            return self.space.empty(), WORST, "0"
-        j = int(np.argmax(state.archive.fitness[c]))
-        prog = state.archive.program(c, j)
-        return prog, f, to_text(prog, self.space)
+
+def _n_seeds(entry, n: int):
+    """``n`` seeds for a task entry: 0..n-1 for a count, the listed seeds extended past their maximum otherwise."""
+    if isinstance(entry.seeds, int):
+        return n
+    seeds = list(entry.seeds)[:n]
+    nxt = max(seeds, default=-1) + 1
+    return tuple(seeds + list(range(nxt, nxt + n - len(seeds))))
 
 
 def _fin(x) -> float:

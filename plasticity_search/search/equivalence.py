@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..rules.formula import compile_formula, to_sympy
 from ..rules.program import Program, Space
+from ..rules.registry import RATE_SPACE, RULES
 from ..rules.variables import VARIABLES
 
 
 def _compile_known(formula: str):
-    from ..rules.formula import compile_formula
-    from ..rules.registry import RATE_SPACE, RULES
     if formula in RULES:
         return RULES[formula].compile()
     return compile_formula(formula, RATE_SPACE)
@@ -53,7 +53,6 @@ def symbolic_ratio(prog: Program, space: Space, known: str):
     """sympy: simplify(found / known) (a positive number when the rules agree up to a positive factor)."""
     import sympy as sp
 
-    from ..rules.formula import to_sympy
     kprog, kspace = _compile_known(known)
     found, ref = to_sympy(prog, space), to_sympy(kprog, kspace)
     if isinstance(found, tuple) or isinstance(ref, tuple) or ref == 0:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inner import METRIC_SIGN
+
 WORST = float("-inf")
 WORST_JSON = -1e9          # the worst fitness as written to JSON (which has no infinities)
 
@@ -31,7 +33,6 @@ class FitnessFn:
 
     @classmethod
     def from_config(cls, cfg) -> "FitnessFn":
-        from ..inner import METRIC_SIGN
         f = cfg.fitness
         return cls(f.metric, float(METRIC_SIGN[f.metric]),
                    tuple((p.metric, float(p.target), float(p.weight)) for p in f.penalties),

@@ -28,7 +28,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..export import export as export_rule
+from ..rules.formula import to_latex, to_sympy
 from ..rules.program import Program, Space
+from ..rules.resolve import ResolvedRule, model_of_space
+from .coeffs import Parametrization
 from .fitness import WORST, WORST_JSON, json_float
 
 SCHEMA = "plasticity-search/hall-of-fame/v1"
@@ -146,6 +150,18 @@ class Entry:
     metrics: dict                        # {"search": {...}, "select": {...}, "final": {...}}: fitness, metric means
     program: dict                        # Program fields as lists
     space: dict                          # Space.to_dict()
+    paired: dict = field(default_factory=dict)      # baseline name -> stats.paired_difference on the final split
+    instances: list = field(default_factory=list)   # per-instance fitness on the final split (None: non-finite)
+
+    @classmethod
+    def of(cls, prog: Program, space: Space, *, rank: int, complexity: int, fitness: float, metrics: dict,
+           paired: dict | None = None, instances: list | None = None) -> "Entry":
+        """The one way an entry is built: formula and LaTeX from the program, program and space as JSON data."""
+        from ..rules.formula import to_latex, to_text
+        return cls(rank=rank, formula=to_text(prog, space), latex=to_latex(prog, space), complexity=int(complexity),
+                   fitness=float(fitness) if np.isfinite(fitness) else WORST, metrics=metrics,
+                   program=prog.to_dict(), space=space.to_dict(), paired=dict(paired or {}),
+                   instances=list(instances or []))
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -156,13 +172,12 @@ class Entry:
     def from_json(cls, d: dict) -> "Entry":
         d = dict(d)
         return cls(**{k: d[k] for k in ("rank", "formula", "latex", "complexity", "fitness", "metrics", "program",
-                                         "space")})
+                                         "space")}, paired=dict(d.get("paired") or {}),
+                   instances=list(d.get("instances") or []))
 
     def rule_program(self) -> tuple[Program, Space]:
-        from ..export.json_format import _DTYPES
         space = Space.from_dict(self.space)
-        prog = Program(**{f: np.asarray(self.program[f], dtype=_DTYPES.get(f, np.int32)) for f in Program._fields})
-        return prog, space
+        return Program.from_dict(self.program), space
 
 
 @dataclass
@@ -173,6 +188,7 @@ class HallOfFame:
     eps: float = 0.01
     defaults: dict = field(default_factory=dict)      # simulation defaults of the rules (network lr, taus)
     info: dict = field(default_factory=dict)          # run summary (name, strategy, generations, fec hit rate, ...)
+    baselines: list = field(default_factory=list)     # [{name, formula, feedback, fitness, metrics, instances}]
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -188,11 +204,9 @@ class HallOfFame:
         return self.entries[self.best if i is None else i].formula
 
     def sympy(self, i: int | None = None):
-        from ..rules.formula import to_sympy
         return to_sympy(*self._ps(self.best if i is None else i))
 
     def latex(self, i: int | None = None) -> str:
-        from ..rules.formula import to_latex
         return to_latex(*self._ps(self.best if i is None else i))
 
     def jax(self, i: int | None = None):
@@ -201,7 +215,6 @@ class HallOfFame:
         then instruction constants), so the rule can be fine-tuned by gradient."""
         import jax.numpy as jnp
 
-        from .coeffs import Parametrization
         prog, space = self._ps(self.best if i is None else i)
         param = Parametrization.from_program(prog, space)
 
@@ -212,7 +225,6 @@ class HallOfFame:
         return fn, jnp.asarray(param.theta0)
 
     def rule(self, i: int | None = None):
-        from ..rules.resolve import ResolvedRule, model_of_space
         i = self.best if i is None else i
         prog, space = self._ps(i)
         name = f"{self.info.get('name', 'run')}:{i}"
@@ -220,14 +232,13 @@ class HallOfFame:
                             f"plasticity-search run {self.info.get('name', '')}".strip())
 
     def export(self, i: int | None, target: str) -> str:
-        from ..export import export
-        return export(self.rule(i), target)
+        return export_rule(self.rule(i), target)
 
     # --- serialisation ---------------------------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {"schema": SCHEMA, "best": self.best, "choose": self.choose, "eps": self.eps,
                 "defaults": self.defaults, "info": _jsonable(self.info),
-                "entries": [e.to_json() for e in self.entries]}
+                "entries": [e.to_json() for e in self.entries], "baselines": _jsonable(self.baselines)}
 
     @classmethod
     def from_json(cls, d: dict) -> "HallOfFame":
@@ -238,15 +249,26 @@ class HallOfFame:
             if e.fitness == WORST_JSON:
                 e.fitness = WORST
         return cls(entries, int(d["best"]), d.get("choose", "eps"), float(d.get("eps", 0.01)),
-                   dict(d.get("defaults", {})), dict(d.get("info", {})))
+                   dict(d.get("defaults", {})), dict(d.get("info", {})), list(d.get("baselines") or []))
 
     def table(self) -> str:
-        """A PySR-like text table: rank, complexity, select fitness, final fitness, formula; '*' marks best."""
-        rows = ["  rank  cplx   fitness  final_fit  formula"]
+        """A PySR-like text table: rank, complexity, select fitness, final fitness, paired Δ vs the first two
+        baselines (95% interval), formula; '*' marks the chosen rule; then the baselines as rows."""
+        from .stats import format_delta
+        names = [b["name"] for b in self.baselines][:2]
+        head = "  rank  cplx   fitness  final_fit  " + "".join(f"{'Δ vs ' + n:<26}" for n in names) + "formula"
+        rows = [head]
         for i, e in enumerate(self.entries):
             fin = e.metrics.get("final", {}).get("fitness")
+            deltas = "".join(f"{format_delta(e.paired.get(n)):<26}" for n in names)
             rows.append(f"{'*' if i == self.best else ' '} {e.rank:>4}  {e.complexity:>4}  {_fmt(e.fitness):>8}  "
-                        f"{_fmt(fin):>9}  {e.formula}")
+                        f"{_fmt(fin):>9}  {deltas}{e.formula}")
+        for b in self.baselines:
+            tag = f"baseline {b['name']}" + (f" ({b['feedback']} feedback)" if b.get("feedback") else "")
+            rows.append(f"  {'-':>4}  {'-':>4}  {'-':>8}  {_fmt(b.get('fitness')):>9}  {'':<{26 * len(names)}}"
+                        f"{b['formula']}   [{tag}]")
+        if self.info.get("choice"):
+            rows.append(f"chosen: {self.info['choice']}")
         return "\n".join(rows)
 
 

@@ -1,7 +1,7 @@
-"""Spiking networks: LIF layers, encoders, traces, the rule application order, spiking tasks and evaluators.
+"""Spiking networks: LIF layers, encoders, traces, the rule application order and evaluators.
 
-Importing this package registers the spiking tasks (spiking_digits, spiking_yinyang, stdp_pattern,
-spiking_teacher, spiking_reward) in :mod:`plasticity_search.tasks`.
+The spiking tasks (spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward) live with the
+other tasks (:mod:`plasticity_search.tasks.spiking`), which registers them; ``SPIKING_TASKS`` is re-exported here.
 
 Public API:
 * :func:`pairing_dw`, :func:`pairing_run`, :func:`analytic_window` -- the STDP pairing protocol (pairing.py);

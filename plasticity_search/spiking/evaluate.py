@@ -34,11 +34,11 @@ import numpy as np
 
 from ..rules.program import Program, RuleError, Space
 from ..tasks import TaskData, make
-from . import tasks as _tasks  # noqa: F401  (registers the spiking tasks)
+from ..tasks.spiking import SpikingTask
 from .inner import metric_names, simulate
 from .network import FEEDBACKS
 from .plasticity import RuleHyper, rule_hyper
-from .tasks import SpikingTask, instance_key
+from .tasks import instance_key
 
 __all__ = ["EvalConfig", "Instances", "make_instances", "make_evaluator", "evaluate_rule", "spiking_task"]
 
@@ -126,7 +126,8 @@ def make_evaluator(space: Space, task, cfg=None):
 
 def evaluate_rule(rule, task_name: str, seeds: int = 5, steps: int | None = None, split: str = "final",
                   feedback: str = "fa") -> dict[str, dict[str, float]]:
-    """Score one rule (a ResolvedRule) on a spiking task: {metric: {"mean": m, "std": s}} over ``seeds`` seeds.
+    """Score one rule (a ResolvedRule) on a spiking task: {metric: {"mean": m, "std": s, "values": [per seed]}}
+    over ``seeds`` seeds.
 
     The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults``. Metrics:
     the task's (``task.metrics``) plus ``finite`` (fraction of seeds where everything stayed finite); a metric's
@@ -144,5 +145,6 @@ def evaluate_rule(rule, task_name: str, seeds: int = 5, steps: int | None = None
     res = {}
     for k, v in out.items():
         a = np.asarray(v, np.float64)[0]
-        res[k] = {"mean": float(a.mean()), "std": float(a.std())}
+        res[k] = {"mean": float(a.mean()), "std": float(a.std()),
+                  "values": [float(x) if np.isfinite(x) else None for x in a]}
     return res

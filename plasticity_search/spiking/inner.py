@@ -18,7 +18,7 @@ from .encoders import latency_spikes, poisson_spikes, population_rates, times_to
 from .lif import LIFParams, readout_step
 from .network import NetSpec, feedback_matrices, forward, init_state, learn, reset_neurons
 from .plasticity import RuleHyper
-from .tasks import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
+from ..tasks.spiking import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
 
 __all__ = ["simulate", "metric_names"]
 

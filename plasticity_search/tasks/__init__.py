@@ -5,7 +5,9 @@
     batch = task.sample_batch(range(8), "search")  # stacked along a leading seed axis
 
 Splits 'search', 'select' and 'final' are disjoint (see `base.py`). Built-in rate tasks: digits, digits_fewshot,
-mnist1d, mnist1d_fewshot, yinyang, teacher_student, pca; `idx:PATH` for user MNIST-format files.
+mnist1d, mnist1d_fewshot, yinyang, teacher_student, pca; `idx:PATH` for user MNIST-format files. Built-in spiking
+tasks (`spiking.py`): spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward. This package
+registers every built-in task (:data:`BUILTIN_TASKS`, in this order) in the registry (`registry.py`).
 """
 
 from .base import MAX_SEED, OBJECTIVES, SPLITS, Task, TaskData, TaskError
@@ -16,10 +18,26 @@ from .mnist1d import MNIST1DTask, make_mnist1d
 from .pca import PCATask
 from .pooled import PooledTask, Pools
 from .registry import list_tasks, make, register
+from .spiking import SPIKING_TASKS
 from .teacher_student import TeacherStudentTask
 from .yinyang import YinYangTask
 
+BUILTIN_TASKS: tuple[Task, ...] = (
+    DigitsTask(),
+    FewShotTask(),
+    MNIST1DTask(),
+    FewShotTask(name="mnist1d_fewshot", dataset="mnist1d"),
+    YinYangTask(),
+    TeacherStudentTask(),
+    PCATask(),
+    *SPIKING_TASKS,
+)
+for _task in BUILTIN_TASKS:
+    register(_task)
+del _task
+
 __all__ = [
+    "BUILTIN_TASKS",
     "MAX_SEED",
     "OBJECTIVES",
     "SPLITS",

@@ -14,7 +14,8 @@ Seeds are integers in ``[0, MAX_SEED)``. All randomness of one instance comes fr
 ``numpy.random.SeedSequence(seed + SPLIT_OFFSETS[split])``, so procedural tasks (pca, teacher_student, yinyang) use
 disjoint seed ranges per split, and the same (seed, split, steps) always gives bit-identical arrays.
 Tasks built on a fixed data set (digits, mnist1d, idx) additionally split the samples once, with a fixed permutation,
-into a training pool and held-out 'select' and 'final' pools (see `pooled.py`).
+into a training pool and three disjoint held-out eval pools, one per split (see `pooled.py`); few-shot episodes draw
+each split's support and query samples from a disjoint third of every class (see `fewshot.py`).
 
 Everything here is plain numpy (float32 arrays); the inner loop converts to JAX arrays itself.
 """

@@ -4,8 +4,9 @@ Data: `sklearn.datasets.load_digits` (1797 images of 8x8 pixels with values 0..1
 Recognition of Handwritten Digits" test set, Alpaydin & Kaynak 1998), shipped with scikit-learn, no download.
 Inputs are the 64 pixels divided by 16 (so in [0, 1]); targets are one-hot over 10 classes.
 
-Split (fixed permutation, seed `DIGITS_SPLIT_SEED`): 250 'select' + 250 'final' samples held out (~28 %),
-the other 1297 form the training pool. See `pooled.py` for how streams and eval sets are drawn.
+Split (fixed permutation, seed `DIGITS_SPLIT_SEED`): three disjoint eval pools of 250 samples each, 'search',
+'select' and 'final' (750 held out, ~42 %); the other 1047 form the training pool. See `pooled.py` for how streams
+and eval sets are drawn.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ def load_digits_dataset() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=4)
-def _digits_pools(n_select: int, n_final: int) -> Pools:
+def _digits_pools(n_search: int, n_select: int, n_final: int) -> Pools:
     x, y = load_digits_dataset()
-    train, select, final = permutation_split(len(y), n_select, n_final, DIGITS_SPLIT_SEED)
-    return Pools(x[train], y[train], x[select], y[select], x[final], y[final])
+    train, search, select, final = permutation_split(len(y), n_search, n_select, n_final, DIGITS_SPLIT_SEED)
+    return Pools(x[train], y[train], x[search], y[search], x[select], y[select], x[final], y[final])
 
 
 @dataclass(frozen=True)
@@ -54,4 +55,4 @@ class DigitsTask(PooledTask):
     n_eval: int = 250
 
     def pools(self) -> Pools:
-        return _digits_pools(250, 250)
+        return _digits_pools(250, 250, 250)

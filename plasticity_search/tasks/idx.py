@@ -11,12 +11,14 @@ PATH is either
     `t10k-labels-idx1-ubyte[.gz]`, ..., the EMNIST names `emnist-letters-train-images-idx3-ubyte[.gz]`, ...), or
   * one images file; its labels file is found next to it by name (`images` -> `labels`, `idx3` -> `idx1`), and
     for a `*train-images*` file the matching test files are looked for next to it as well.
-Pools: the training pool is the whole train file; the test file is split (fixed permutation) into two halves, the
-'select' and 'final' pools. Without a test file, both held-out pools are carved out of the given file (1/6 each, at
-most 5000), the rest being the training pool. n_out = max(train label) + 1 (EMNIST letters: labels 1..26, so 27
-outputs, output 0 unused). EMNIST images are stored transposed relative to MNIST; that is a fixed permutation of the
-inputs and is left as is. `make("idx:PATH")` reads the headers and labels (small) to fix n_in and n_out and to
-report bad files early; images are read on the first `sample` and cached.
+Pools (three disjoint eval pools, see `pooled.py`): the test file is split (fixed permutation) into two halves, the
+'select' and 'final' pools; the 'search' pool, of the same size (at most half the train file), is carved out of the
+train file (fixed permutation) and the rest of the train file is the training pool. Without a test file, all three
+held-out pools are carved out of the given file (1/6 each, at most 5000), the rest being the training pool.
+n_out = max(train label) + 1 (EMNIST letters: labels 1..26, so 27 outputs, output 0 unused). EMNIST images are
+stored transposed relative to MNIST; that is a fixed permutation of the inputs and is left as is.
+`make("idx:PATH")` reads the headers and labels (small) to fix n_in and n_out and to report bad files early; images
+are read on the first `sample` and cached.
 """
 
 from __future__ import annotations
@@ -229,18 +231,30 @@ def _idx_pools(files: IdxFiles) -> Pools:
     _, y_train = _check_pair(files.train_images, files.train_labels)
     if files.test_images is None:
         n_hold = _held_out_size(len(y_train))
-        train, select, final = permutation_split(len(y_train), n_hold, n_hold, IDX_SPLIT_SEED)
+        train, search, select, final = permutation_split(len(y_train), n_hold, n_hold, n_hold, IDX_SPLIT_SEED)
         x, y = x_train, y_train
-        return Pools(x[train], y[train], x[select], y[select], x[final], y[final], 255.0)
+        return Pools(x[train], y[train], x[search], y[search], x[select], y[select], x[final], y[final], 255.0)
     x_test = read_idx(files.test_images)
     _, y_test = _check_pair(files.test_images, files.test_labels)
     perm = np.random.default_rng(IDX_SPLIT_SEED).permutation(len(y_test))
     select, final = perm[: len(perm) // 2], perm[len(perm) // 2 :]
-    return Pools(x_train, y_train, x_test[select], y_test[select], x_test[final], y_test[final], 255.0)
+    train, search, _, _ = permutation_split(
+        len(y_train), _search_size(len(y_train), len(y_test)), 0, 0, IDX_SPLIT_SEED + 1
+    )
+    return Pools(
+        x_train[train], y_train[train], x_train[search], y_train[search],
+        x_test[select], y_test[select], x_test[final], y_test[final], 255.0,
+    )
 
 
 def _held_out_size(n: int) -> int:
+    """Size of each of the three eval pools carved out of a lone file of n samples."""
     return min(n // 6, 5000)
+
+
+def _search_size(n_train: int, n_test: int) -> int:
+    """Size of the 'search' pool carved out of the train file: that of the 'select' pool, at most half the file."""
+    return min(n_test // 2, n_train // 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,7 +270,7 @@ class IdxTask(PooledTask):
     default_steps: int = 10_000
     n_eval: int = field(init=False)
     path: str
-    max_eval: int = 1000  # n_eval = min(max_eval, size of the smaller held-out pool)
+    max_eval: int = 1000  # n_eval = min(max_eval, size of the smallest held-out pool)
     files: IdxFiles = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -275,7 +289,7 @@ class IdxTask(PooledTask):
                 raise TaskError(
                     f"idx: {files.test_labels}: label {y_test.max()} not seen in training (max {n_out - 1})"
                 )
-            pool = len(y_test) // 2
+            pool = min(len(y_test) // 2, _search_size(len(y_train), len(y_test)))
         if pool < 1:
             source = files.test_images or files.train_images
             raise TaskError(f"idx: too few samples to hold out evaluation pools from {source}")

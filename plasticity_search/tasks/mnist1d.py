@@ -13,7 +13,8 @@ the reference. Hyper-parameters are the reference defaults; the random draws use
 are statistically the same as, but not bit-identical to, the reference pickle.
 
 Split: the reference train/test split (first 4000 / last 1000 of the shuffled data); the 1000 test samples are the
-'select' pool (first 500) and the 'final' pool (last 500). See `pooled.py` for streams and eval sets.
+'select' pool (first 500) and the 'final' pool (last 500); the last 500 reference training samples are held out as
+the 'search' eval pool, so the training pool is the first 3500. See `pooled.py` for streams and eval sets.
 """
 
 from __future__ import annotations
@@ -112,17 +113,19 @@ def make_mnist1d(num_samples: int = 5000, seed: int = 42) -> tuple[np.ndarray, n
 @functools.lru_cache(maxsize=1)
 def _mnist1d_pools() -> Pools:
     x, y = make_mnist1d(MNIST1D_ARGS["num_samples"], MNIST1D_ARGS["seed"])
-    n_train = int(len(y) * MNIST1D_ARGS["train_split"])
-    n_select = (len(y) - n_train) // 2
-    sel, fin = slice(n_train, n_train + n_select), slice(n_train + n_select, None)
-    return Pools(x[:n_train], y[:n_train], x[sel], y[sel], x[fin], y[fin])
+    n_ref_train = int(len(y) * MNIST1D_ARGS["train_split"])
+    n_select = (len(y) - n_ref_train) // 2
+    n_train = n_ref_train - n_select  # the search pool (same size as select) comes out of the reference train set
+    tr, sea = slice(None, n_train), slice(n_train, n_ref_train)
+    sel, fin = slice(n_ref_train, n_ref_train + n_select), slice(n_ref_train + n_select, None)
+    return Pools(x[tr], y[tr], x[sea], y[sea], x[sel], y[sel], x[fin], y[fin])
 
 
 @dataclass(frozen=True)
 class MNIST1DTask(PooledTask):
     name: str = "mnist1d"
     kind: str = field(default="rate", init=False)
-    description: str = "MNIST-1D (Greydanus 2020), 40 standardised inputs, 10 classes, 4000 train / 500 / 500"
+    description: str = "MNIST-1D (Greydanus 2020), 40 standardised inputs, 10 classes, 3500 train / 500 / 500 / 500"
     n_in: int = field(default=40, init=False)
     n_out: int = field(default=10, init=False)
     objective: str = field(default="classification", init=False)

@@ -1,13 +1,19 @@
-"""Classification tasks on a fixed data set, split once into a training pool and two held-out pools.
+"""Classification tasks on a fixed data set, split once into a training pool and three held-out eval pools.
 
 The data set is split a single time, by a fixed permutation, into
   * a training pool: the online stream of every split is drawn from it,
-  * a 'select' pool: the eval set for splits 'search' and 'select',
-  * a 'final' pool: the eval set for split 'final' only.
+  * a 'search' pool: the eval set of split 'search' only,
+  * a 'select' pool: the eval set of split 'select' only,
+  * a 'final' pool: the eval set of split 'final' only.
+The three eval pools are disjoint from each other and from the training pool, so a number measured on 'select'
+(or 'final') never comes from an eval sample that the search scored candidates on.
 
 Stream: presented by epochs of shuffles of the training pool (each epoch is a new permutation drawn from the
 (seed, split) generator; `steps` may be shorter or longer than one epoch), so no sample repeats within an epoch.
-Eval set: `n_eval` samples of the eval pool without replacement, in an order drawn from the (seed, split) generator.
+The training pool is shared by the splits (it is training data, never scored); the streams of different splits come
+from independent generators (per-split seed ranges, see `base.py`), so they present different orders and subsets.
+Eval set: `n_eval` samples of the split's eval pool without replacement, in an order drawn from the (seed, split)
+generator.
 """
 
 from __future__ import annotations
@@ -26,19 +32,39 @@ class Pools(NamedTuple):
 
     x_train: np.ndarray
     y_train: np.ndarray  # integer labels
+    x_search: np.ndarray
+    y_search: np.ndarray
     x_select: np.ndarray
     y_select: np.ndarray
     x_final: np.ndarray
     y_final: np.ndarray
     x_divisor: float = 1.0
 
+    def eval_pool(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the held-out eval pool of `split`."""
+        return {
+            "search": (self.x_search, self.y_search),
+            "select": (self.x_select, self.y_select),
+            "final": (self.x_final, self.y_final),
+        }[split]
 
-def permutation_split(n: int, n_select: int, n_final: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (train, select, final) of a fixed random permutation of range(n): select and final come first."""
-    if n_select + n_final >= n:
-        raise TaskError(f"cannot hold out {n_select} + {n_final} of {n} samples")
+
+def permutation_split(
+    n: int, n_search: int, n_select: int, n_final: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (train, search, select, final) of a fixed random permutation of range(n), disjoint.
+
+    Layout of the permutation: select, final, search, then train. (Select and final come first so that they are
+    the pools of earlier versions, which held out only those two; the search pool was taken from the training pool.)
+    """
+    held = n_search + n_select + n_final
+    if min(n_search, n_select, n_final) < 0 or held >= n:
+        raise TaskError(f"cannot hold out {n_search} + {n_select} + {n_final} of {n} samples")
     perm = np.random.default_rng(seed).permutation(n)
-    return perm[n_select + n_final :], perm[:n_select], perm[n_select : n_select + n_final]
+    select = perm[:n_select]
+    final = perm[n_select : n_select + n_final]
+    search = perm[n_select + n_final : held]
+    return perm[held:], search, select, final
 
 
 class PooledTask(Task):
@@ -49,10 +75,7 @@ class PooledTask(Task):
 
     def _generate(self, seed: int, split: str, steps: int) -> TaskData:
         pools = self.pools()
-        if split == "final":
-            x_pool, y_pool = pools.x_final, pools.y_final
-        else:
-            x_pool, y_pool = pools.x_select, pools.y_select
+        x_pool, y_pool = pools.eval_pool(split)
         if len(y_pool) < self.n_eval:
             raise TaskError(f"task {self.name!r}: n_eval={self.n_eval} exceeds the {split} eval pool ({len(y_pool)})")
         stream_rng, eval_rng = split_rngs(seed, split, 2)

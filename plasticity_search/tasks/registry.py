@@ -1,7 +1,9 @@
 """Task registry: `register(task)`, `make(name, **overrides)`, `list_tasks()`.
 
-Built-in rate tasks are registered on import. Other modules (e.g. spiking tasks) call `register` with their own
-`Task` instances. `make("idx:PATH")` builds an `IdxTask` on user-provided MNIST-format files (never registered).
+The built-in tasks (rate and spiking) are registered by the package, :mod:`plasticity_search.tasks`, which imports
+each of them; this module is the mechanism only, so task modules may use `make` (a spiking task draws its samples
+from a rate task). Users call `register` with their own `Task` instances. `make("idx:PATH")` builds an `IdxTask`
+on user-provided MNIST-format files (never registered).
 Keyword overrides are applied with `dataclasses.replace`, e.g. `make("digits_fewshot", k_way=3, n_shot=10)`.
 """
 
@@ -10,26 +12,12 @@ from __future__ import annotations
 import dataclasses
 
 from .base import Task, TaskError
-from .digits import DigitsTask
-from .fewshot import FewShotTask
 from .idx import IdxTask
-from .mnist1d import MNIST1DTask
-from .pca import PCATask
-from .teacher_student import TeacherStudentTask
-from .yinyang import YinYangTask
 
 __all__ = ["IDX_PREFIX", "list_tasks", "make", "register"]
 
 IDX_PREFIX = "idx:"
 _REGISTRY: dict[str, Task] = {}
-
-
-def _load_spiking() -> None:
-    """Spiking tasks live with the spiking simulator and register themselves when it is imported."""
-    try:
-        import plasticity_search.spiking.tasks  # noqa: F401
-    except ImportError:  # pragma: no cover - the simulator is part of the package
-        pass
 
 
 def register(task: Task, *, overwrite: bool = False) -> Task:
@@ -54,8 +42,6 @@ def make(name: str, **overrides) -> Task:
         if not path:
             raise TaskError("idx: expected idx:PATH with PATH a directory or an IDX images file")
         return _construct(IdxTask, name, path=path, **overrides)
-    if name not in _REGISTRY:
-        _load_spiking()
     task = _REGISTRY.get(name)
     if task is None:
         raise TaskError(f"unknown task {name!r}; known tasks: {', '.join(_REGISTRY)}, idx:PATH")
@@ -77,18 +63,4 @@ def _construct(factory, name: str, *args, **kwargs) -> Task:
 
 def list_tasks() -> list[Task]:
     """All registered tasks, in registration order."""
-    _load_spiking()
     return list(_REGISTRY.values())
-
-
-for _task in (
-    DigitsTask(),
-    FewShotTask(),
-    MNIST1DTask(),
-    FewShotTask(name="mnist1d_fewshot", dataset="mnist1d"),
-    YinYangTask(),
-    TeacherStudentTask(),
-    PCATask(),
-):
-    register(_task)
-del _task

@@ -14,7 +14,8 @@ def main(out_path: str, devices: str) -> None:
                  "hybrid.steps": 1, "hybrid.population": 4,
                  "tasks.search": [{"task": "digits", "seeds": 1, "steps": 60}],
                  "tasks.select": [{"task": "digits", "seeds": 1, "steps": 60}],
-                 "tasks.final": [{"task": "digits", "seeds": 2, "steps": 60}]}
+                 "tasks.final": [{"task": "digits", "seeds": 2, "steps": 60}],
+                 "network.hidden": [16], "hall_of_fame.select_seeds": 2, "generalization.at_end": False}
     if devices != "none":
         overrides["budget.devices"] = int(devices)
     cfg = load_config(os.path.join(ROOT, "search_spaces", "quickstart.yaml"), overrides)

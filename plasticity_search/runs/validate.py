@@ -1,0 +1,144 @@
+"""Checks of a run directory's files before any command uses them.
+
+Run directories are shared between colleagues and downloaded with papers, so ``inspect``, ``run --resume`` and
+``RUN_DIR:RANK`` treat every file as untrusted: :func:`check_run_dir` reads ``run.json``, ``hall_of_fame.json``,
+``metrics.jsonl`` and the ``checkpoints`` entry with bounded readers (regular files only, bounded size and nesting)
+and checks the type of every field the readers use, so that a damaged or hostile directory is one line naming the
+file and the field (:class:`~.rundir.RunDirError`, exit code 2), never a traceback. The checkpoints themselves are
+checked by :mod:`.checkpoint` (npz archives only, meta types) and the search state by the engine.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from ..rules.program import RuleError
+from .rundir import CHECKPOINT_DIR, HOF_JSON, RunDirError, open_run_dir
+
+HOF_SCHEMA = "plasticity-search/hall-of-fame/v1"
+MAX_ENTRIES = 100_000
+ENTRY_KEYS = ("rank", "formula", "latex", "complexity", "fitness", "metrics", "program", "space")
+
+# run.json: field -> allowed types (None is always allowed)
+RUN_FIELDS = {
+    "name": (str,), "status": (str,), "created": (str,), "updated": (str,), "finished": (str,),
+    "generations_done": (int,), "generations": (int,), "seed": (int,), "pid": (int,), "host": (str,),
+    "version": (str,), "elapsed_s": (int, float), "config_sha256": (str,), "wandb": (dict,), "argv": (list,),
+    "stopped_by": (str,),
+}
+
+
+def _type(v) -> str:
+    return {bool: "bool", int: "int", float: "float", str: "str", list: "list", dict: "mapping"}.get(
+        type(v), type(v).__name__) if v is not None else "null"
+
+
+def _ok(v, types) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, bool):
+        return bool in types
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
+    return isinstance(v, types)
+
+
+def check_run_record(rec: dict, path: str) -> dict:
+    """The run record's fields have the types the readers expect (RunDirError naming the field otherwise)."""
+    where = f"'{path}/run.json'"
+    for k, types in RUN_FIELDS.items():
+        if k in rec and not _ok(rec[k], types):
+            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(rec[k])})")
+    for k in ("generations_done", "generations", "seed", "pid"):
+        if isinstance(rec.get(k), int) and rec[k] < 0:
+            raise RunDirError(f"{where}: '{k}' must be >= 0, got {rec[k]}")
+    wb = rec.get("wandb")
+    if isinstance(wb, dict):
+        for k in ("mode", "id", "dir"):
+            if k in wb and not _ok(wb[k], (str,)):
+                raise RunDirError(f"{where}: 'wandb.{k}' has the wrong type ({_type(wb[k])})")
+    return rec
+
+
+def read_hall_of_fame(run_dir: str) -> dict | None:
+    """The checked ``hall_of_fame.json`` of a run, or None if it has none."""
+    from ..rules.validate import read_json_file
+
+    p = os.path.join(run_dir, HOF_JSON)
+    if not os.path.lexists(p):
+        return None
+    doc = read_json_file(p, "hall of fame", RunDirError)
+    return check_hall_of_fame(doc, f"'{p}'")
+
+
+def check_hall_of_fame(d, where: str) -> dict:
+    """The hall-of-fame document (``HallOfFame.to_json()``): every field the table, the report and ``RUN:RANK``
+    read has the right type; each entry's program is checked against its space like a rule file."""
+    from ..rules.validate import defaults_from_doc, program_from_doc, space_from_doc
+
+    if not isinstance(d, dict):
+        raise RunDirError(f"{where}: not a hall of fame (expected a mapping, got {_type(d)})")
+    if d.get("schema") != HOF_SCHEMA:
+        raise RunDirError(f"{where}: not a hall of fame (expected schema '{HOF_SCHEMA}')")
+    es = d.get("entries")
+    if not isinstance(es, list):
+        raise RunDirError(f"{where}: 'entries' must be a list, got {_type(es)}")
+    if len(es) > MAX_ENTRIES:
+        raise RunDirError(f"{where}: more than {MAX_ENTRIES} entries")
+    if "best" not in d:
+        raise RunDirError(f"{where}: no 'best' (the index of the chosen entry)")
+    best = d.get("best")
+    if isinstance(best, bool) or not isinstance(best, int) or (es and not 0 <= best < len(es)):
+        raise RunDirError(f"{where}: 'best' must be an entry index, got {str(best)[:40]!r}")
+    for k, types in (("choose", (str,)), ("eps", (int, float)), ("info", (dict,)), ("baselines", (list,))):
+        if k in d and not _ok(d[k], types):
+            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(d[k])})")
+    try:
+        defaults_from_doc(d.get("defaults"), f"{where}: defaults")
+    except RuleError as exc:
+        raise RunDirError(str(exc)) from None
+    for j, b in enumerate(d.get("baselines") or []):
+        if not isinstance(b, dict):
+            raise RunDirError(f"{where}: baselines[{j}] must be a mapping, got {_type(b)}")
+        for k, types in (("name", (str,)), ("formula", (str,)), ("feedback", (str,)), ("fitness", (int, float)),
+                         ("metrics", (dict,))):
+            if k in b and not _ok(b[k], types):
+                raise RunDirError(f"{where}: baselines[{j}].{k} has the wrong type ({_type(b[k])})")
+    for i, e in enumerate(es):
+        w = f"{where}: entries[{i}]"
+        if not isinstance(e, dict):
+            raise RunDirError(f"{w} must be a mapping, got {_type(e)}")
+        for k, types in (("rank", (int,)), ("formula", (str,)), ("latex", (str,)), ("complexity", (int,)),
+                         ("fitness", (int, float)), ("metrics", (dict,)), ("paired", (dict,)),
+                         ("instances", (list,)), ("model", (str,))):
+            if k in e and not _ok(e[k], types):
+                raise RunDirError(f"{w}.{k} has the wrong type ({_type(e[k])})")
+        for split, m in (e.get("metrics") or {}).items():
+            if not _ok(m, (dict, int, float)):
+                raise RunDirError(f"{w}.metrics.{split} has the wrong type ({_type(m)})")
+        missing = [k for k in ENTRY_KEYS if k not in e]
+        if missing:
+            raise RunDirError(f"{w} has no '{missing[0]}'")
+        try:
+            space = space_from_doc(e["space"], f"{w}.space")
+            program_from_doc(e["program"], space, f"{w}.program")
+        except RuleError as exc:
+            raise RunDirError(str(exc).splitlines()[0]) from None
+    return d
+
+
+def check_checkpoint_dir(run_dir: str) -> None:
+    p = os.path.join(run_dir, CHECKPOINT_DIR)
+    if os.path.lexists(p) and not os.path.isdir(p):
+        raise RunDirError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is not a directory")
+
+
+def check_run_dir(run_dir: str) -> dict:
+    """Every file of a run directory that the commands read, checked; returns the run record."""
+    rec = open_run_dir(run_dir)
+    check_checkpoint_dir(run_dir)
+    read_hall_of_fame(run_dir)
+    return rec
+
+
+__all__ = ["check_checkpoint_dir", "check_hall_of_fame", "check_run_dir", "check_run_record", "read_hall_of_fame"]

@@ -1,0 +1,51 @@
+"""Learning-curve panels of a finished search: the top rules and the baselines on the comparison split, from the
+same evaluation that scored them (no extra training runs). The runs layer plots them (``plots/curves.json``).
+
+Panel format, one per task: ``{"metric", "xlabel", "x", "split", "series": {label: {"mean": [...], "std": [...]}}}``
+with mean and std over the task's seeds at each of the inner loop's curve points.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+CURVE_METRIC = {"classification": "online accuracy", "regression": "online MSE", "pca": "PC1 alignment"}
+
+
+def rank_label(rank: int, formula: str) -> str:
+    return f"rank {rank}: {formula}"[:48]
+
+
+def baseline_label(name: str) -> str:
+    return {"fa": "baseline FA", "bp": "baseline BP"}.get(name, f"baseline {name}")[:48]
+
+
+def series(curves) -> dict:
+    """{"mean", "std"} over seeds of one rule's curves [S, C] (a rule that exploded is NaN: a gap in the plot)."""
+    c = np.asarray(curves, np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {"mean": [None if not np.isfinite(v) else float(v) for v in np.nanmean(c, 0)],
+                "std": [None if not np.isfinite(v) else float(v) for v in np.nanstd(c, 0)]}
+
+
+def panels(tasks_and_entries: list, split: str, named_curves: list[tuple[str, list]], max_tasks: int = 2) -> dict:
+    """Panels for the first ``max_tasks`` tasks; ``named_curves``: [(label, per-task curves [S, C] or None)]."""
+    out = {}
+    for t, (task, entry) in enumerate(tasks_and_entries[:max_tasks]):
+        if task.kind == "spiking":
+            continue
+        ser = {lab: series(cv[t]) for lab, cv in named_curves if cv is not None and cv[t] is not None}
+        if not ser:
+            continue
+        n_steps = entry.steps or task.default_steps
+        C = len(next(iter(ser.values()))["mean"])
+        x = [round((k + 1) * n_steps / C) for k in range(C)]
+        title = task.name if len(tasks_and_entries) == 1 else f"{task.name} ({entry.task})"
+        out[f"{title} [{split}]"] = {"metric": CURVE_METRIC.get(task.objective, "score"),
+                                     "xlabel": "online updates", "x": x, "split": split, "series": ser}
+    return out
+
+
+__all__ = ["CURVE_METRIC", "panels", "series", "rank_label", "baseline_label"]

@@ -1,0 +1,129 @@
+"""Generalization report: a rule, FA and BP on held-out conditions (other task families, depths, widths and
+activations), each with its paired difference to FA and to BP over the same seeds and initial weights.
+
+A condition is a task (with arguments) and network overrides on top of the run's network::
+
+    generalization:
+      at_end: true          # score the chosen rule at the end of every run (runs layer: generalization.json)
+      seeds: 16             # seeds per condition (final split)
+      conditions:           # null: automatic (by the search task, below); []: none
+        - {task: mnist1d_fewshot}
+        - {task: digits_fewshot, network: {activation: tanh}}
+
+Automatic conditions for classification: the other data sets of the same protocol (few-shot episodes: the other
+few-shot family; online streams: the other streams among digits, mnist1d, yinyang), one hidden layer more, every
+hidden layer twice as wide, and another activation (tanh, or relu for a tanh network). None for regression, PCA or
+spiking tasks. Conditions use the ``final`` split: data the search never saw.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..inner import METRIC_SIGN, InnerConfig, evaluate_population
+from ..rules.program import Program, Space, stack
+from .baselines import resolve_baselines
+from .config import DEFAULT_METRIC, GeneralizationConfig, SearchConfig, task_metrics
+from .stats import paired_difference
+
+FEWSHOT_FAMILIES = ("digits_fewshot", "mnist1d_fewshot")
+STREAM_FAMILIES = ("digits", "mnist1d", "yinyang")
+
+
+def auto_conditions(cfg: SearchConfig) -> list[dict]:
+    """The automatic held-out conditions of a rate classification search (see the module docstring)."""
+    if cfg.model != "rate" or not cfg.tasks.search:
+        return []
+    entry = cfg.tasks.search[0]
+    task = cfg.make_task(entry)
+    if task.objective != "classification":
+        return []
+    net = cfg.network_config()
+    fams = FEWSHOT_FAMILIES if task.name in FEWSHOT_FAMILIES else STREAM_FAMILIES
+    out = [{"task": f, "steps": entry.steps if f in FEWSHOT_FAMILIES else None} for f in fams if f != task.name]
+    hidden = list(net.hidden)
+    base = {"task": entry.task, "args": dict(entry.args), "steps": entry.steps}
+    if hidden:
+        out.append({**base, "network": {"hidden": hidden + hidden[-1:]}, "name": "one layer deeper"})
+        out.append({**base, "network": {"hidden": [2 * h for h in hidden]}, "name": "twice as wide"})
+    act = "relu" if net.activation == "tanh" else "tanh"
+    out.append({**base, "network": {"activation": act}, "name": f"{act} activation"})
+    return out
+
+
+def conditions_of(cfg: SearchConfig) -> list[dict]:
+    g: GeneralizationConfig = cfg.generalization
+    if g.conditions is None:
+        return auto_conditions(cfg)
+    return [{"task": c.task, "args": dict(c.args), "network": dict(c.network), "steps": c.steps,
+             "seeds": c.seeds, "name": c.name} for c in g.conditions]
+
+
+def condition_name(c: dict) -> str:
+    if c.get("name"):
+        return c["name"]
+    net = c.get("network") or {}
+    extra = ", ".join(f"{k}={v}" for k, v in net.items())
+    return c["task"] + (f" ({extra})" if extra else "")
+
+
+def generalization_report(prog: Program, space: Space, cfg: SearchConfig, conditions: list[dict] | None = None,
+                          seeds: int | None = None, split: str = "final", log=None) -> dict:
+    """Score ``prog``, FA and BP on every condition; {"split", "seeds", "rows": [...]} with per row the metric's
+    means and the paired differences of the rule to FA and to BP (95% intervals)."""
+    from ..networks.rate import NetworkConfig
+    from ..tasks import make
+
+    conditions = conditions_of(cfg) if conditions is None else conditions
+    n_default = int(seeds or cfg.generalization.seeds)
+    rows = []
+    for c in conditions:
+        task = make(c["task"], **dict(c.get("args") or {}))
+        net_d = {**cfg.network, **dict(c.get("network") or {})}
+        net = NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in net_d.items()})
+        metric = cfg.fitness.metric if cfg.fitness.metric in task_metrics(task) else DEFAULT_METRIC[task.objective]
+        sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
+        sd = list(range(int(c.get("seeds") or n_default)))
+        icfg = InnerConfig(network=net, steps=c.get("steps"))
+        fa, bp = resolve_baselines(("fa", "bp"), space, "rate", net)
+        if fa.space is space:          # the rule and FA in one batch: one compile
+            m, _ = evaluate_population(stack([prog, fa.program]), space, task, icfg, sd, split)
+            r, f = np.asarray(m[metric][0], np.float64), np.asarray(m[metric][1], np.float64)
+        else:
+            m, _ = evaluate_population(stack([prog]), space, task, icfg, sd, split)
+            mf, _ = evaluate_population(stack([fa.program]), fa.space, task, icfg, sd, split)
+            r, f = np.asarray(m[metric][0], np.float64), np.asarray(mf[metric][0], np.float64)
+        mb, _ = evaluate_population(stack([bp.program]), bp.space, task, InnerConfig(network=bp.network,
+                                                                                     steps=c.get("steps")), sd, split)
+        b = np.asarray(mb[metric][0], np.float64)
+        row = {"condition": condition_name(c), "task": c["task"], "network": dict(c.get("network") or {}),
+               "layers": "-".join(str(x) for x in (task.n_in, *net.hidden, task.n_out)) + f":{net.activation}",
+               "metric": metric, "seeds": len(sd), "rule": _mean(r), "fa": _mean(f), "bp": _mean(b),
+               "vs_fa": paired_difference(sign * r, sign * f), "vs_bp": paired_difference(sign * r, sign * b)}
+        rows.append(row)
+        if log is not None:
+            log(row)
+    return {"split": split, "rows": rows}
+
+
+def format_report(doc: dict) -> str:
+    """The matrix as text: one line per condition."""
+    from .stats import format_delta
+    rows = [r for r in doc.get("rows", []) if isinstance(r, dict)]
+    if not rows:
+        return "(no held-out conditions)"
+    w = max(len(str(r.get("condition", ""))) for r in rows)
+    f = lambda x: "  -   " if x is None else f"{x:.4f}"  # noqa: E731
+    out = [f"generalization ({doc.get('split', 'final')} split; Δ: paired difference, 95% interval)",
+           f"  {'condition':<{w}}  {'rule':>6}  {'FA':>6}  {'BP':>6}  {'Δ vs FA':<26}{'Δ vs BP':<26}"]
+    for r in rows:
+        out.append(f"  {str(r.get('condition', '')):<{w}}  {f(r.get('rule'))}  {f(r.get('fa'))}  {f(r.get('bp'))}  "
+                   f"{format_delta(r.get('vs_fa')):<26}{format_delta(r.get('vs_bp')):<26}")
+    return "\n".join(out)
+
+
+def _mean(x) -> float | None:
+    m = float(np.mean(x))
+    return m if np.isfinite(m) else None
+
+
+__all__ = ["auto_conditions", "conditions_of", "generalization_report", "condition_name", "format_report"]

@@ -1,0 +1,152 @@
+"""Discoveries that hold up: paired statistics, baselines beside every result, the final choice on enough select
+seeds, multi-rule ``evaluate`` and early stopping."""
+import contextlib
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from plasticity_search import cli
+from plasticity_search.search import Search, load_config, state_from_tree, state_to_tree
+from plasticity_search.search.baselines import resolve_baselines
+from plasticity_search.search.config import ConfigError, default_baselines
+from plasticity_search.search.stats import format_delta, mean_and_se, paired_difference, verdict
+
+PCA = {"task": "pca", "seeds": 2, "steps": 100}
+TINY = {
+    "name": "tiny",
+    "space": {"post_vars": ["y"], "pre_vars": ["x"], "ops": ["add", "sub", "mul"], "syn": ["1", "w"],
+              "n_post": 2, "n_pre": 1, "n_terms": 3},
+    "search": {"population": 8, "tournament": 2, "children": 4},
+    "tasks": {"search": [PCA], "select": [PCA], "final": [PCA]},
+    "hall_of_fame": {"select_seeds": 3},
+    "budget": {"generations": 40},
+}
+
+
+# --- statistics: known answers ------------------------------------------------------------------------------------
+def test_paired_difference_matches_a_t_interval():
+    rng = np.random.default_rng(0)
+    b = rng.normal(0.5, 0.1, 20)
+    a = b + rng.normal(0.05, 0.02, 20)
+    p = paired_difference(a, b)
+    d = a - b
+    lo, hi = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    assert p["delta"] == pytest.approx(d.mean()) and p["n"] == 20
+    assert p["lo"] == pytest.approx(lo) and p["hi"] == pytest.approx(hi)
+    assert p["wins"] == pytest.approx(np.mean(d > 0)) and verdict(p) == "better"
+    assert verdict(paired_difference(b, a)) == "worse"
+    assert verdict(paired_difference(a, a)) == "tie"          # zero difference: interval [0, 0] is not above 0
+
+
+def test_a_diverged_rule_has_no_difference():
+    p = paired_difference([0.5, np.nan, 0.7], [0.4, 0.4, 0.4])
+    assert p["delta"] is None and p["diverged"] == 1 and verdict(p) == "diverged"
+    assert format_delta(p) == "diverged"
+    with pytest.raises(ValueError):
+        paired_difference([1, 2], [1, 2, 3])
+
+
+def test_mean_and_se():
+    m, se, n = mean_and_se([1.0, 2.0, 3.0, np.nan])
+    assert (m, n) == (2.0, 3) and se == pytest.approx(1.0 / np.sqrt(3))
+
+
+# --- baselines --------------------------------------------------------------------------------------------------
+def test_default_baselines_by_objective_and_config():
+    cfg = load_config("search_spaces/quickstart.yaml")
+    assert default_baselines(cfg) == ("fa", "bp")
+    assert default_baselines(load_config(TINY)) == ("oja",)
+    assert default_baselines(load_config(TINY, {"baselines": ["hebb", "y*x"]})) == ("hebb", "y*x")
+    for bad, msg in ((["stdp_add"], "spiking rule"), (["no_such_rule(x"], "baselines[0]"), ([""], "baselines[0]")):
+        with pytest.raises(ConfigError, match=re.escape(msg)):
+            load_config("search_spaces/quickstart.yaml", {"baselines": bad})
+
+
+def test_bp_baseline_is_fa_under_backprop():
+    cfg = load_config("search_spaces/quickstart.yaml")
+    bls = resolve_baselines(("fa", "bp"), cfg.rule_space(), "rate", cfg.network_config())
+    assert [b.formula for b in bls] == ["-e*x", "-e*x"]
+    assert [b.feedback for b in bls] == ["fa", "bp"]
+    assert bls[0].space is bls[1].space            # both fit the run's space: no extra compile for fa
+
+
+def test_finalize_scores_baselines_on_the_same_instances():
+    s = Search(load_config(TINY, {"budget.generations": 2, "baselines": ["oja", "hebb"]}))
+    st = s.init()
+    for _ in range(2):
+        st, _ = s.step(st)
+    hof = s.finalize(st)
+    d = hof.to_json()
+    assert [b["name"] for b in d["baselines"]] == ["oja", "hebb"]
+    assert d["info"]["compared_on"] == "final"
+    assert "3 select instances" in d["info"]["choice"]           # hall_of_fame.select_seeds: 3
+    for e in d["entries"]:
+        assert len(e["instances"]) == 2 and set(e["paired"]) == {"oja", "hebb"}
+        mine = np.array([np.nan if v is None else v for v in e["instances"]])
+        oja = np.array(d["baselines"][0]["instances"], float)
+        if e["paired"]["oja"]["delta"] is not None:
+            assert e["paired"]["oja"]["delta"] == pytest.approx(np.mean(mine - oja))
+    # Oja on the same instances as a hall-of-fame entry that *is* Oja gives a zero difference
+    oja_entry = [e for e in d["entries"] if e["paired"]["oja"]["delta"] == 0.0]
+    assert all(verdict(e["paired"]["oja"]) == "tie" for e in oja_entry)
+    assert "baseline oja" in hof.table() and "chosen:" in hof.table()
+
+
+# --- early stop -------------------------------------------------------------------------------------------------
+def test_patience_stops_and_resumes_exactly():
+    s = Search(load_config(TINY, {"budget.patience": 3}))
+    st = s.init()
+    n = 0
+    while not s.done(st):
+        st, _ = s.step(st)
+        n += 1
+        if n == 2:                 # a restored state continues exactly, the early-stop counters included
+            arrays, meta = state_to_tree(st)
+            st = state_from_tree(arrays, meta)
+    assert n < 40 and s.stop_reason(st) == "patience"
+    assert st.generation - st.counters["stop_best_gen"] >= 3
+
+
+def test_target_fitness_stops_at_once():
+    s = Search(load_config(TINY, {"budget.target_fitness": -1e6}))
+    st = s.init()
+    st, _ = s.step(st)
+    assert s.done(st) and s.stop_reason(st) == "target_fitness"
+    for bad in ({"budget.patience": 0}, {"budget.target_fitness": float("nan")}, {"hall_of_fame.select_seeds": 0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            load_config(TINY, bad)
+
+
+# --- evaluate with several rules --------------------------------------------------------------------------------
+def _main(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_evaluate_compares_rules_on_the_same_seeds():
+    argv = ["evaluate", "fa", "bp", "-2*e*x", "--task", "digits", "--steps", "40", "--seeds", "3",
+            "--network", "8"]
+    code, out, err = _main(argv + ["--json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["reference"] == "fa" and doc["metric"] == "final_accuracy"
+    assert [r["rule"] for r in doc["rules"]] == ["fa", "bp", "-2*e*x"]
+    assert [r["feedback"] for r in doc["rules"]] == ["fa", "bp", "fa"]
+    ref = np.array(doc["rules"][0]["metrics"]["final_accuracy"]["values"])
+    assert doc["paired"][0]["delta"] == 0.0
+    for r, p in zip(doc["rules"], doc["paired"]):
+        v = np.array(r["metrics"]["final_accuracy"]["values"])
+        assert len(v) == 3 and p["n"] == 3 and p["delta"] == pytest.approx(float(np.mean(v - ref)))
+    # each rule alone gives the same numbers: same data and initial weights per seed
+    code, out, _ = _main(["evaluate", "-2*e*x", "--task", "digits", "--steps", "40", "--seeds", "3", "--network", "8",
+                          "--json"])
+    alone = json.loads(out)["metrics"]["final_accuracy"]["values"]
+    assert alone == doc["rules"][2]["metrics"]["final_accuracy"]["values"]
+    code, out, _ = _main(argv)
+    assert code == 0 and "reference" in out and "Δ" in out and out.count("\n") == 5
