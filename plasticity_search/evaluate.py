@@ -179,7 +179,8 @@ def cmd_generalize(args) -> int:
     from .runs import configs
     from .runs import resolve_run_rank as _run_rank
     from .runs.rundir import CONFIG_FILE
-    from .search.generalize import conditions_of, format_report, generalization_report
+    from .search.generalize import (auto_conditions, condition_name, conditions_of, format_report,
+                                    generalization_report)
 
     spec = args.rule.strip()
     rule = resolve_rule_spec(spec)
@@ -194,7 +195,10 @@ def cmd_generalize(args) -> int:
         raise UsageError("generalize compares rate rules on rate tasks")
     if args.seeds is not None and not 1 <= args.seeds <= 10_000:
         raise UsageError(f"--seeds must be in [1, 10000], got {args.seeds}")
-    conds = conditions_of(cfg)
+    mine = conditions_of(cfg)
+    named = {condition_name(c) for c in mine}
+    conds = {"config": mine, "auto": auto_conditions(cfg),
+             "all": mine + [c for c in auto_conditions(cfg) if condition_name(c) not in named]}[args.conditions]
     if not conds:
         raise UsageError(f"config '{cfg_path}' has no held-out conditions (set generalization.conditions)")
     log = (lambda r: print(f"  {r['condition']}: done", file=sys.stderr)) if not args.json else None
@@ -241,5 +245,8 @@ def add_commands(sub) -> None:
     g.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
     g.add_argument("--config", help="search config giving the network and conditions (default: RUN_DIR's)")
     g.add_argument("--seeds", type=int, help="seeds per condition (default: the config's generalization.seeds)")
+    g.add_argument("--conditions", choices=("config", "auto", "all"), default="config",
+                   help="the config's conditions (default), the automatic ones (other families, one layer deeper, "
+                        "twice as wide, another activation), or both")
     g.add_argument("--json", action="store_true", help="print one JSON document")
     g.set_defaults(func=cmd_generalize)

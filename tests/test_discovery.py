@@ -150,3 +150,43 @@ def test_evaluate_compares_rules_on_the_same_seeds():
     assert alone == doc["rules"][2]["metrics"]["final_accuracy"]["values"]
     code, out, _ = _main(argv)
     assert code == 0 and "reference" in out and "Δ" in out and out.count("\n") == 5
+
+
+# --- sparse checkpoints: a resume replays from an older checkpoint to the same result ----------------------------
+def test_sparse_checkpoints_resume_exactly(tmp_path):
+    import os
+    import shutil
+
+    import yaml
+
+    cfg = dict(TINY, budget={"generations": 6, "checkpoint_every_s": 3600}, generalization={"at_end": False})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    full = tmp_path / "full"
+    code, _, err = _main(["run", str(path), "--out", str(full), "--wandb", "disabled", "--no-curves"])
+    assert code == 0, err
+    assert sorted(os.listdir(full / "checkpoints")) == ["ckpt-00000000.npz", "ckpt-00000006.npz"]
+    # as if killed during generation 6: only the initial checkpoint, four metrics lines, no results yet
+    part = tmp_path / "part"
+    shutil.copytree(full, part)
+    (part / "checkpoints" / "ckpt-00000006.npz").unlink()
+    for name in ("hall_of_fame.json", "hall_of_fame.csv"):
+        (part / name).unlink()
+    rec = json.loads((part / "run.json").read_text())
+    rec.update(status="running", generations_done=4)
+    (part / "run.json").write_text(json.dumps(rec))
+    lines = (part / "metrics.jsonl").read_text().splitlines()[:4]
+    (part / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    code, _, err = _main(["run", str(part), "--resume", "--wandb", "disabled", "--no-curves"])
+    assert code == 0, err
+
+    def strip(d):
+        h = json.loads((d / "hall_of_fame.json").read_text())
+        h["info"].pop("wall_time_s", None)
+        return h
+
+    assert strip(part) == strip(full)
+    drop = ("wall_time_s", "candidates_per_s")
+    ms = [[{k: v for k, v in json.loads(x).items() if k not in drop} for x in (d / "metrics.jsonl").read_text().splitlines()]
+          for d in (part, full)]
+    assert ms[0] == ms[1] and len(ms[0]) == 6

@@ -54,7 +54,15 @@ def cmd_run(args) -> int:
         rel = os.path.relpath(result.wandb_dir)
         mode = plan.wandb_mode
         print(f"wandb          {rel}" + (f"   (upload later: wandb sync {rel})" if mode == "offline" else ""))
-    print(f"export a rule  plasticity-search export {result.run_dir}:0 --to sympy|latex|jax|numpy|torch|json")
+    spiking = plan.cfg.model == "spiking"
+    targets = "sympy|latex|jax|numpy|torch|json" + ("|brian2|nestml" if spiking else "")
+    print(f"export a rule  plasticity-search export {result.run_dir}:0 --to {targets}")
+    if not spiking:
+        entry = plan.cfg.tasks.search[0]
+        task, net = plan.cfg.make_task(entry), plan.cfg.network_config()
+        layers = "-".join(str(n) for n in (task.n_in, *net.hidden, task.n_out)) + f":{net.activation}"
+        print(f"compare        plasticity-search evaluate {result.run_dir}:0 fa bp --task {entry.task} "
+              f"--network {layers} --lr {net.lr:g}   (paired, same seeds and initial weights)")
     return 0
 
 

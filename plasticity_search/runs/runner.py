@@ -381,15 +381,22 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 if not plan.fresh:
                     log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
             bar.update(done)
+            every = cfg.budget.checkpoint_every_s       # None: a checkpoint after every generation
+            last_ckpt = time.perf_counter()
             while not dist.agree(search.done(state)):
                 state, metrics = search.step(state)
                 metrics = json_safe(dict(metrics))
                 done += 1
                 append_metrics(run_dir, metrics)                  # then the checkpoint that has seen it
-                arrays, smeta = eng.state_to_tree(state)
-                ckpt.save(run_dir, done, arrays, smeta, n_metrics=done, cfg_sha=cfg_sha)
-                rec.update(generations_done=done, elapsed_s=round(wall(), 3))
-                write_run_record(run_dir, rec)
+                now = time.perf_counter()
+                if every is None or now - last_ckpt >= every or search.done(state):
+                    # a resume from an older checkpoint replays the generations since (deterministic) and
+                    # truncates metrics.jsonl to the checkpoint's count: the same run either way
+                    arrays, smeta = eng.state_to_tree(state)
+                    ckpt.save(run_dir, done, arrays, smeta, n_metrics=done, cfg_sha=cfg_sha)
+                    rec.update(generations_done=done, elapsed_s=round(wall(), 3))
+                    write_run_record(run_dir, rec)
+                    last_ckpt = now
                 wb.log_generation(done, metrics)
                 bar.update(done, metrics)
         stopped_by = search.stop_reason(state) or "generations"

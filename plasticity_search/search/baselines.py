@@ -41,7 +41,8 @@ def resolve_baselines(specs, space: Space, model: str, network) -> list[Baseline
             prog, sp = rule_in_space(rule, space, model), space
         except RuleError:
             prog, sp = RULES[rule].compile() if rule in RULES else compile_formula(rule, SPACES[model])
-        fb = getattr(net, "feedback", None)
+        uses_error = any(v in ("e", "e_pre") for v in sp.variables)       # feedback matters only to error rules
+        fb = getattr(net, "feedback", None) if uses_error else None
         out.append(Baseline(spec, to_text(prog, sp), fb, prog, sp, net))
     return out
 

@@ -91,6 +91,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
                                  # improved by more than min_delta for this many generations
       min_delta: 0.0
       target_fitness: null       # stop once the best select fitness reaches this
+      checkpoint_every_s: null   # write a checkpoint at most this often (null: after every generation); a resume
+                                 # replays the generations since the newest checkpoint, so results are the same
     hall_of_fame:
       per_complexity: 2          # candidates kept per complexity level (by search fitness)
       select_top_k: 4            # top candidates re-scored on the select tasks each generation
@@ -117,7 +119,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-STRATEGIES = ("regularized_evolution", "evosax", "metagrad", "hybrid")
+from .strategies import STRATEGY_NAMES as STRATEGIES  # the registry is the one list of strategies
 CHOOSE_RULES = ("eps", "fitness")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lion", "adabelief", "adagrad")
 DEFAULT_METRIC = {"classification": "final_accuracy", "regression": "final_mse", "pca": "pc1_alignment"}
@@ -262,6 +264,7 @@ class BudgetConfig:
     devices: Optional[int] = None     # shard the population over this many devices (null: no sharding)
     patience: Optional[int] = None    # stop after this many generations without a better select fitness
     min_delta: float = 0.0            # a gain of at most this does not count as better (for patience)
+    checkpoint_every_s: Optional[float] = None   # runs layer: checkpoint at most this often (null: every generation)
     target_fitness: Optional[float] = None   # stop once the best select fitness reaches this
 
 
@@ -1091,6 +1094,8 @@ def _check_discovery(cfg: SearchConfig, model: str) -> None:
     b = cfg.budget
     if b.patience is not None:
         _at_least("budget.patience", b.patience, 1)
+    if b.checkpoint_every_s is not None:
+        check_number("budget.checkpoint_every_s", b.checkpoint_every_s, 0, 86_400)
     if not (math.isfinite(b.min_delta) and b.min_delta >= 0):
         raise _err("budget.min_delta", f"must be a finite number >= 0, got {b.min_delta}")
     if b.target_fitness is not None and not math.isfinite(b.target_fitness):

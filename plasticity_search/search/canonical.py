@@ -1,0 +1,96 @@
+"""Canonical programs and nice constants, for the hall of fame.
+
+* :func:`canonical`: the program recompiled from its simplified formula when that computes the same update and is
+  no more complex (equal formulas get equal complexity);
+* :func:`snap_variants`: rounded versions of a program's constants, nicest first (``hall_of_fame.snap``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..rules.program import Program, Space, complexity, dce, stack
+from .state import np_prog as _np_prog
+
+
+def canonical(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
+    """The program recompiled from its simplified formula when that is no more complex and computes the same
+    update on the probe batch (so equal formulas get equal complexity); otherwise the DCE'd program."""
+    from ..rules.fec import probe_outputs
+    from ..rules.formula import from_sympy, simplify_expr, to_sympy_raw
+    from ..rules.program import RuleError
+    prog = dce(_np_prog(prog), space)
+    try:
+        dw, de = to_sympy_raw(prog, space, digits=9)
+        cand, _ = from_sympy(simplify_expr(dw), simplify_expr(de), space, fit=False)
+    except (RuleError, TypeError, ValueError, ZeroDivisionError):
+        return prog
+    cand = dce(_np_prog(cand), space)
+    a, b = probe_outputs(stack([prog, cand]), space)[0]
+    if not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=rtol * (np.abs(a).max() + 1e-30))):
+        return prog
+    return cand if complexity(cand, space) <= complexity(prog, space) else prog
+
+
+# --------------------------------------------------------------------------------------------------------------
+# nice constants
+# --------------------------------------------------------------------------------------------------------------
+_NICE_RATIOS = np.array([0.0, 0.1, 0.2, 0.25, 1 / 3, 0.5, 2 / 3, 0.75, 1.0])
+
+
+def _round_sig(x: float, digits: int) -> float:
+    if x == 0 or not np.isfinite(x):
+        return 0.0
+    return float(f"{x:.{digits}g}")
+
+
+def _nice_ratio(r: float) -> float:
+    s = np.sign(r)
+    return float(s * _NICE_RATIOS[np.argmin(np.abs(_NICE_RATIOS - abs(r)))])
+
+
+def snap_variants(prog: Program, space: Space) -> list[Program]:
+    """Rounded versions of a program's live constants, nicest first: coefficients as nice ratios of the largest
+    (rounded to 1 then 2 significant digits), then every constant to 2 significant digits."""
+    from ..rules.ops import OP_BY_NAME
+    from ..rules.program import liveness
+    prog = _np_prog(prog)
+    live_post, live_pre, terms = liveness(prog, space)
+    t_idx = np.nonzero(terms)[0]
+    if len(t_idx) == 0:
+        return []
+    coef = prog.term_coef[t_idx].astype(np.float64)
+    big = coef[np.argmax(np.abs(coef))]
+
+    def with_consts(new_coef, const_fn):
+        p = {f: np.array(getattr(prog, f)) for f in Program._fields}
+        p["term_coef"][t_idx] = new_coef
+        for side, live in (("post", live_post), ("pre", live_pre)):
+            for i in np.nonzero(live)[0]:
+                if OP_BY_NAME[space.ops[int(p[f"{side}_op"][i])]].uses_const:
+                    p[f"{side}_c"][i] = const_fn(float(p[f"{side}_c"][i]))
+        return Program(**{k: v.astype(getattr(prog, k).dtype) for k, v in p.items()})
+
+    ratios = np.array([_nice_ratio(c / big) for c in coef])
+    out = []
+    for digits in (1, 2):
+        out.append(with_consts(_round_sig(big, digits) * ratios, lambda c: _nice_ratio_const(c)))
+    out.append(with_consts(np.array([_round_sig(c, 2) for c in coef]), lambda c: _round_sig(c, 2)))
+    uniq, seen = [], set()
+    for p in out:
+        key = tuple(np.asarray(x).tobytes() for x in p)
+        if key not in seen and key != tuple(np.asarray(x).tobytes() for x in prog):
+            seen.add(key)
+            uniq.append(p)
+    return uniq
+
+
+def _nice_ratio_const(c: float) -> float:
+    """Instruction constants: the nearest of 0, +-0.5, +-1, +-2, ... if within 10 %, else 2 significant digits."""
+    cands = [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 0.25, -0.25]
+    best = min(cands, key=lambda v: abs(v - c))
+    if abs(best - c) <= 0.1 * max(abs(c), 1e-9):
+        return best
+    return _round_sig(c, 2)
+
+
+__all__ = ["canonical", "snap_variants"]

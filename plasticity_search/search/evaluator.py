@@ -1,0 +1,252 @@
+"""Evaluation of candidate programs (cf. AutoML-Zero's ``Evaluator``): the task sets of each split, padding into
+fixed-size buckets, hurdles and the functional-equivalence (FEC) cache.
+
+* :class:`SplitEval`: one split's tasks x seeds, evaluated in chunks padded to one of three bucket sizes (few
+  compiles), optionally sharded over a device mesh.
+* :class:`Evaluator`: the run's lazily built :class:`SplitEval` per split (``split``, ``hurdle``, ``choice``) and
+  :meth:`Evaluator.evaluate`: search fitness of candidates through the FEC cache and the hurdle, offered to the
+  archive; :meth:`Evaluator.rescore_select` re-scores the best new candidates on the select tasks.
+
+The cache itself is data of the :class:`~.state.SearchState` (``state.fec``), so that a checkpoint holds it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..inner import InnerConfig, instance_keys, make_evaluator, task_batch
+from ..rules.fec import fec_hashes
+from ..rules.program import Program, Space, complexity, index
+from .fitness import FitnessFn
+from .state import SearchState, np_prog, take
+
+
+# --------------------------------------------------------------------------------------------------------------
+# evaluation of programs on one split (all its tasks x seeds), in fixed-size padded chunks
+# --------------------------------------------------------------------------------------------------------------
+class SplitEval:
+    def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None):
+        self.space, self.fitness = space, fitness
+        self.items = items                       # [(task, evaluator, data, keys)]
+        self.buckets = sorted({max(1, chunk // 4), max(1, chunk // 2), max(1, chunk)})
+        self.mesh = None
+        if devices is not None:
+            # shard the population axis over a mesh; chunk sizes become multiples of the device count and the
+            # padding candidates are dropped below, so they never reach fitness or the hall of fame
+            from .. import distributed as dist
+            self.mesh = dist.population_mesh(devices)
+            self.buckets = sorted({dist.padded_size(b, self.mesh) for b in self.buckets})
+            self.items = [(t, fn, dist.replicate(d, self.mesh), dist.replicate(k, self.mesh))
+                          for t, fn, d, k in self.items]
+
+    @classmethod
+    def build(cls, space, tasks_and_entries, network, fitness, split, chunk, steps=None, seeds=None, devices=None,
+              spiking=None):
+        items = []
+        for task, entry in tasks_and_entries:
+            st = steps if steps is not None else entry.steps
+            sd = entry.seed_list if seeds is None else entry.seed_list[:seeds]
+            if task.kind == "spiking":
+                items.append(_spiking_item(space, task, spiking, sd, split, st))
+                continue
+            cfg = InnerConfig(network=network, steps=st)
+            fn = make_evaluator(space, task, cfg)
+            items.append((task, fn, task_batch(task, sd, split, st), instance_keys(sd, split)))
+        return cls(space, items, fitness, chunk, devices)
+
+    def evaluate(self, progs: Program, curves: bool = False, min_size: int = 0):
+        """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] (None for
+        spiking tasks) with ``curves=True``. ``min_size``: pad a small batch to the bucket of that many programs
+        (equal shapes share one compile)."""
+        progs = Program(*[np.asarray(x) for x in progs])
+        n = progs.term_on.shape[0]
+        per_task = [{} for _ in self.items]
+        per_curve: list = [[] for _ in self.items]
+        start = 0
+        while start < n:
+            m = min(n - start, self.buckets[-1])
+            size = next(b for b in self.buckets if b >= min(max(m, min_size), self.buckets[-1]))
+            idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
+            chunk = Program(*[jnp.asarray(x[idx]) for x in progs])
+            if self.mesh is not None:
+                from .. import distributed as dist
+                chunk = dist.shard_population(chunk, self.mesh)
+            for t, (task, fn, data, keys) in enumerate(self.items):
+                metrics, cv = fn(chunk, data, keys)
+                if self.mesh is not None:
+                    metrics, cv = dist.gather((metrics, cv if curves else None))
+                for k, v in metrics.items():
+                    per_task[t].setdefault(k, []).append(np.asarray(v)[:m])
+                if curves and cv is not None:
+                    per_curve[t].append(np.asarray(cv)[:m])
+            start += m
+        per_task = [{k: np.concatenate(v, 0) for k, v in d.items()} for d in per_task]
+        fit = self.fitness.aggregate([self.fitness.per_instance(d) for d in per_task])
+        if curves:
+            return fit, per_task, [np.concatenate(c, 0) if c else None for c in per_curve]
+        return fit, per_task
+
+
+def _spiking_item(space, task, spiking_cfg, seeds, split, steps):
+    """(task, fn, data, keys) for a spiking task: ``fn(pop, data, keys) -> (metrics [P, S], None)``."""
+    from ..spiking import make_evaluator as spiking_evaluator, make_instances
+    from ..spiking.evaluate import Instances
+
+    ev = spiking_evaluator(space, task, spiking_cfg)
+    inst = make_instances(task, seeds, split, steps)
+
+    def fn(pop, data, keys):
+        return ev(pop, Instances(data, keys)), None
+
+    return task, fn, inst.data, inst.keys
+
+
+def n_seeds(entry, n: int):
+    """``n`` seeds for a task entry: 0..n-1 for a count, the listed seeds extended past their maximum otherwise."""
+    if isinstance(entry.seeds, int):
+        return n
+    seeds = list(entry.seeds)[:n]
+    nxt = max(seeds, default=-1) + 1
+    return tuple(seeds + list(range(nxt, nxt + n - len(seeds))))
+
+
+# --------------------------------------------------------------------------------------------------------------
+class Evaluated(NamedTuple):
+    """Candidates after :meth:`Evaluator.evaluate` (all numpy, leading axis = candidate)."""
+    programs: Program
+    fitness: np.ndarray         # raw search fitness (-inf = worst)
+    hashes: list                # FEC hashes
+    complexity: np.ndarray
+    selection: np.ndarray       # fitness minus the complexity penalty: what selection sees
+
+
+class Evaluator:
+    """The run's evaluators (built lazily: task data is generated on first use) and the FEC-cached search
+    evaluation. ``chunk``: the strategy's batch size; every split pads to the same sizes (one compile)."""
+
+    def __init__(self, cfg, space: Space, model: str, fit: FitnessFn, network, tasks: dict, chunk: int,
+                 devices=None, spiking=None):
+        self.cfg, self.space, self.model, self.fit, self.network = cfg, space, model, fit, network
+        self.tasks, self.chunk, self.devices, self.spiking = tasks, chunk, devices, spiking
+        self._evals: dict = {}
+
+    def build(self, entries, split: str, chunk: int, space=None, network=None, **kw) -> SplitEval:
+        return SplitEval.build(self.space if space is None else space, entries,
+                               self.network if network is None else network, self.fit, split, chunk,
+                               devices=self.devices, spiking=self.spiking, **kw)
+
+    def split(self, split: str, chunk: int | None = None) -> SplitEval | None:
+        chunk = chunk or self.chunk
+        key = (split, chunk)
+        if key not in self._evals:
+            if not self.tasks[split]:
+                return None
+            self._evals[key] = self.build(self.tasks[split], split, chunk)
+        return self._evals[key]
+
+    def hurdle(self) -> SplitEval | None:
+        h = self.cfg.search.hurdle
+        if h is None:
+            return None
+        if "hurdle" not in self._evals:
+            self._evals["hurdle"] = self.build(self.tasks["search"], "search", self.chunk, steps=h.steps,
+                                               seeds=h.seeds)
+        return self._evals["hurdle"]
+
+    def choice_entries(self, split: str = "select") -> list:
+        """The task entries of ``split``; on select with ``hall_of_fame.select_seeds`` seeds each."""
+        n = self.cfg.hall_of_fame.select_seeds
+        if split != "select" or n is None:
+            return self.tasks[split]
+        return [(t, dataclasses.replace(e, seeds=n_seeds(e, n))) for t, e in self.tasks[split]]
+
+    def choice(self) -> SplitEval | None:
+        """The select tasks with ``hall_of_fame.select_seeds`` seeds each: what the final choice is made on."""
+        if self.cfg.hall_of_fame.select_seeds is None or not self.tasks["select"]:
+            return self.split("select")
+        if "choice" not in self._evals:
+            self._evals["choice"] = self.build(self.choice_entries("select"), "select", self.chunk)
+        return self._evals["choice"]
+
+    def complexities(self, progs: Program) -> np.ndarray:
+        progs = np_prog(progs)
+        return np.array([complexity(index(progs, i), self.space) for i in range(progs.term_on.shape[0])], np.int64)
+
+    # --- search fitness through the FEC cache ------------------------------------------------------------------
+    def evaluate(self, state: SearchState, progs: Program, use_fec: bool, chunk: int | None = None) -> Evaluated:
+        """Search fitness of candidates (FEC hits reuse ``state.fec``; with a hurdle, only candidates that pass
+        it get the full evaluation); every candidate is offered to ``state.archive``. Updates state counters."""
+        progs = np_prog(progs)
+        n = progs.term_on.shape[0]
+        hashes = fec_hashes(progs, self.space)
+        fit = np.full(n, np.nan)
+        todo, first = [], {}
+        for i, h in enumerate(hashes):
+            if use_fec and h in state.fec:
+                fit[i] = state.fec[h]
+            elif use_fec and h in first:
+                continue
+            else:
+                first.setdefault(h, i)
+                todo.append(i)
+        hits = n - len(todo)
+        c = state.counters
+        if todo:
+            sub = take(progs, todo)
+            hurdle = self.hurdle()
+            if hurdle is not None:
+                f1, _ = hurdle.evaluate(sub)
+                passed = np.nonzero(f1 >= self.cfg.search.hurdle.threshold)[0]
+                f = f1.copy()
+                if len(passed):
+                    f2, _ = self.split("search", chunk).evaluate(take(sub, passed))
+                    f[passed] = f2
+                c["n_hurdle_failed"] = c.get("n_hurdle_failed", 0) + len(todo) - len(passed)
+            else:
+                f, _ = self.split("search", chunk).evaluate(sub)
+            for j, i in enumerate(todo):
+                fit[i] = f[j]
+                state.fec[hashes[i]] = float(f[j])
+        for i, h in enumerate(hashes):
+            if np.isnan(fit[i]):
+                fit[i] = state.fec[h] if h in state.fec else fit[first[h]]
+        c["n_candidates"] = c.get("n_candidates", 0) + n
+        c["n_hits"] = c.get("n_hits", 0) + (hits if use_fec else 0)
+        c["n_evaluated"] = c.get("n_evaluated", 0) + len(todo)
+        c["_step_evaluated"] = c.get("_step_evaluated", 0) + len(todo)
+        cplx = self.complexities(progs)
+        state.archive.add(progs, fit, cplx, hashes)
+        return Evaluated(progs, fit, hashes, cplx, self.fit.penalized(fit, cplx))
+
+    def rescore_select(self, state: SearchState, progs: Program, sel_fitness, hashes) -> None:
+        """Re-score the top ``select_top_k`` distinct candidates (by selection fitness) on the select tasks."""
+        k = self.cfg.hall_of_fame.select_top_k
+        ev = self.split("select")
+        if k == 0 or ev is None:
+            return
+        sel_fitness = np.asarray(sel_fitness, np.float64)
+        order = np.argsort(-np.where(np.isfinite(sel_fitness), sel_fitness, -np.inf), kind="stable")
+        pick, seen = [], set()
+        for i in order:
+            if len(pick) >= k or not np.isfinite(sel_fitness[i]):
+                break
+            h = hashes[i]
+            if h in seen or h in state.select:
+                continue
+            seen.add(h)
+            pick.append(int(i))
+        if not pick:
+            return
+        sub = take(np_prog(progs), pick)
+        f, _ = ev.evaluate(sub)
+        hs = [hashes[i] for i in pick]
+        for h, v in zip(hs, f):
+            state.select[h] = float(v)
+        state.select_archive.add(sub, f, self.complexities(sub), hs)
+        state.counters["n_select"] = state.counters.get("n_select", 0) + len(pick)
+
+
+__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds"]

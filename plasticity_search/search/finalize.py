@@ -1,0 +1,194 @@
+"""The end of a search: the hall of fame, its baselines and the line that says how the best rule was chosen.
+
+* :func:`finalize`: the Pareto candidates of both archives, snapped to nice constants (``hall_of_fame.snap``) and
+  canonicalised, re-scored on the search, select and final tasks; the best is chosen on the select tasks
+  (``hall_of_fame.select_seeds`` seeds); entries carry paired differences to the baselines on the same instances.
+* :func:`provisional`: the Pareto set of the archive by search fitness, without any evaluation (a running run).
+
+``search`` is the :class:`.engine.Search` (config, space, fitness, tasks and its evaluators).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..rules.formula import to_text
+from ..rules.program import complexity, dce, index, stack
+from .baselines import as_array, instance_fitness, resolve_baselines, score_baselines as _score_baselines
+from .canonical import canonical, snap_variants
+from .config import default_baselines
+from .curves import baseline_label, panels, rank_label
+from .fitness import json_float, summarize_metrics
+from .hall_of_fame import Entry, HallOfFame, choose_best, pareto_front
+from .state import SearchState, copy_state, np_prog
+from .stats import mean_and_se, paired_difference
+
+
+def finalize(search, state: SearchState) -> HallOfFame:
+    """Re-score the Pareto candidates on select and final tasks and build the hall of fame."""
+    state = copy_state(state)
+    cands, seen = [], set()
+    for arch in (state.archive, state.select_archive):
+        for c, j in arch.pareto_slots():
+            h = arch.hashes[c][j]
+            if h not in seen:
+                seen.add(h)
+                cands.append(arch.program(c, j))
+    hofc = search.cfg.hall_of_fame
+    if not cands:
+        return HallOfFame([], 0, hofc.choose, hofc.eps, defaults(search), info(search, state))
+    space = search.space
+    progs = stack([dce(p, space) for p in cands])
+    ev = search.evaluator("search")
+    if hofc.snap:       # padded to the generations' batch: no new compile
+        progs = snap(search, progs, ev.evaluate(progs, min_size=search.chunk)[0])
+    progs = stack([canonical(index(progs, i), space) for i in range(progs.term_on.shape[0])])
+    search_fit, search_m = ev.evaluate(progs, min_size=search.chunk)
+    cplx = search.evaluators.complexities(progs)
+    scores = {"search": (search_fit, search_m)}
+    cmp_split = "final" if search.tasks["final"] else ("select" if search.tasks["select"] else "search")
+    cand_curves = None
+    for split in ("select", "final"):
+        e = search.choice_evaluator() if split == "select" else search.evaluator(split)
+        if e is not None:
+            if split == cmp_split:
+                fit_s, m_s, cand_curves = e.evaluate(progs, curves=True)
+                scores[split] = (fit_s, m_s)
+            else:
+                scores[split] = e.evaluate(progs)
+    choose_split = "select" if "select" in scores else "search"
+    cf = scores[choose_split][0]
+    front = pareto_front(list(cf), list(cplx))
+    best_local = choose_best([cf[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
+    rest = sorted((i for k, i in enumerate(front) if k != best_local), key=lambda i: -_fin(cf[i]))
+    order = [front[best_local]] + rest
+    baselines, base_curves = search.score_baselines(cmp_split, min_size=len(progs.term_on))
+    inf = dict(info(search, state), compared_on=cmp_split,
+               choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local]))
+    if cand_curves is not None:
+        named = [(rank_label(r, to_text(index(progs, i), space)),
+                  [None if c is None else c[i] for c in cand_curves]) for r, i in enumerate(order[:3])]
+        named += [(baseline_label(b["name"]), cv) for b, cv in zip(baselines, base_curves)]
+        inf["curves"] = panels(search.tasks[cmp_split], cmp_split, named)
+    entries = []
+    for rank, i in enumerate(order):
+        prog = index(progs, i)
+        metrics = {}
+        for split, (f, m) in scores.items():
+            d = {"fitness": json_float(f[i])}
+            d.update(summarize_metrics([{k: v[i] for k, v in mt.items()} for mt in m]))
+            metrics[split] = d
+        inst = instance_fitness(search.fit, scores[cmp_split][1], i)
+        paired = {b["name"]: paired_difference(as_array(inst), as_array(b["instances"])) for b in baselines}
+        entries.append(Entry.of(np_prog(prog), space, rank=rank, complexity=cplx[i], fitness=cf[i],
+                                metrics=metrics, paired=paired, instances=inst))
+    return HallOfFame(entries, 0, hofc.choose, hofc.eps, defaults(search), inf, baselines)
+
+
+def provisional(search, state: SearchState) -> HallOfFame:
+    """A provisional hall of fame without any evaluation: the Pareto set of the archive by *search* fitness
+    (entries' metrics hold only ``search``); cheap enough for a running or interrupted run."""
+    space = search.space
+    progs, fits, seen = [], [], set()
+    for c, j in state.archive.pareto_slots():
+        h = state.archive.hashes[c][j]
+        if h not in seen:
+            seen.add(h)
+            progs.append(dce(state.archive.program(c, j), space))
+            fits.append(float(state.archive.fitness[c, j]))
+    cplx = [complexity(p, space) for p in progs]
+    hofc = search.cfg.hall_of_fame
+    inf = dict(info(search, state), provisional=True, chosen_on="search")
+    if not progs:
+        return HallOfFame([], 0, hofc.choose, hofc.eps, defaults(search), inf)
+    front = pareto_front(fits, cplx)
+    b = choose_best([fits[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
+    order = [front[b]] + sorted((i for k, i in enumerate(front) if k != b), key=lambda i: -fits[i])
+    entries = [Entry.of(np_prog(progs[i]), space, rank=r, complexity=cplx[i], fitness=fits[i],
+                        metrics={"search": {"fitness": json_float(fits[i])}}) for r, i in enumerate(order)]
+    return HallOfFame(entries, 0, hofc.choose, hofc.eps, defaults(search), inf)
+
+
+def choice_line(search, split: str, per_task: list, i: int) -> str:
+    """One line that says how the chosen rule was picked, with the standard error of its fitness."""
+    mean, se, n = mean_and_se(as_array(instance_fitness(search.fit, per_task, i)))
+    hofc = search.cfg.hall_of_fame
+    how = (f"simplest rule within eps={hofc.eps:g} of the best {split} fitness" if hofc.choose == "eps"
+           else f"highest {split} fitness")
+    line = f"{how}, {n} {split} instances (SE of the chosen rule {se:.4f})"
+    if hofc.choose == "eps" and np.isfinite(se) and se > hofc.eps / 2:
+        line += "; SE > eps/2: raise hall_of_fame.select_seeds"
+    return line
+
+
+def baseline_specs(search) -> tuple[str, ...]:
+    return default_baselines(search.cfg, search.tasks["search"][0][0].objective if search.model == "rate" else None)
+
+
+def score_baselines(search, split: str = "final", min_size: int = 0) -> tuple[list[dict], list]:
+    """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), and their
+    learning curves; see :func:`.baselines.score_baselines`."""
+    specs = search.baseline_specs()
+    if not specs or not search.tasks[split]:
+        return [], []
+    net = search.network
+    bls = resolve_baselines(specs, search.space, search.model, net if search.model == "rate" else None)
+
+    def evaluator_for(space, network, n):
+        if space is search.space and network == net:
+            return search.choice_evaluator() if split == "select" else search.evaluator(split)
+        return search.evaluators.build(search.evaluators.choice_entries(split), split, max(n, 1), space=space,
+                                       network=network)
+
+    return _score_baselines(bls, evaluator_for, search.fit, min_size)
+
+
+def snap(search, progs, fit):
+    """Try 'nice' constants for each candidate; keep the nicest variant within snap_tol of its fitness."""
+    tol = search.cfg.hall_of_fame.snap_tol
+    variants, owner = [], []
+    for i in range(progs.term_on.shape[0]):
+        for v in snap_variants(index(progs, i), search.space):
+            variants.append(v)
+            owner.append(i)
+    out = [index(progs, i) for i in range(progs.term_on.shape[0])]
+    if not variants:
+        return progs
+    vf, _ = search.evaluator("search").evaluate(stack(variants), min_size=search.chunk)
+    done = set()
+    for j, i in enumerate(owner):       # variants are ordered nicest first
+        if i in done or not np.isfinite(fit[i]) or not np.isfinite(vf[j]):
+            continue
+        if vf[j] >= fit[i] - tol:
+            out[i] = variants[j]
+            done.add(i)
+    return stack([dce(p, search.space) for p in out])
+
+
+def defaults(search) -> dict:
+    if search.model == "spiking":      # the simulation defaults every candidate ran with (exporters use them)
+        from ..spiking.plasticity import hyper_dict
+        return hyper_dict(search.cfg.spiking_eval_config()["rule_defaults"])
+    n = search.network
+    return {"lr": n.lr, "tau_mean": n.tau_mean, "tau_theta": n.tau_theta}
+
+
+def info(search, state: SearchState) -> dict:
+    c, fit = state.counters, search.fit
+    return {"name": search.cfg.name, "seed": search.cfg.seed, "strategy": search.kind,
+            "generations": state.generation, "n_candidates": int(c.get("n_candidates", 0)),
+            "n_evaluated": int(c.get("n_evaluated", 0)), "n_select": int(c.get("n_select", 0)),
+            "fec_hit_rate": (c["n_hits"] / c["n_candidates"]) if c.get("n_candidates") else 0.0,
+            "wall_time_s": float(c.get("elapsed_s", 0.0)), "network": search.cfg.network,
+            "fitness": {"metric": fit.metric, "penalties": [list(p) for p in fit.penalties],
+                        "complexity_penalty": fit.complexity_penalty},
+            "chosen_on": "select" if search.tasks["select"] else "search"}
+
+
+def _fin(x) -> float:
+    return float(x) if np.isfinite(x) else -math.inf
+
+
+__all__ = ["finalize", "provisional", "choice_line", "baseline_specs", "score_baselines", "snap", "defaults",
+           "info"]

@@ -1,0 +1,95 @@
+"""The search state and its exact serialisation.
+
+``state_to_tree`` / ``state_from_tree`` turn a :class:`SearchState` into npz-able arrays plus JSON-able metadata and
+back, exactly: a restored state continues bit-for-bit. The strategy's own state (a pytree of records listed in
+:func:`.treeio.allowed_classes`) is stored under ``strategy``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import numpy as np
+
+from ..rules.program import Program, Space
+from .hall_of_fame import Archive
+from .treeio import flatten, unflatten
+
+TREE_SCHEMA = "plasticity-search/search-state/v1"
+
+
+@dataclass
+class SearchState:
+    generation: int                 # completed generations
+    key: jax.Array                  # typed PRNG key
+    strategy: Any                   # the strategy's state: RegEvoState | evosax state | MetaGradState | ...
+    fec: dict                       # FEC hash -> raw search fitness
+    select: dict                    # FEC hash -> select fitness
+    archive: Archive                # per complexity: best programs by search fitness
+    select_archive: Archive         # per complexity: best programs by select fitness
+    counters: dict = field(default_factory=dict)   # n_candidates, n_hits, n_evaluated, n_select, elapsed_s
+
+
+def state_to_tree(state: SearchState) -> tuple[dict, dict]:
+    """(arrays {path: np.ndarray}, meta JSON-able) of a state; see :func:`state_from_tree`."""
+    arrays: dict = {}
+    tree = {
+        "generation": state.generation, "key": state.key, "strategy": state.strategy,
+        "fec_keys": list(state.fec), "fec_vals": np.asarray(list(state.fec.values()), np.float64),
+        "select_keys": list(state.select), "select_vals": np.asarray(list(state.select.values()), np.float64),
+        "archive": _archive_tree(state.archive), "select_archive": _archive_tree(state.select_archive),
+        "counters": {k: (float(v) if isinstance(v, float) else int(v)) for k, v in state.counters.items()},
+    }
+    spec = flatten(tree, "s", arrays)
+    return arrays, {"schema": TREE_SCHEMA, "tree": spec}
+
+
+def state_from_tree(arrays: dict, meta: dict) -> SearchState:
+    if not isinstance(meta, dict) or meta.get("schema") != TREE_SCHEMA:
+        raise ValueError(f"not a search state (expected schema '{TREE_SCHEMA}')")
+    try:
+        return _state_from(unflatten(meta["tree"], "s", dict(arrays)))
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"damaged search state: {msg}") from None
+
+
+def _state_from(t: dict) -> SearchState:
+    return SearchState(
+        generation=int(t["generation"]), key=t["key"], strategy=t["strategy"],
+        fec={k: float(v) for k, v in zip(t["fec_keys"], np.asarray(t["fec_vals"]).reshape(-1))},
+        select={k: float(v) for k, v in zip(t["select_keys"], np.asarray(t["select_vals"]).reshape(-1))},
+        archive=_archive_from(t["archive"]), select_archive=_archive_from(t["select_archive"]),
+        counters=dict(t["counters"]))
+
+
+def _archive_tree(a: Archive) -> dict:
+    return {"space": a.space.to_dict(), "per": a.per, "programs": a.programs, "fitness": a.fitness,
+            "hashes": [list(h) for h in a.hashes]}
+
+
+def _archive_from(t: dict) -> Archive:
+    d = t["space"]
+    return Archive(Space.from_dict(d), int(t["per"]), Program(*[np.asarray(x) for x in t["programs"]]),
+                   np.asarray(t["fitness"]), t["hashes"])
+
+
+def copy_state(s: SearchState) -> SearchState:
+    """A copy that a step may change without touching ``s`` (the strategy state is immutable JAX arrays)."""
+    cp = lambda a: Archive(a.space, a.per, Program(*[np.array(x) for x in a.programs]), np.array(a.fitness),  # noqa
+                           [list(h) for h in a.hashes])
+    return SearchState(s.generation, s.key, s.strategy, dict(s.fec), dict(s.select), cp(s.archive),
+                       cp(s.select_archive), dict(s.counters))
+
+
+def np_prog(p) -> Program:
+    return Program(*[np.asarray(x) for x in p])
+
+
+def take(p: Program, idx) -> Program:
+    idx = np.asarray(idx, np.int64)
+    return Program(*[np.asarray(x)[idx] for x in p])
+
+
+__all__ = ["SearchState", "TREE_SCHEMA", "state_to_tree", "state_from_tree", "copy_state", "np_prog", "take"]

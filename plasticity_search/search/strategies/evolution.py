@@ -1,0 +1,120 @@
+"""Regularized evolution over programs (:mod:`..regevo`), with restarts on stagnation and an optional local search.
+
+* ``regularized_evolution``: per generation ``search.children`` candidates by tournament + mutation; FEC-cached.
+  ``search.seed_rules`` take the first slots of the initial population. With ``search.restart_after`` a fresh
+  random population replaces one that found no better member for that many generations.
+* ``hybrid``: the same, with a local search plugged in (as hal-cgp's ``local_search``): every ``hybrid.every``
+  generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
+  fitter replaces its parent in the population (Lamarckian).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+
+from ...rules.fec import fec_hashes
+from ...rules.program import Program, index, stack
+from ..fitness import WORST
+from ..regevo import RegEvoState, RegularizedEvolution, jitted
+from ..state import np_prog, take
+from .base import Strategy
+from .refine import make_local_search
+
+
+class Evolution(Strategy):
+    def __init__(self, ctx, local_search: Callable | None = None):
+        super().__init__(ctx)
+        s = self.cfg.search
+        self.regevo = RegularizedEvolution(ctx.space, s.population, s.tournament, s.children,
+                                           tuple(s.mutation[m] for m in s.mutation), s.aging, s.init_terms)
+        self.use_fec = s.fec
+        self.local_search = local_search    # (key, program, fitness, search_state, evaluator) -> (program, fitness)
+
+    def initial(self, key) -> Program:
+        pop = Program(*[np.array(x) for x in jitted(self.regevo, "initialize")(key)])
+        for i, prog in enumerate(self.ctx.seed_programs()):
+            for dst, src in zip(pop, prog):
+                dst[i] = np.asarray(src)
+        return pop
+
+    def init(self, key, x, ev) -> RegEvoState:
+        return self.regevo.init(x, ev.selection)
+
+    def ask(self, key, state):
+        return np_prog(jitted(self.regevo, "ask")(key, state)), state
+
+    def tell(self, key, state, x, ev):
+        return jitted(self.regevo, "tell")(state, x, ev.selection)[0]
+
+    def improve(self, key, search_state, evaluator) -> dict:
+        extra = {}
+        if self.local_search is not None and (search_state.generation + 1) % self.cfg.hybrid.every == 0:
+            extra["n_refined"] = self._refine(search_state, jax.random.fold_in(key, 0), evaluator)
+        self._maybe_restart(search_state, jax.random.fold_in(key, 1), evaluator)
+        return extra
+
+    def select_pool(self, state, ev):
+        pop = np_prog(state.population)
+        pop_fit = np.asarray(state.fitness, np.float64)
+        top = np.argsort(-np.where(np.isfinite(pop_fit), pop_fit, -np.inf), kind="stable")
+        top = top[:max(1, 2 * self.cfg.hall_of_fame.select_top_k)]
+        return take(pop, top), pop_fit[top], fec_hashes(take(pop, top), self.ctx.space)
+
+    def report(self, state, x, ev):
+        pop_fit = np.asarray(state.fitness, np.float64)
+        return float(np.max(pop_fit)), float(np.median(pop_fit)), {}
+
+    # --- restarts -------------------------------------------------------------------------------------------------
+    def _maybe_restart(self, st, key, evaluator) -> None:
+        """A fresh random population after ``restart_after`` generations without a new best."""
+        after = self.cfg.search.restart_after
+        if after is None:
+            return
+        c = st.counters
+        best = float(np.max(np.asarray(st.strategy.fitness, np.float64)))
+        if best > c.get("restart_best", -np.inf):
+            c["restart_best"], c["restart_gen"] = best, st.generation + 1
+            return
+        if st.generation + 1 - c.get("restart_gen", 0) < after:
+            return
+        ev = evaluator.evaluate(st, np_prog(jitted(self.regevo, "initialize")(key)), self.use_fec)
+        st.strategy = self.regevo.init(ev.programs, ev.selection)
+        c["restart_best"], c["restart_gen"] = float("-inf"), st.generation + 1
+        c["n_restarts"] = c.get("n_restarts", 0) + 1
+
+    # --- Lamarckian local search on the best distinct members ----------------------------------------------------
+    def _refine(self, st, key, evaluator) -> int:
+        pop = np_prog(st.strategy.population)
+        pf = np.asarray(st.strategy.fitness, np.float64)
+        order = np.argsort(-np.where(np.isfinite(pf), pf, -np.inf), kind="stable")
+        hashes = fec_hashes(pop, self.ctx.space)
+        picked, seen = [], set()
+        for i in order:
+            if len(picked) >= self.cfg.hybrid.top_k or not np.isfinite(pf[i]):
+                break
+            if hashes[i] not in seen:
+                seen.add(hashes[i])
+                picked.append(int(i))
+        n_improved = 0
+        for r, i in enumerate(picked):
+            base_fit = st.fec.get(hashes[i], WORST)
+            new_prog, new_fit = self.local_search(jax.random.fold_in(key, r), index(pop, i), base_fit, st, evaluator)
+            if new_prog is not None and new_fit > base_fit:
+                new = stack([new_prog])
+                sel = self.ctx.fit.penalized(np.array([new_fit]), evaluator.complexities(new))
+                st.strategy = self.regevo.replace_members(st.strategy, np.array([i]), new, sel)
+                n_improved += 1
+        st.counters["n_refined"] = st.counters.get("n_refined", 0) + n_improved
+        return n_improved
+
+
+class Hybrid(Evolution):
+    """Regularized evolution with constant refinement (``hybrid.refine``: evosax or metagrad) as local search."""
+
+    def __init__(self, ctx):
+        super().__init__(ctx, make_local_search(ctx))
+
+
+__all__ = ["Evolution", "Hybrid"]
