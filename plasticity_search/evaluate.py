@@ -177,7 +177,6 @@ def cmd_generalize(args) -> int:
     import sys
 
     from .runs import configs
-    from .runs import resolve_run_rank as _run_rank
     from .runs.rundir import CONFIG_FILE
     from .search.generalize import (auto_conditions, condition_name, conditions_of, format_report,
                                     generalization_report)

@@ -208,7 +208,8 @@ def test_population_evaluator_per_candidate_nan_contained_one_compile():
 def test_evaluate_rule_api_and_errors():
     res = evaluate_rule(resolve_rule("bp_stdp"), "spiking_teacher", seeds=2, steps=300, split="select")
     assert set(res) == {"neg_rmse", "neg_rmse_before", "finite"}
-    assert all(set(v) == {"mean", "std"} for v in res.values()) and res["finite"]["mean"] == 1.0
+    assert all(set(v) == {"mean", "std", "values"} for v in res.values()) and res["finite"]["mean"] == 1.0
+    assert all(len(v["values"]) == 2 for v in res.values())          # per seed, for paired comparisons
     with pytest.raises(RuleError):
         evaluate_rule(resolve_rule("oja"), "spiking_teacher")
     with pytest.raises(RuleError):

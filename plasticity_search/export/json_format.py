@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 
 from ..rules.program import PROGRAM_DTYPES
-from ..rules.resolve import RULE_SCHEMA as SCHEMA
 from ..rules.resolve import ResolvedRule, load_rule_file
 
 # kept for readers not yet moved to Program.from_dict (runs/results.py); the dtypes are PROGRAM_DTYPES
