@@ -407,6 +407,8 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
         write_generalization(run_dir, cfg, hof, log)
+        rec.update(stopped_by=stopped_by, elapsed_s=round(wall(), 3))   # the report shows them
+        write_run_record(run_dir, rec)
         images = {}
         if plan.plots:
             from .report import write_outputs
