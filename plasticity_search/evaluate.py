@@ -176,15 +176,17 @@ def cmd_generalize(args) -> int:
     import os
     import sys
 
+    from .rules.resolve import is_run_rank
     from .runs import configs
     from .runs.rundir import CONFIG_FILE
+    from .search.config import MAX_SEEDS
     from .search.generalize import (auto_conditions, condition_name, conditions_of, format_report,
                                     generalization_report)
 
     spec = args.rule.strip()
     rule = resolve_rule_spec(spec)
     cfg_path = args.config
-    if cfg_path is None and _RUN_RANK_SPEC(spec):
+    if cfg_path is None and is_run_rank(spec):
         cfg_path = os.path.join(spec.rsplit(":", 1)[0], CONFIG_FILE)
     if cfg_path is None:
         raise UsageError("--config CONFIG.yaml is needed (the network and task of the comparison) unless RULE is "
@@ -192,8 +194,8 @@ def cmd_generalize(args) -> int:
     cfg = configs.load(cfg_path)
     if rule.model != "rate" or cfg.model != "rate":
         raise UsageError("generalize compares rate rules on rate tasks")
-    if args.seeds is not None and not 1 <= args.seeds <= 10_000:
-        raise UsageError(f"--seeds must be in [1, 10000], got {args.seeds}")
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds must be in [1, {MAX_SEEDS}], got {args.seeds}")
     mine = conditions_of(cfg)
     named = {condition_name(c) for c in mine}
     conds = {"config": mine, "auto": auto_conditions(cfg),
@@ -202,18 +204,12 @@ def cmd_generalize(args) -> int:
         raise UsageError(f"config '{cfg_path}' has no held-out conditions (set generalization.conditions)")
     log = (lambda r: print(f"  {r['condition']}: done", file=sys.stderr)) if not args.json else None
     doc = generalization_report(rule.program, rule.space, cfg, conds, seeds=args.seeds, log=log)
-    doc = {"rule": rule.formula, **doc}
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(f"rule     {rule.name}   {rule_equation(rule.formula)}")
         print(format_report(doc))
     return 0
-
-
-def _RUN_RANK_SPEC(spec: str) -> bool:
-    from .runs import _RUN_RANK
-    return bool(_RUN_RANK.match(spec))
 
 
 def add_commands(sub) -> None:

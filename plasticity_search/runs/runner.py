@@ -449,7 +449,6 @@ def write_generalization(run_dir: str, cfg, hof, log) -> dict | None:
         f"({cfg.generalization.seeds} seeds each)")
     prog, space = hof.entries[hof.best].rule_program()
     doc = generalization_report(prog, space, cfg, conds)
-    doc = {"rule": hof.entries[hof.best].formula, **doc}
     atomic_write_json(os.path.join(run_dir, GEN_JSON), json_safe(doc))
     return doc
 

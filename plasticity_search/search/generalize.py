@@ -68,9 +68,9 @@ def condition_name(c: dict) -> str:
 
 def generalization_report(prog: Program, space: Space, cfg: SearchConfig, conditions: list[dict] | None = None,
                           seeds: int | None = None, split: str = "final", log=None) -> dict:
-    """Score ``prog``, FA and BP on every condition; {"split", "seeds", "rows": [...]} with per row the metric's
+    """Score ``prog``, FA and BP on every condition; {"rule", "split", "rows": [...]} with per row the metric's
     means and the paired differences of the rule to FA and to BP (95% intervals)."""
-    from ..networks.rate import NetworkConfig
+    from ..rules.formula import to_text
     from ..tasks import make
 
     conditions = conditions_of(cfg) if conditions is None else conditions
@@ -78,8 +78,8 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
     rows = []
     for c in conditions:
         task = make(c["task"], **dict(c.get("args") or {}))
-        net_d = {**cfg.network, **dict(c.get("network") or {})}
-        net = NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in net_d.items()})
+        net = cfg.network_config().with_(**{k: (tuple(v) if isinstance(v, list) else v)
+                                            for k, v in (c.get("network") or {}).items()})
         metric = cfg.fitness.metric if cfg.fitness.metric in task_metrics(task) else DEFAULT_METRIC[task.objective]
         sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
         sd = list(range(int(c.get("seeds") or n_default)))
@@ -102,7 +102,7 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
         rows.append(row)
         if log is not None:
             log(row)
-    return {"split": split, "rows": rows}
+    return {"rule": to_text(prog, space), "split": split, "rows": rows}
 
 
 def format_report(doc: dict) -> str:
