@@ -38,7 +38,7 @@ def evaluate_rule(rule, task, network: str | None = None, feedback: str = "fa", 
            for k, v in sorted(metrics.items())}
     return {
         "rule": rule.name, "formula": rule.formula, "task": task.name, "kind": task.kind, "feedback": feedback,
-        "network": "-".join(str(s) for s in (task.n_in, *net.hidden, task.n_out)) + f":{net.activation}",
+        "network": net.spec(task.n_in, task.n_out),
         "lr": lr, "steps": steps or task.default_steps, "seeds": seeds, "split": split, "metrics": out,
         "curve": {"mean": [_f(x) for x in np.mean(curves[0], 0)], "std": [_f(x) for x in np.std(curves[0], 0)]},
     }

@@ -92,6 +92,10 @@ class NetworkConfig:
     def with_(self, **kw) -> "NetworkConfig":
         return replace(self, **kw)
 
+    def spec(self, n_in: int, n_out: int) -> str:
+        """The layer spec ``64-100-10:tanh`` that :func:`parse_network_spec` reads back."""
+        return "-".join(str(n) for n in (n_in, *self.hidden, n_out)) + f":{self.activation}"
+
 
 def default_network(objective: str) -> NetworkConfig:
     """The network a task gets when none is given: one neuron for PCA (Oja's setting), a linear readout for

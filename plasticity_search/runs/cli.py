@@ -60,7 +60,7 @@ def cmd_run(args) -> int:
     if not spiking:
         entry = plan.cfg.tasks.search[0]
         task, net = plan.cfg.make_task(entry), plan.cfg.network_config()
-        layers = "-".join(str(n) for n in (task.n_in, *net.hidden, task.n_out)) + f":{net.activation}"
+        layers = net.spec(task.n_in, task.n_out)
         print(f"compare        plasticity-search evaluate {result.run_dir}:0 fa bp --task {entry.task} "
               f"--network {layers} --lr {net.lr:g}   (paired, same seeds and initial weights)")
     return 0

@@ -96,7 +96,7 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
                                                                                      steps=c.get("steps")), sd, split)
         b = np.asarray(mb[metric][0], np.float64)
         row = {"condition": condition_name(c), "task": c["task"], "network": dict(c.get("network") or {}),
-               "layers": "-".join(str(x) for x in (task.n_in, *net.hidden, task.n_out)) + f":{net.activation}",
+               "layers": net.spec(task.n_in, task.n_out),
                "metric": metric, "seeds": len(sd), "rule": _mean(r), "fa": _mean(f), "bp": _mean(b),
                "vs_fa": paired_difference(sign * r, sign * f), "vs_bp": paired_difference(sign * r, sign * b)}
         rows.append(row)
