@@ -115,15 +115,25 @@ class InnerLoop:
         pre_vals = {"x": cat(fwd.acts), "xbar": st.net.xbar, "e_pre": cat(e_pre)}
         return post_vals, pre_vals, {"r": r, "rbar": st.rbar}
 
-    def _stack_inputs(self, space: Space, post_vals, pre_vals, g):
-        """The interpreter's input rows for ``space``: its variables then its globals (broadcast)."""
+    def _input_rows(self, space: Space, post_vals, pre_vals, g):
+        """The interpreter's input rows for ``space`` as lists of vectors: its variables then its globals."""
         n_post, n_pre = int(self.post_off[-1]), int(self.pre_off[-1])
         post_in = [post_vals[v] for v in space.post_vars] + [jnp.broadcast_to(g[v], (n_post,))
                                                                for v in space.global_vars]
         pre_in = [pre_vals[v] for v in space.pre_vars] + [jnp.broadcast_to(g[v], (n_pre,))
                                                             for v in space.global_vars]
+        return post_in, pre_in
+
+    def _rule_vectors(self, space: Space, prog: Program, post_vals, pre_vals, g):
+        """P [K, N_post_total], Q [K, N_pre_total] of a program on this network's local quantities."""
+        post_in, pre_in = self._input_rows(space, post_vals, pre_vals, g)
+        return space.rule_vectors(prog, post_in, pre_in, int(self.post_off[-1]), int(self.pre_off[-1]))
+
+    def _stack_inputs(self, space: Space, post_vals, pre_vals, g):
+        """The interpreter's input rows for ``space`` stacked: [n_vars + n_globals, N] per side."""
+        post_in, pre_in = self._input_rows(space, post_vals, pre_vals, g)
         stack = lambda rows, n: jnp.stack(rows) if rows else jnp.zeros((0, n))  # noqa: E731
-        return stack(post_in, n_post), stack(pre_in, n_pre)
+        return stack(post_in, int(self.post_off[-1])), stack(pre_in, int(self.pre_off[-1]))
 
     def step(self, prog: Program, st: InnerState, x: jax.Array, y: jax.Array):
         """One online update on a mini-batch x [B, n_in], y [B, n_out]. Returns (state, (score, loss))."""
@@ -136,8 +146,7 @@ class InnerLoop:
             deltas = net.errors(st.net, fwd, yb)
             loss = net.loss(fwd.out, yb)
             pv, qv, g = self._local_values(st, fwd, deltas, -loss)
-            post_in, pre_in = self._stack_inputs(space, pv, qv, g)
-            P, Q = space.term_vectors(prog, space.post_registers(prog, post_in), space.pre_registers(prog, pre_in))
+            P, Q = self._rule_vectors(space, prog, pv, qv, g)
             if self.task.objective == "classification":
                 score = (jnp.argmax(fwd.out) == jnp.argmax(yb)).astype(jnp.float32)
             elif self.task.objective == "regression":
@@ -146,9 +155,7 @@ class InnerLoop:
                 score = jnp.zeros(())
             extra = (None, None)
             if self.fb_prog is not None:
-                fsp, fp = self.fb_space, self.fb_prog
-                fpost, fpre = self._stack_inputs(fsp, pv, qv, g)
-                extra = fsp.term_vectors(fp, fsp.post_registers(fp, fpost), fsp.pre_registers(fp, fpre))
+                extra = self._rule_vectors(self.fb_space, self.fb_prog, pv, qv, g)
             return P, Q, score, loss, pv, qv, extra
 
         B = x.shape[0]
@@ -165,8 +172,7 @@ class InnerLoop:
             qs = slice(int(self.pre_off[l]), int(self.pre_off[l + 1]))
             Pl = P[:, :, ps].reshape(B * K, -1)
             Ql = Q[:, :, qs].reshape(B * K, -1)
-            dW, _ = space.combine_terms(term_s, term_tgt, Pl, Ql, st.net.W[l])
-            W_new.append(st.net.W[l] + (cfg.lr / B) * dW)
+            W_new.append(space.update_weights(term_s, term_tgt, Pl, Ql, st.net.W[l], cfg.lr / B))
         B_new = st.net.B
         if self.fb_prog is not None:
             # B[l] mirrors W[l+1]: evaluate the feedback rule on layer l+1's local quantities, apply transposed
@@ -181,9 +187,8 @@ class InnerLoop:
                 ps = slice(int(self.post_off[l + 1]), int(self.post_off[l + 2]))
                 n_recv = net.sizes[l + 1]
                 qs = slice(int(self.pre_off[l + 1]), int(self.pre_off[l + 1]) + n_recv)   # no bias neuron
-                dB, _ = fsp.combine_terms(fts, ftt, fP[:, :, ps].reshape(B * Kf, -1),
-                                          fQ[:, :, qs].reshape(B * Kf, -1), Bl.T)
-                B_new.append(Bl + (flr / B) * dB.T)
+                B_new.append(fsp.update_weights(fts, ftt, fP[:, :, ps].reshape(B * Kf, -1),
+                                                fQ[:, :, qs].reshape(B * Kf, -1), Bl.T, flr / B).T)
             B_new = tuple(B_new)
         a_m, a_t = 1.0 / cfg.tau_mean, 1.0 / cfg.tau_theta
         y_mean, x_mean = pv["y"].mean(0), qv["x"].mean(0)

@@ -4,10 +4,19 @@ Workload (../shared/docs/BENCHMARKS.md): online digits, 64-100-10 tanh/softmax, 
 (a) P *different* random programs from the quickstart search space, run by the interpreter under jit(vmap);
 (b) the same network with the FA update written by hand in JAX, vmapped over P learning rates;
 (c) a naive PyTorch loop over candidates and steps with the FA rule (skipped if torch is not installed).
+With ``--fa-rows`` also: the FA rule ``-e*x`` run by the interpreter, (d) compiled into the quickstart space (same
+array shapes as (a): up to 3 terms and 1+1 instructions evaluated, one term active) and (e) in the minimal space of
+``rules.resolve_rule('fa')`` (1 term, no instructions), P copies with the learning rates of (b); and with
+``--legacy`` (f) the random programs of (a) through the issue-3 interpreter path (stacked register file read by
+gather, one outer-product sum per synapse factor: ``term_vectors`` + ``combine_terms``), for before/after figures.
+Both sides run the same network, steps and forward/feedback work; the symbolic side also computes the loss and the
+held-out evaluation of ``make_evaluator`` (250 samples once, small), and random programs have up to 3 terms where
+hand-written FA has 1 (rows (d), (e) separate program size from interpreter overhead).
 Reports candidate-steps/s (median of --repeats timed runs after compilation), compile time separately, and the
-ratios ``symbolic_over_handwritten`` and ``symbolic_over_naive_torch``, all measured side by side in one run.
+ratios ``symbolic_over_handwritten`` and ``symbolic_over_naive_torch``, all measured side by side in one run; the
+timed calls of all rows are interleaved (round robin) so that load from other processes hits every row alike.
 
-    python scripts/bench_inner_loop.py [--json] [--pops 64 256] [--steps 1000] [--repeats 3]
+    python scripts/bench_inner_loop.py [--json] [--pops 64 256] [--steps 1000] [--repeats 3] [--fa-rows] [--legacy]
 """
 from __future__ import annotations
 
@@ -17,15 +26,20 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass, fields
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from plasticity_search.inner import InnerConfig, make_evaluator, task_batch, instance_keys  # noqa: E402
+from plasticity_search.inner import InnerConfig, InnerLoop, make_evaluator, task_batch, instance_keys  # noqa: E402
 from plasticity_search.networks import NetworkConfig, RateNet  # noqa: E402
 from plasticity_search.rules import Space, random_population  # noqa: E402
+from plasticity_search.rules.formula import compile_formula  # noqa: E402
+from plasticity_search.rules.program import stack  # noqa: E402
+from plasticity_search.rules.resolve import resolve_rule  # noqa: E402
 from plasticity_search.tasks import make  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -36,30 +50,60 @@ def quickstart_space() -> Space:
         return Space.from_dict(yaml.safe_load(f)["space"])
 
 
-def timed(fn, repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
+def timed_rows(rows, repeats):
+    """rows: {name: (fn, [args per call])}; the first call of each row compiles, then ``repeats`` timed calls of
+    every row are interleaved. Returns {name: (first_s, median_s)}."""
+    first = {}
+    for name, (fn, args) in rows.items():
         t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+        jax.block_until_ready(fn(*args[0]))
+        first[name] = time.perf_counter() - t0
+    times = {name: [] for name in rows}
+    for r in range(repeats):
+        for name, (fn, args) in rows.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(*args[(r + 1) % len(args)]))
+            times[name].append(time.perf_counter() - t0)
+    return {name: (first[name], statistics.median(times[name])) for name in rows}
 
 
-def bench_symbolic(space, task, P, T, repeats):
-    cfg = InnerConfig(network=NetworkConfig(hidden=(100,), feedback="fa", lr=0.05), steps=T)
-    fn = make_evaluator(space, task, cfg)
+CFG = lambda T: InnerConfig(network=NetworkConfig(hidden=(100,), feedback="fa", lr=0.05), steps=T)  # noqa: E731
+LRS = lambda P: jnp.linspace(0.02, 0.08, P)  # noqa: E731
+
+
+def symbolic_row(space, task, T, pops, fn=None):
+    fn = fn or make_evaluator(space, task, CFG(T))
     data = task_batch(task, [0], "search", T)
     keys = instance_keys([0], "search")
-    pops = [random_population(jax.random.key(i), space, P, 3) for i in range(repeats + 1)]
-    it = iter(pops)
-    first, med = timed(lambda: fn(next(it), data, keys), repeats)
-    return {"compile_s": first - med, "run_s": med, "candidate_steps_per_s": P * T / med}
+    return fn, [(jax.tree.map(jnp.asarray, p), data, keys) for p in pops]
 
 
-def bench_handwritten(task, P, T, repeats):
+def fa_population(prog, P):
+    """P copies of the FA program with the learning rates of the hand-written row (coefficient -lr/0.05)."""
+    pop = stack([prog] * P)
+    return pop._replace(term_coef=pop.term_coef * (np.asarray(LRS(P)) / 0.05)[:, None].astype(np.float32))
+
+
+class LegacyLoop(InnerLoop):
+    """The issue-3 interpreter path: stacked register file read by gather, terms combined by combine_terms."""
+
+    def _rule_vectors(self, space, prog, post_vals, pre_vals, g):
+        post_in, pre_in = self._stack_inputs(space, post_vals, pre_vals, g)
+        return space.term_vectors(prog, space.post_registers(prog, post_in), space.pre_registers(prog, pre_in))
+
+
+@dataclass(frozen=True)
+class LegacySpace(Space):
+    def update_weights(self, term_s, term_tgt, P, Q, w, scale):
+        return w + scale * self.combine_terms(term_s, term_tgt, P, Q, w)[0]
+
+
+def legacy_evaluator(space, task, cfg):
+    loop = LegacyLoop(LegacySpace(**{f.name: getattr(space, f.name) for f in fields(Space)}), task, cfg)
+    return jax.jit(jax.vmap(jax.vmap(loop.evaluate_one, in_axes=(None, 0, 0)), in_axes=(0, None, None)))
+
+
+def handwritten_row(task, P, T):
     net = RateNet(task.n_in, task.n_out, task.objective, NetworkConfig(hidden=(100,), feedback="fa"))
     data = task_batch(task, [0], "search", T)
     xs, ys = data.x_stream[0], data.y_stream[0]
@@ -78,10 +122,22 @@ def bench_handwritten(task, P, T, repeats):
         return correct.mean()
 
     fn = jax.jit(jax.vmap(train, in_axes=(0, None)))
-    lrs = jnp.linspace(0.02, 0.08, P)
-    key = jax.random.key(0)
-    first, med = timed(lambda: fn(lrs, key), repeats)
-    return {"compile_s": first - med, "run_s": med, "candidate_steps_per_s": P * T / med}
+    return fn, [(LRS(P), jax.random.key(0))]
+
+
+def bench_pop(space, task, P, T, repeats, fa_rows=False, legacy=False):
+    pops = [random_population(jax.random.key(i), space, P, 3) for i in range(repeats + 1)]
+    rows = {"symbolic": symbolic_row(space, task, T, pops), "handwritten": handwritten_row(task, P, T)}
+    if fa_rows:
+        prog, _ = compile_formula("-e*x", space, fit=False)
+        rows["fa_quickstart_space"] = symbolic_row(space, task, T, [fa_population(prog, P)])
+        fa = resolve_rule("fa")
+        rows["fa_own_space"] = symbolic_row(fa.space, task, T, [fa_population(fa.program, P)])
+    if legacy:
+        rows["symbolic_legacy"] = symbolic_row(space, task, T, pops, legacy_evaluator(space, task, CFG(T)))
+    res = timed_rows(rows, repeats)
+    return {name: {"compile_s": first - med, "run_s": med, "candidate_steps_per_s": P * T / med}
+            for name, (first, med) in res.items()}
 
 
 def bench_torch(task, P, T):
@@ -119,6 +175,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch-candidates", type=int, default=4, help="naive torch: candidates timed (extrapolated)")
+    ap.add_argument("--fa-rows", action="store_true", help="also the FA rule run by the interpreter (two spaces)")
+    ap.add_argument("--legacy", action="store_true", help="also the issue-3 interpreter path (before/after)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     space = quickstart_space()
@@ -127,10 +185,12 @@ def main(argv=None):
     torch_res = bench_torch(task, args.torch_candidates, args.steps)
     results["naive_torch"] = torch_res
     for P in args.pops:
-        sym = bench_symbolic(space, task, P, args.steps, args.repeats)
-        hand = bench_handwritten(task, P, args.steps, args.repeats)
-        r = {"symbolic": sym, "handwritten": hand,
-             "symbolic_over_handwritten": sym["candidate_steps_per_s"] / hand["candidate_steps_per_s"]}
+        r = bench_pop(space, task, P, args.steps, args.repeats, args.fa_rows, args.legacy)
+        hand = r["handwritten"]
+        for name in [k for k in r if k != "handwritten"]:
+            key = "symbolic_over_handwritten" if name == "symbolic" else f"{name}_over_handwritten"
+            r[key] = r[name]["candidate_steps_per_s"] / hand["candidate_steps_per_s"]
+        sym = r["symbolic"]
         if torch_res:
             r["symbolic_over_naive_torch"] = sym["candidate_steps_per_s"] / torch_res["candidate_steps_per_s"]
         results["pops"][str(P)] = r
@@ -151,6 +211,10 @@ def main(argv=None):
               f"(compile {s['compile_s']:.1f}s)")
         print(f"P={P:>4} hand-written FA  : {h['candidate_steps_per_s']:>12,.0f} candidate-steps/s "
               f"(compile {h['compile_s']:.1f}s)")
+        for name in ("fa_quickstart_space", "fa_own_space", "symbolic_legacy"):
+            if name in r:
+                print(f"P={P:>4} {name:<17}: {r[name]['candidate_steps_per_s']:>12,.0f} candidate-steps/s "
+                      f"(compile {r[name]['compile_s']:.1f}s), / hand-written = {r[name + '_over_handwritten']:.2f}")
         line = f"P={P:>4} symbolic / hand-written = {r['symbolic_over_handwritten']:.2f}"
         if "symbolic_over_naive_torch" in r:
             line += f", symbolic / naive torch = {r['symbolic_over_naive_torch']:.1f}"

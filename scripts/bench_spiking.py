@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Throughput of the spiking inner loop on a population of different rule programs.
 
-    python scripts/bench_spiking.py [--json] [--pop 16 64] [--steps 1000] [--repeats 3]
+    python scripts/bench_spiking.py [--json] [--pop 16 64] [--steps 1000] [--repeats 3] [--variants ...] [--compile-only]
 
 Workload: the ``spiking_digits`` network (64 Poisson inputs -> 100 LIF -> 10 leaky readouts, dt = 1 ms, FA
 feedback; both layers plastic, 7,400 synapses), ``--steps`` simulation steps of online learning (digits samples
@@ -11,13 +11,17 @@ presented for 50 ms each), the population axis vmapped, everything in one ``jit`
   instructions over 21 ops, 6 terms, 6 synapse factors, weight and eligibility targets), run by the interpreter
   (``Space.post_registers`` / ``pre_registers`` / ``term_vectors`` / ``combine``) once per step on both layers'
   neuron vectors concatenated -- the code path of :func:`plasticity_search.spiking.make_evaluator`;
+* ``interpreted_reference``: the same programs through the generic interpreter of rules/program.py
+  (``learn(..., reference=True)``: the code path before issue 13; bitwise the same results) -- before/after side by
+  side;
 * ``interpreted_poly``: the same with the op set without transcendental functions (``POLY_OPS``: 16 ops);
 * ``interpreted_stdp``: the known rule ``stdp_add`` compiled to a program (its minimal space) by the same path;
 * ``handwritten_stdp``: pair STDP ``A+ sy (x) tx - A- ty (x) sx`` written directly in JAX in the same network and
   step order (the reference: what a hand-coded simulator would run).
 
 Reported: candidate-steps/s (P x steps / wall time, compile excluded, best of ``--repeats``) and the ratio of each
-to the hand-written STDP measured in the same run.
+to the hand-written STDP measured in the same run. ``--compile-only`` reports lowering + compile time only (e.g.
+``--pop 1024 --compile-only``); ``--variants`` picks variants (default: all).
 """
 from __future__ import annotations
 
@@ -28,12 +32,17 @@ import sys
 import time
 
 
+VARIANTS = ("interpreted", "interpreted_reference", "interpreted_poly", "interpreted_stdp", "handwritten_stdp")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     ap.add_argument("--pop", type=int, nargs="+", default=[16, 64], help="population sizes (default 16 64)")
     ap.add_argument("--steps", type=int, default=1000, help="simulation steps (default 1000)")
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats, best is reported (default 3)")
+    ap.add_argument("--variants", nargs="+", default=None, choices=VARIANTS, help="variants to run (default: all)")
+    ap.add_argument("--compile-only", action="store_true", help="only lower + compile (report compile_s)")
     args = ap.parse_args(argv)
     if min(args.pop) < 1 or args.steps < 1 or args.repeats < 1:
         print("bench_spiking: error: --pop, --steps and --repeats must be >= 1", file=sys.stderr)
@@ -43,10 +52,11 @@ def main(argv=None) -> int:
         print(json.dumps(res))
         return 0
     print(f"# spiking inner loop, {res['workload']}")
-    print(f"{'P':>5} {'variant':>18} {'cand-steps/s':>14} {'ratio':>7} {'compile_s':>9}")
+    print(f"{'P':>5} {'variant':>21} {'cand-steps/s':>14} {'ratio':>7} {'compile_s':>9}")
     for row in res["rows"]:
-        print(f"{row['P']:>5} {row['variant']:>18} {row['candidate_steps_per_s']:>14,.0f} "
-              f"{row['ratio_to_handwritten']:>7.3f} {row['compile_s']:>9.1f}")
+        cs, ratio = row["candidate_steps_per_s"], row["ratio_to_handwritten"]
+        print(f"{row['P']:>5} {row['variant']:>21} {'-' if cs is None else f'{cs:,.0f}':>14} "
+              f"{'-' if ratio is None else f'{ratio:.3f}':>7} {row['compile_s']:>9.1f}")
     return 0
 
 
@@ -93,9 +103,9 @@ def run(args) -> dict:
         state, _ = lax.scan(step, init_state(spec, (w1, w2)), (spikes, targets))
         return jnp.stack([jnp.sum(w) for w in state.ws])
 
-    def interp_learn(space):
+    def interp_learn(space, reference=False):
         def f(prog, hyper, state, fw, e_out):
-            return learn(space, prog, hyper, spec, state, fw, e_out, B)
+            return learn(space, prog, hyper, spec, state, fw, e_out, B, reference=reference)
         return f
 
     def hand_learn(prog, hyper, state, fw, e_out):
@@ -118,6 +128,8 @@ def run(args) -> dict:
         variants = {
             "interpreted": (interp_learn(SPIKING_SPACE), random_population(jax.random.key(P), SPIKING_SPACE, P, 4),
                             hyper_p),
+            "interpreted_reference": (interp_learn(SPIKING_SPACE, reference=True),
+                                      random_population(jax.random.key(P), SPIKING_SPACE, P, 4), hyper_p),
             "interpreted_poly": (interp_learn(poly), random_population(jax.random.key(P), poly, P, 4), hyper_p),
             "interpreted_stdp": (interp_learn(stdp.space),
                                  Program(*[jnp.broadcast_to(jnp.asarray(x), (P,) + np.shape(x))
@@ -127,11 +139,18 @@ def run(args) -> dict:
                                  RuleHyper(*[jnp.full((P,), x, jnp.float32) for x in rule_hyper(stdp.defaults)])),
         }
         timing = {}
+        wanted = args.variants or VARIANTS
+        if not args.compile_only and "handwritten_stdp" not in wanted:
+            wanted = tuple(wanted) + ("handwritten_stdp",)      # the reference of the ratios
+        variants = {k: v for k, v in variants.items() if k in wanted}
         for name, (lf, prog, hyper) in variants.items():
             fn = jax.jit(jax.vmap(lambda p, h, lf=lf: simulate(lf, p, h)))
             t0 = time.perf_counter()
             compiled = fn.lower(prog, hyper).compile()
             t_comp = time.perf_counter() - t0
+            if args.compile_only:
+                timing[name] = (None, t_comp)
+                continue
             jax.block_until_ready(compiled(prog, hyper))
             best = float("inf")
             for _ in range(args.repeats):
@@ -139,10 +158,10 @@ def run(args) -> dict:
                 jax.block_until_ready(compiled(prog, hyper))
                 best = min(best, time.perf_counter() - t0)
             timing[name] = (P * args.steps / best, t_comp)
-        ref = timing["handwritten_stdp"][0]
+        ref = timing.get("handwritten_stdp", (None,))[0]
         for name, (cs, tc) in timing.items():
-            rows.append({"P": P, "variant": name, "candidate_steps_per_s": cs, "ratio_to_handwritten": cs / ref,
-                         "compile_s": tc})
+            rows.append({"P": P, "variant": name, "candidate_steps_per_s": cs,
+                         "ratio_to_handwritten": None if cs is None or ref is None else cs / ref, "compile_s": tc})
     return {"workload": f"spiking_digits net {spec.sizes}, {args.steps} steps of 1 ms, FA, both layers plastic",
             "steps": args.steps, "rows": rows, "jax": jax.__version__, "machine": platform.machine(),
             "devices": [str(d) for d in jax.devices()]}

@@ -125,3 +125,13 @@ def test_rule_equation_names_the_target_once():
     assert rule_equation("e*x") == "dw = e*x"
     assert rule_equation("dw = elig*(r - rbar); delig = sy*tx") == "dw = elig*(r - rbar); delig = sy*tx"
     assert rule_equation("delig = sy*tx") == "delig = sy*tx"
+
+
+@pytest.mark.parametrize("text", ["e*(3*e_pre - 0.8*x + 0.0)", "0.0*x*y + x*y", "x*y + 0e5", "x*y - 0.000"])
+def test_float_zero_constants_are_accepted(text):
+    """A written-out zero (0.0, 0e5) is a valid constant: sympy's Float(0.0) != Integer(0) must not make it
+    'out of the float32 range'."""
+    from plasticity_search.rules.resolve import resolve_rule
+
+    rule = resolve_rule(text)
+    assert rule.program is not None

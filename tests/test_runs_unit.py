@@ -168,11 +168,27 @@ def test_wandb_mode_resolution():
         resolve_mode(None, {"WANDB_MODE": "sometimes"})
 
 
-def test_progress_is_quiet_when_not_a_terminal():
+def test_progress_prints_plain_lines_when_not_a_terminal():
+    """A log file (nohup, SLURM) gets phase lines and a line per interval of generations with the best so far."""
     buf = io.StringIO()
-    with SearchProgress(5, enabled=None, stream=buf) as p:
-        p.update(3, {"best_fitness": 0.5, "candidates_per_s": 100.0})
+    with SearchProgress(100, enabled=None, stream=buf, every_s=3600) as p:
+        p.phase("compiling and scoring the initial population")
+        for g in range(1, 101):
+            p.update(g, {"best_fitness": 0.1, "best_fitness_ever": 0.5 + g / 1000, "best_select_fitness": 0.45,
+                         "candidates_per_s": 1234.0})
         p.log("hello")
+    p.phase("finalizing")
+    lines = buf.getvalue().splitlines()
+    assert "compiling" in lines[0] and "finalizing" in lines[-1] and "hello" in lines[-2]
+    gens = [ln for ln in lines if "gen " in ln]
+    assert len(gens) == 2                          # the first and the last generation (interval not reached)
+    assert "gen 1/100" in gens[0] and "gen 100/100" in gens[1]
+    assert "best so far 0.6" in gens[1] and "select 0.45" in gens[1] and "1,234 cand/s" in gens[1]
+    buf = io.StringIO()
+    with SearchProgress(5, enabled=False, stream=buf) as p:
+        p.phase("x")
+        p.update(3, {"best_fitness": 0.5})
+    p.phase("y")
     assert buf.getvalue() == ""
 
     class Tty(io.StringIO):
@@ -180,9 +196,10 @@ def test_progress_is_quiet_when_not_a_terminal():
             return True
     tty = Tty()
     with SearchProgress(5, stream=tty) as p:
-        p.update(3, {"best_fitness": 0.5, "candidates_per_s": 1234.0})
+        p.phase("search")
+        p.update(3, {"best_fitness": 0.2, "best_fitness_ever": 0.5, "candidates_per_s": 1234.0})
     out = tty.getvalue()
-    assert "3/5" in out and "0.5" in out and "1,234" in out
+    assert "3/5" in out and "0.5" in out and "1,234" in out and "search" in out
 
 
 # ---------------------------------------------------------------------------------------------------------------

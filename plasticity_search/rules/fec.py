@@ -60,17 +60,21 @@ def _quantize(x: np.ndarray, bits: int = 14) -> np.ndarray:
     tiny = np.abs(x) < 1e-6
     q = np.where(tiny, 0, q)
     expo = np.where(tiny, 0, expo).astype(np.int64)
-    q = np.where(finite, q, np.where(np.isnan(x), 7 << 40, np.sign(x).astype(np.int64) << 41))
+    sign = np.sign(np.where(np.isnan(x), 0.0, x)).astype(np.int64)        # (NaN has no sign to cast)
+    q = np.where(finite, q, np.where(np.isnan(x), 7 << 40, sign << 41))
     return np.stack([q, expo], -1)
 
 
 def fec_hashes(pop: Program, space: Space) -> list[str]:
-    """One hex digest per program in the population."""
+    """One hex digest per program in the population (the quantisation runs on the whole batch at once; each
+    program's bytes are those of ``_quantize(dw[i])``)."""
     dw, de = probe_outputs(pop, space)
+    qw = np.ascontiguousarray(_quantize(dw))
+    qe = np.ascontiguousarray(_quantize(de)) if space.elig else None
     out = []
     for i in range(dw.shape[0]):
-        h = hashlib.blake2b(_quantize(dw[i]).tobytes(), digest_size=12)
-        if space.elig:
-            h.update(_quantize(de[i]).tobytes())
+        h = hashlib.blake2b(qw[i].tobytes(), digest_size=12)
+        if qe is not None:
+            h.update(qe[i].tobytes())
         out.append(h.hexdigest())
     return out

@@ -45,7 +45,7 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<na
 
 def _check_const(value: sp.Expr) -> sp.Expr:
     """A numeric constant must be finite and representable in float32 (rules run in float32)."""
-    if value.is_Number and value != 0:
+    if value.is_Number and not value.is_zero:
         m = abs(float(value)) if value.is_finite else float("inf")
         if not FLOAT32_TINY <= m <= FLOAT32_MAX:
             shown = str(sp.N(value, 4)) if value.is_finite else "infinity"

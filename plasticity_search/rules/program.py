@@ -29,6 +29,8 @@ from .variables import VARIABLES
 TARGET_W = 0
 TARGET_ELIG = 1
 FUSED_MAX_TERMS = 8   # up to this many term rows, combine terms in one fused elementwise pass
+SELECT_MAX_REGISTERS = 8   # register files up to this size are read with select_n (one fused elementwise pass),
+                           # larger ones with a gather (select cost grows with the register count; BENCHMARKS.md)
 
 
 class RuleError(ValueError):
@@ -200,6 +202,67 @@ class Space:
         Q = jnp.where(on, Q, 0.0)
         return P, Q
 
+    def side_terms(self, side: str, op, a, b, c, rows: Sequence[jax.Array], term_idx, n: int) -> jax.Array:
+        """The registers ``term_idx`` [K] of one side's program run on ``rows`` (side variables then globals, each
+        [n]): [K, n], the same values as ``take(run_side(side, ..., stack(rows)), clip(term_idx))``.
+
+        Small register files (<= SELECT_MAX_REGISTERS) are read with ``select_n`` on a Python list of registers:
+        the whole side (instructions and term reads) becomes one fused elementwise pass with no register-file
+        array, no concatenation and no gather kernels, which is what costs at this size (BENCHMARKS.md, issue 13).
+        A select, like the gather, reads exactly one register, so an inf/NaN in an unread register never leaks.
+        Larger files keep the gather of :meth:`run_side` (a select costs a pass per register).
+        """
+        L = op.shape[0]
+        n_in = 1 + len(rows)
+        if n_in + L > SELECT_MAX_REGISTERS:
+            inputs = jnp.stack(rows) if rows else jnp.zeros((0, n))
+            regs = self.run_side(side, op, a, b, c, inputs)
+            return jnp.take(regs, jnp.clip(term_idx, 0, regs.shape[0] - 1), axis=0)
+        dtype = rows[0].dtype if rows else jnp.float32
+        regs = [jnp.ones((n,), dtype)] + [r.astype(dtype) for r in rows]
+        fns = [o.jax for o in self.op_objs]
+        for i in range(L):
+            xa = _read(regs, a[i])
+            xb = _read(regs, b[i])
+            outs = [f(xa, xb, c[i]).astype(dtype) for f in fns]
+            regs.append(lax.select_n(jnp.clip(op[i], 0, len(outs) - 1), *outs) if len(outs) > 1 else outs[0])
+        return jnp.stack([_read(regs, term_idx[k]) for k in range(term_idx.shape[0])])
+
+    def rule_vectors(self, prog: Program, post_rows: Sequence[jax.Array], pre_rows: Sequence[jax.Array],
+                     n: int, m: int):
+        """:meth:`term_vectors` of the registers of the input rows (lists of [n] resp. [m] vectors: the side's
+        variables then the globals, broadcast): P [K, n] (coefficient folded in, zero for inactive terms), Q [K, m]."""
+        P = self.side_terms("post", prog.post_op, prog.post_a, prog.post_b, prog.post_c, post_rows, prog.term_p, n)
+        Q = self.side_terms("pre", prog.pre_op, prog.pre_a, prog.pre_b, prog.pre_c, pre_rows, prog.term_q, m)
+        on = prog.term_on[:, None]
+        return jnp.where(on, prog.term_coef[:, None] * P, 0.0), jnp.where(on, Q, 0.0)
+
+    def update_weights(self, term_s, term_tgt, P, Q, w, scale) -> jax.Array:
+        """``w + scale * dW`` with dW the weight part of :meth:`combine_terms` (P [R, N], Q [R, M], any R term rows,
+        e.g. K terms x B samples), computed in one pass over the synapses for few rows.
+
+        Few rows (<= FUSED_MAX_TERMS): the term vectors are materialised first (an optimisation barrier: the
+        vector-level selects are not recomputed per synapse), then one fused elementwise pass reads and writes w
+        once and does per term one outer product and one multiply by its synapse factor, picked per term with
+        ``select_n`` (reads exactly one factor) instead of one outer-product sum per factor of the menu. Same
+        values as ``w + scale * combine_terms(...)[0]`` up to float32 reassociation. Many rows: that expression.
+        """
+        if P.shape[0] > FUSED_MAX_TERMS or self.elig:
+            return w + scale * self.combine_terms(term_s, term_tgt, P, Q, w)[0]
+        # like combine_terms, a term counts only if it targets w and names a factor of the menu
+        keep = (term_tgt == TARGET_W) & (term_s >= 0) & (term_s < len(self.syn))
+        P = jnp.where(keep[:, None], P, 0.0)
+        P, Q = lax.optimization_barrier((P, Q))
+        factors = [None if s.name == "1" else s.jax(w, jnp.zeros_like(w)) for s in self.syn_objs]
+        acc = None
+        for k in range(P.shape[0]):
+            o = P[k][:, None] * Q[k][None, :]
+            if len(factors) > 1:
+                o = lax.select_n(jnp.clip(term_s[k], 0, len(factors) - 1),
+                                 *[o if f is None else o * f for f in factors])
+            acc = o if acc is None else acc + o
+        return w + scale * acc
+
     def combine(self, prog: Program, P: jax.Array, Q: jax.Array, w: jax.Array, elig: jax.Array | None = None):
         """Sum the separable terms into (dW, dElig) for one layer; P [K, N], Q [K, M], w [N, M]."""
         return self.combine_terms(prog.term_s, prog.term_tgt, P, Q, w, elig)
@@ -248,6 +311,13 @@ class Space:
         if not rows:
             return jnp.zeros((0, n), dtype)
         return jnp.stack(rows)
+
+
+def _read(regs: list, idx) -> jax.Array:
+    """Register ``idx`` (clipped) of a Python list of registers: a select reads exactly one of them."""
+    if len(regs) == 1:
+        return regs[0]
+    return lax.select_n(jnp.clip(idx, 0, len(regs) - 1), *regs)
 
 
 def _outer_sum(P: jax.Array, Q: jax.Array) -> jax.Array:
@@ -322,6 +392,46 @@ def dce(prog: Program, space: Space) -> Program:
         p[f][~terms] = 0
     p["term_on"] = terms
     return Program(**p)
+
+
+def liveness_batch(pop: Program, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`liveness` of every program of a population at once (numpy, leading axis = program): the same
+    answer, without a Python loop over programs (a search scores thousands per generation)."""
+    on = np.asarray(pop.term_on).astype(bool)
+    terms = on & (np.asarray(pop.term_coef) != 0)
+    n = terms.shape[0]
+    rows = np.arange(n)
+    arity = np.array([OP_BY_NAME[name].arity for name in space.ops] or [0], np.int64)
+    res = []
+    for side in ("post", "pre"):
+        op, a, b = (np.asarray(getattr(pop, f"{side}_{x}")).astype(np.int64) for x in ("op", "a", "b"))
+        n_in = space.n_inputs(side)
+        L = op.shape[1]
+        live = np.zeros((n, L + 1), bool)             # column L: a sink for reads that mark nothing
+        idx = np.asarray(pop.term_p if side == "post" else pop.term_q).astype(np.int64)
+        for k in range(idx.shape[1]):
+            r = idx[:, k]
+            hit = terms[:, k] & (r >= n_in) & (r - n_in < L)
+            live[rows, np.where(hit, r - n_in, L)] = True
+        live[:, L] = False
+        for i in range(L - 1, -1, -1):
+            ar = arity[np.clip(op[:, i], 0, len(arity) - 1)] if space.ops else np.zeros(n, np.int64)
+            for operand, need in ((a[:, i], ar >= 1), (b[:, i], ar >= 2)):
+                o = np.clip(operand, 0, n_in + i - 1)
+                hit = live[:, i] & need & (o >= n_in)
+                live[rows, np.where(hit, o - n_in, L)] = True
+            live[:, L] = False
+        res.append(live[:, :L])
+    return res[0], res[1], terms
+
+
+def complexities(pop: Program, space: Space) -> np.ndarray:
+    """:func:`complexity` of every program of a population (int64 [n])."""
+    live_post, live_pre, terms = liveness_batch(pop, space)
+    nontriv_syn = np.array([name != "1" for name in space.syn] or [False])
+    s = np.clip(np.asarray(pop.term_s).astype(np.int64), 0, len(nontriv_syn) - 1)
+    nontrivial = terms & nontriv_syn[s]
+    return (live_post.sum(1) + live_pre.sum(1) + terms.sum(1) + nontrivial.sum(1)).astype(np.int64)
 
 
 def complexity(prog: Program, space: Space) -> int:

@@ -1,10 +1,12 @@
-"""``plasticity-search run``: a search in a run directory, checkpointed every generation, resumable exactly.
+"""``plasticity-search run``: a search in a run directory, checkpointed as it goes, resumable exactly.
 
     plan = plan_run(config, out=..., seed=..., generations=..., resume=..., wandb=...)   # validates; writes nothing
     result = execute(plan)                                                               # runs, writes the run dir
 
 Every user error is found by :func:`plan_run` before anything is written. Per generation: ``Search.step`` ->
-append the metrics line -> write the checkpoint (atomically) -> update the run record, progress bar and wandb.
+append the metrics line -> write the checkpoint (atomically; by default as often as keeps checkpoints under 5% of the wall
+time, ``budget.checkpoint_every_s`` sets an interval) -> update the run record, progress and
+wandb.
 The checkpoint records how many metrics lines it has seen, so a resume first cuts ``metrics.jsonl`` back to it and
 then continues the engine from that exact state: a run killed at any point (SIGKILL included) and resumed ends with
 the same ``hall_of_fame.json`` as the same run never interrupted.
@@ -367,9 +369,11 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         def wall() -> float:
             return elapsed + (time.perf_counter() - t_session)
 
-        with SearchProgress(int(cfg.generations), 0, enabled=progress) as bar:
+        bar = SearchProgress(int(cfg.generations), 0, enabled=progress)
+        with bar:
             if loaded is None:
                 truncate_metrics(run_dir, 0)
+                bar.phase(f"compiling and scoring the initial population ({cfg.search.strategy})")
                 state, done = search.init(), 0
                 arrays, smeta = eng.state_to_tree(state)
                 ckpt.save(run_dir, 0, arrays, smeta, n_metrics=0, cfg_sha=cfg_sha)
@@ -381,38 +385,48 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 if not plan.fresh:
                     log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
             bar.update(done)
-            every = cfg.budget.checkpoint_every_s       # None: a checkpoint after every generation
-            last_ckpt = time.perf_counter()
+            bar.phase("search")
+            every = cfg.budget.checkpoint_every_s       # None: at most 10% of the wall time (below)
+            last_ckpt, ckpt_cost = time.perf_counter(), 0.0
             while not dist.agree(search.done(state)):
                 state, metrics = search.step(state)
                 metrics = json_safe(dict(metrics))
                 done += 1
                 append_metrics(run_dir, metrics)                  # then the checkpoint that has seen it
                 now = time.perf_counter()
-                if every is None or now - last_ckpt >= every or search.done(state):
+                # default: after generation 1, then whenever the last checkpoint's cost is at most 1/19 of the
+                # time since, i.e. checkpoints take <= 5% of the wall time (a growing checkpoint of a fast run is
+                # written less often); budget.checkpoint_every_s sets an interval instead (0: every generation)
+                due = (now - last_ckpt >= every) if every is not None else (
+                    done <= 1 or now - last_ckpt >= 19.0 * ckpt_cost)
+                if due or search.done(state):
                     # a resume from an older checkpoint replays the generations since (deterministic) and
                     # truncates metrics.jsonl to the checkpoint's count: the same run either way
                     arrays, smeta = eng.state_to_tree(state)
                     ckpt.save(run_dir, done, arrays, smeta, n_metrics=done, cfg_sha=cfg_sha)
                     rec.update(generations_done=done, elapsed_s=round(wall(), 3))
                     write_run_record(run_dir, rec)
-                    last_ckpt = now
+                    last_ckpt = time.perf_counter()
+                    ckpt_cost = last_ckpt - now
                 wb.log_generation(done, metrics)
                 bar.update(done, metrics)
         stopped_by = search.stop_reason(state) or "generations"
+        bar.phase(f"finalizing after {done} generations (stopped by {stopped_by}): the Pareto set re-scored on "
+                  "the select and final tasks, baselines, learning curves")
         hof = search.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)
         from .results import hall_of_fame_csv, table_rows
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
-        write_generalization(run_dir, cfg, hof, log)
+        write_generalization(run_dir, cfg, hof, bar.phase)
         rec.update(stopped_by=stopped_by, elapsed_s=round(wall(), 3))   # the report shows them
         write_run_record(run_dir, rec)
         images = {}
         if plan.plots:
             from .report import write_outputs
 
+            bar.phase("plots and report.html")
             images = write_outputs(run_dir, hof_json, curves=plan.curves, log=log, status="finished")
         cols, rows = table_rows(hof_json)
         wb.log_hall_of_fame(cols, rows, summary={"generations_done": done, "best_formula": _best_formula(hof_json)})

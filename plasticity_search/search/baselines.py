@@ -63,7 +63,9 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
     for idx in groups.values():
         first = baselines[idx[0]]
         ev = evaluator_for(first.space, first.network, len(idx))
-        fit, per_task, cvs = ev.evaluate(stack([baselines[i].program for i in idx]), curves=True, min_size=min_size)
+        own = ev.buckets[-1] <= len(idx)           # an evaluator of its own: no padding to the candidates' batch
+        fit, per_task, cvs = ev.evaluate(stack([baselines[i].program for i in idx]), curves=True,
+                                         min_size=0 if own else min_size)
         for j, i in enumerate(idx):
             curves[i] = [None if c is None else c[j] for c in cvs]
             b = baselines[i]

@@ -30,8 +30,10 @@ Schema (keys and defaults; ``null`` = YAML None)::
     search:
       strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid
       population: 64             # regularized evolution: population size; evosax: ES population per generation
+                                 # (auto: 2 x children for evolution, the device-filling batch for evosax)
       tournament: 8              # tournament size
-      children: 16               # children per generation (evaluated as one batch)
+      children: 16               # children per generation (evaluated as one batch); auto: the batch that fills
+                                 # this device (search/autosize.py), written out as a number in the run's config
       aging: true                # true: the oldest die (regularized evolution); false: the worst die
       init_terms: 2              # active terms of random initial programs (1..init_terms)
       seed_rules: []             # known rules / formulas placed in the initial population
@@ -91,8 +93,11 @@ Schema (keys and defaults; ``null`` = YAML None)::
                                  # improved by more than min_delta for this many generations
       min_delta: 0.0
       target_fitness: null       # stop once the best select fitness reaches this
-      checkpoint_every_s: null   # write a checkpoint at most this often (null: after every generation); a resume
-                                 # replays the generations since the newest checkpoint, so results are the same
+      checkpoint_every_s: null   # write a checkpoint at most this often (0: after every generation; null: after
+                                 # generation 1, then whenever it costs at most 5% of the time since the last);
+                                 # a resume replays the generations since the newest checkpoint: same results
+      chunk: null                # most candidates per compiled evaluation call (null: search.children, lowered to
+                                 # what fits in memory); any value gives the same results
     hall_of_fame:
       per_complexity: 2          # candidates kept per complexity level (by search fitness)
       select_top_k: 4            # top candidates re-scored on the select tasks each generation
@@ -264,8 +269,10 @@ class BudgetConfig:
     devices: Optional[int] = None     # shard the population over this many devices (null: no sharding)
     patience: Optional[int] = None    # stop after this many generations without a better select fitness
     min_delta: float = 0.0            # a gain of at most this does not count as better (for patience)
-    checkpoint_every_s: Optional[float] = None   # runs layer: checkpoint at most this often (null: every generation)
+    checkpoint_every_s: Optional[float] = None   # runs layer: checkpoint at most this often (null: <= 5% of the time)
     target_fitness: Optional[float] = None   # stop once the best select fitness reaches this
+    chunk: Optional[int] = None       # most candidates per compiled evaluation call (null: the strategy's batch,
+                                      # lowered to what fits in memory); results do not depend on it
 
 
 @dataclass(frozen=True)
@@ -560,8 +567,59 @@ def load_config(source: str | dict, overrides: dict | None = None) -> SearchConf
     for key, value in (overrides or {}).items():
         _set_dotted(raw, key, value)
     raw = _normalise_tasks(raw)
+    raw = _resolve_auto(raw)
     cfg = _build(SearchConfig, raw, "")
     return _validate(cfg)
+
+
+AUTO_KEYS = ("children", "population")
+
+
+def _resolve_auto(raw: dict) -> dict:
+    """``search.children: auto`` / ``search.population: auto`` -> numbers for this device (:mod:`.autosize`): the
+    config is built and validated with placeholders, the batch is sized from its network and tasks."""
+    s = raw.get("search")
+    if not isinstance(s, dict):
+        return raw
+    for k in AUTO_KEYS:
+        if isinstance(s.get(k), str) and s[k] != "auto":
+            raise _err(f"search.{k}", f"expected int or auto, got str {s[k]!r}")
+    keys = [k for k in AUTO_KEYS if s.get(k) == "auto"]
+    if not keys:
+        return raw
+    from . import autosize
+
+    probe = copy.deepcopy(raw)
+    for k in keys:      # placeholders that pass every check against the other search numbers
+        probe["search"][k] = {"children": 1, "population": MAX_POPULATION}[k]
+    cfg = _validate(_build(SearchConfig, probe, ""))
+    work, instances = _work_per_candidate(cfg)
+    batch = autosize.auto_batch(work, instances, cfg.budget.devices or 1)
+    out = copy.deepcopy(raw)
+    evolution = cfg.search.strategy in ("regularized_evolution", "hybrid")
+    if "children" in keys:
+        out["search"]["children"] = batch if "population" in keys or not evolution else min(
+            batch, cfg.search.population)
+    if "population" in keys:
+        out["search"]["population"] = max(64, 2 * out["search"]["children"]) if evolution else batch
+    return out
+
+
+def _work_per_candidate(cfg: "SearchConfig") -> tuple[int, int]:
+    """(weight updates per step, networks) of one candidate on the search tasks (all their instances)."""
+    from .autosize import network_synapses
+
+    net = cfg.network_config()
+    work = instances = 0
+    for e in cfg.tasks.search:
+        task = cfg.make_task(e)
+        if cfg.model == "rate":
+            syn = network_synapses(task.n_in, task.n_out, net.hidden, net.bias)
+        else:
+            syn = int(getattr(task, "n_in", 1)) * int(getattr(task, "n_out", 1))
+        work += len(e.seed_list) * syn
+        instances += len(e.seed_list)
+    return max(1, work), max(1, instances)
 
 
 def _read(source) -> dict:
@@ -649,7 +707,6 @@ MAX_GENERATIONS = 10_000_000   # budget.generations, search.restart_after, hybri
 MAX_REFINE_STEPS = 100_000     # hybrid.steps
 MAX_DEVICES = 65_536           # budget.devices
 MAX_TASK_INT = 10_000_000      # integer task arguments (sizes: n_in, n_eval, n_hidden, k_way, ...)
-MEMORY_FRACTION = 0.5          # an evaluation batch may need at most this fraction of the machine's memory
 
 # dotted key -> (lowest, highest, lowest excluded); None: no bound on that side. Non-finite floats are refused
 # everywhere (see _check_numbers); wrong types are reported by the typed building.
@@ -667,7 +724,7 @@ NUMBER_LIMITS = {
     "hybrid.steps": (1, MAX_REFINE_STEPS, False), "hybrid.population": (2, MAX_POPULATION, False),
     "fitness.complexity_penalty": (0, None, False),
     "budget.generations": (0, MAX_GENERATIONS, False), "budget.time_limit_s": (0, None, True),
-    "budget.devices": (1, MAX_DEVICES, False),
+    "budget.devices": (1, MAX_DEVICES, False), "budget.chunk": (1, MAX_POPULATION, False),
     "hall_of_fame.per_complexity": (1, 10_000, False), "hall_of_fame.select_top_k": (0, MAX_POPULATION, False),
     "hall_of_fame.eps": (0, None, False), "hall_of_fame.snap_tol": (0, None, False),
     "network.lr": (0, None, True), "network.feedback_lr": (0, None, True),
@@ -776,29 +833,12 @@ def _check_task_args(entry: TaskEntry, path: str) -> None:
             raise _err(key, f"expected str, got {_type_name(v)} {v!r}")
 
 
-def physical_memory_bytes() -> int:
-    """This machine's physical memory (16 GiB when it cannot be read)."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 16 << 30
-
-
-def evaluation_bytes(n_in: int, n_out: int, hidden, bias: bool, population: int, instances: int, steps: int,
-                     n_eval: int) -> tuple[int, int]:
-    """A rough upper estimate of the memory one evaluation batch needs: (weights and their temporaries for
-    ``population`` x ``instances`` networks, task data of ``instances``)."""
-    sizes = [int(n_in), *[int(h) for h in hidden], int(n_out)]
-    b = 1 if bias else 0
-    params = sum((sizes[i] + b) * sizes[i + 1] * 2 for i in range(len(sizes) - 1))   # W and feedback B
-    weights = 4 * 4 * int(population) * int(instances) * params        # float32, W + dW + temporaries
-    data = 2 * 4 * int(instances) * (int(steps) + int(n_eval)) * (sizes[0] + sizes[-1])
-    return weights, data
+from .autosize import evaluation_bytes  # noqa: E402  (re-exported: one estimate for config and evaluate)
 
 
 def check_memory(weights: int, data: int, weights_key: str, data_key: str) -> None:
+    from .autosize import MEMORY_FRACTION, physical_memory_bytes
+
     limit = MEMORY_FRACTION * physical_memory_bytes()
     if weights + data > limit:
         key = weights_key if weights >= data else data_key
@@ -807,16 +847,16 @@ def check_memory(weights: int, data: int, weights_key: str, data_key: str) -> No
 
 
 def _check_evaluation_memory(cfg: SearchConfig, model: str) -> None:
-    """Each task entry's evaluation batch (the whole population at once) against the machine's memory."""
+    """Each task entry's evaluation of one candidate against the machine's memory (bigger populations are
+    evaluated in calls of as many candidates as fit: :mod:`.autosize`)."""
     if model != "rate":
         return
     net = cfg.network_config()
-    pop = max(cfg.search.population, cfg.hybrid.population if cfg.search.strategy == "hybrid" else 0)
     for split in ("search", "select", "final"):
         for i, e in enumerate(getattr(cfg.tasks, split)):
             task = cfg.make_task(e)
             steps = e.steps if e.steps is not None else task.default_steps
-            w, d = evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, pop, len(e.seed_list), steps,
+            w, d = evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, 1, len(e.seed_list), steps,
                                     task.n_eval)
             check_memory(w, d, "network.hidden", f"tasks.{split}[{i}].steps")
 

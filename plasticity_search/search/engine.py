@@ -64,7 +64,9 @@ class Search:
         from .. import distributed as dist
         self.devices = dist.check_devices(cfg.budget.devices)   # all devices of all processes when several run
         self.strategy = cls(self)
-        self.chunk = self.strategy.chunk
+        from .autosize import eval_chunk
+        self.chunk = eval_chunk(self.strategy.chunk, cfg.budget.chunk, cfg)   # budget.chunk, memory
+        self._last_end: float | None = None      # end of this process's last init/step (wall-time budget)
         self.evaluators = Evaluator(cfg, self.space, self.model, self.fit, self.network, self.tasks, self.chunk,
                                     self.devices, self.spiking)
 
@@ -107,10 +109,14 @@ class Search:
         state.key = key
         state.counters.pop("_step_evaluated", None)
         state.counters["elapsed_s"] = time.perf_counter() - t0
+        self._last_end = time.perf_counter()
         return state
 
     def step(self, state: SearchState) -> tuple[SearchState, dict]:
         t0 = time.perf_counter()
+        # wall time between steps of this process (checkpoints, logging, progress) counts towards
+        # budget.time_limit_s too; the time a killed run spent stopped does not
+        between = t0 - self._last_end if self._last_end is not None else 0.0
         strat = self.strategy
         state = copy_state(state)
         state.counters["_step_evaluated"] = 0
@@ -125,7 +131,7 @@ class Search:
         state.generation += 1
         self._track_best(state)
         dt = time.perf_counter() - t0
-        state.counters["elapsed_s"] = state.counters.get("elapsed_s", 0.0) + dt
+        state.counters["elapsed_s"] = state.counters.get("elapsed_s", 0.0) + between + dt
         n_step = state.counters.pop("_step_evaluated", 0)
         c = state.counters
         ever, ever_c = state.archive.best()
@@ -143,6 +149,7 @@ class Search:
         }
         metrics.update(extra)
         metrics.update(more)
+        self._last_end = time.perf_counter()
         return state, metrics
 
     def done(self, state: SearchState) -> bool:

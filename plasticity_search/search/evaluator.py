@@ -19,19 +19,45 @@ import numpy as np
 
 from ..inner import InnerConfig, instance_keys, make_evaluator, task_batch
 from ..rules.fec import fec_hashes
-from ..rules.program import Program, Space, complexity, index
+from ..rules.program import Program, Space, complexities
 from .fitness import FitnessFn
 from .state import SearchState, np_prog, take
+
+
+MIN_BUCKET = 16     # the smallest compiled batch (unless memory allows less)
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, int(n)).bit_length() - 1)
+
+
+def buckets(chunk: int, small: int | None = None, floor: int = MIN_BUCKET) -> list[int]:
+    """The compiled batch sizes of a split: powers of two, the largest <= ``chunk`` (at least ``floor``), then a
+    half and a quarter of it, none below ``floor``; plus the power of two holding ``small`` (the per-generation
+    select re-scoring) when it is at most 1/16 of the largest. Powers of two from 16 up give every candidate
+    bit-identical results whatever batch it runs in (XLA's CPU vectorisation: a batch of 8 changed the last bit
+    of a reduction; tests/test_search_throughput.py), so ``budget.chunk`` never changes a result."""
+    floor = max(1, int(floor))
+    top = max(_pow2_floor(chunk), floor)
+    out = {max(floor, top // 4), max(floor, top // 2), top}
+    if small is not None and small >= 1:
+        s = max(floor, 1 << (int(small) - 1).bit_length())
+        if s * 16 <= top:
+            out.add(s)
+    return sorted(out)
 
 
 # --------------------------------------------------------------------------------------------------------------
 # evaluation of programs on one split (all its tasks x seeds), in fixed-size padded chunks
 # --------------------------------------------------------------------------------------------------------------
 class SplitEval:
-    def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None):
+    def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None,
+                 small: int | None = None, floor: int = MIN_BUCKET):
         self.space, self.fitness = space, fitness
         self.items = items                       # [(task, evaluator, data, keys)]
-        self.buckets = sorted({max(1, chunk // 4), max(1, chunk // 2), max(1, chunk)})
+        self.buckets, self.small = buckets(chunk, small, floor), None
+        if small is not None and len(self.buckets) > 3:
+            self.small = self.buckets[0]
         self.mesh = None
         if devices is not None:
             # shard the population axis over a mesh; chunk sizes become multiples of the device count and the
@@ -39,12 +65,14 @@ class SplitEval:
             from .. import distributed as dist
             self.mesh = dist.population_mesh(devices)
             self.buckets = sorted({dist.padded_size(b, self.mesh) for b in self.buckets})
+            if self.small is not None:
+                self.small = self.buckets[0]
             self.items = [(t, fn, dist.replicate(d, self.mesh), dist.replicate(k, self.mesh))
                           for t, fn, d, k in self.items]
 
     @classmethod
     def build(cls, space, tasks_and_entries, network, fitness, split, chunk, steps=None, seeds=None, devices=None,
-              spiking=None):
+              spiking=None, small=None, floor=MIN_BUCKET):
         items = []
         for task, entry in tasks_and_entries:
             st = steps if steps is not None else entry.steps
@@ -55,20 +83,48 @@ class SplitEval:
             cfg = InnerConfig(network=network, steps=st)
             fn = make_evaluator(space, task, cfg)
             items.append((task, fn, task_batch(task, sd, split, st), instance_keys(sd, split)))
-        return cls(space, items, fitness, chunk, devices)
+        return cls(space, items, fitness, chunk, devices, small, floor)
+
+    def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
+        """(programs, padded size) of each compiled call for ``n`` programs: full calls of the largest bucket,
+        then the rest split over the buckets with the least padding (then the fewest calls). An FEC-thinned batch
+        of 700 out of 1024 runs as 512 + 256, not as 1024. ``min_size``: pad a small batch to the bucket of that
+        many programs (equal shapes share one compile)."""
+        top = self.buckets[-1]
+        out = [(top, top)] * (n // top)
+        rest = n % top
+        if rest:
+            if min_size > rest:
+                size = next(b for b in self.buckets if b >= min(min_size, top))
+                return out + [(rest, size)]
+            out += self._split(rest)
+        return out
+
+    def _split(self, r: int) -> list[tuple[int, int]]:
+        """Least-padding split of ``r`` < largest bucket into bucket-sized calls (small DP, memoised)."""
+        memo = self.__dict__.setdefault("_plans", {})
+        if r not in memo:
+            best = [(r, next(b for b in self.buckets if b >= r))]
+            for b in self.buckets:
+                if self.small is not None and b == self.small:
+                    continue        # the small bucket takes a whole small batch only, never a slice of a big one
+                if b < r:
+                    cand = [(b, b)] + self._split(r - b)
+                    key = lambda p: (sum(s for _, s in p), len(p))  # noqa: E731
+                    if key(cand) < key(best):
+                        best = cand
+            memo[r] = best
+        return memo[r]
 
     def evaluate(self, progs: Program, curves: bool = False, min_size: int = 0):
         """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] (None for
-        spiking tasks) with ``curves=True``. ``min_size``: pad a small batch to the bucket of that many programs
-        (equal shapes share one compile)."""
+        spiking tasks) with ``curves=True``. Programs are evaluated in the compiled calls of :meth:`plan`."""
         progs = Program(*[np.asarray(x) for x in progs])
         n = progs.term_on.shape[0]
         per_task = [{} for _ in self.items]
         per_curve: list = [[] for _ in self.items]
         start = 0
-        while start < n:
-            m = min(n - start, self.buckets[-1])
-            size = next(b for b in self.buckets if b >= min(max(m, min_size), self.buckets[-1]))
+        for m, size in self.plan(n, min_size):
             idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
             chunk = Program(*[jnp.asarray(x[idx]) for x in progs])
             if self.mesh is not None:
@@ -134,9 +190,11 @@ class Evaluator:
         self._evals: dict = {}
 
     def build(self, entries, split: str, chunk: int, space=None, network=None, **kw) -> SplitEval:
+        """A :class:`SplitEval`; its calls never exceed the run's (memory-capped) chunk."""
+        kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(self.chunk)))
         return SplitEval.build(self.space if space is None else space, entries,
-                               self.network if network is None else network, self.fit, split, chunk,
-                               devices=self.devices, spiking=self.spiking, **kw)
+                               self.network if network is None else network, self.fit, split,
+                               min(chunk, self.chunk), devices=self.devices, spiking=self.spiking, **kw)
 
     def split(self, split: str, chunk: int | None = None) -> SplitEval | None:
         chunk = chunk or self.chunk
@@ -144,7 +202,8 @@ class Evaluator:
         if key not in self._evals:
             if not self.tasks[split]:
                 return None
-            self._evals[key] = self.build(self.tasks[split], split, chunk)
+            small = self.cfg.hall_of_fame.select_top_k if split == "select" else None
+            self._evals[key] = self.build(self.tasks[split], split, chunk, small=small or None)
         return self._evals[key]
 
     def hurdle(self) -> SplitEval | None:
@@ -172,8 +231,7 @@ class Evaluator:
         return self._evals["choice"]
 
     def complexities(self, progs: Program) -> np.ndarray:
-        progs = np_prog(progs)
-        return np.array([complexity(index(progs, i), self.space) for i in range(progs.term_on.shape[0])], np.int64)
+        return complexities(np_prog(progs), self.space)
 
     # --- search fitness through the FEC cache ------------------------------------------------------------------
     def evaluate(self, state: SearchState, progs: Program, use_fec: bool, chunk: int | None = None) -> Evaluated:
@@ -249,4 +307,4 @@ class Evaluator:
         state.counters["n_select"] = state.counters.get("n_select", 0) + len(pick)
 
 
-__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds"]
+__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET"]

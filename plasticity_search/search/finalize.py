@@ -63,7 +63,7 @@ def finalize(search, state: SearchState) -> HallOfFame:
     best_local = choose_best([cf[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
     rest = sorted((i for k, i in enumerate(front) if k != best_local), key=lambda i: -_fin(cf[i]))
     order = [front[best_local]] + rest
-    baselines, base_curves = search.score_baselines(cmp_split, min_size=len(progs.term_on))
+    baselines, base_curves = search.score_baselines(cmp_split, min_size=len(progs.term_on))   # shares their compile
     inf = dict(info(search, state), compared_on=cmp_split,
                choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local]))
     if cand_curves is not None:
@@ -138,8 +138,9 @@ def score_baselines(search, split: str = "final", min_size: int = 0) -> tuple[li
     def evaluator_for(space, network, n):
         if space is search.space and network == net:
             return search.choice_evaluator() if split == "select" else search.evaluator(split)
+        # a baseline outside the run's space or network has its own compile: a batch of exactly its size
         return search.evaluators.build(search.evaluators.choice_entries(split), split, max(n, 1), space=space,
-                                       network=network)
+                                       network=network, floor=1)
 
     return _score_baselines(bls, evaluator_for, search.fit, min_size)
 

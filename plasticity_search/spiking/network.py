@@ -37,7 +37,8 @@ import jax.numpy as jnp
 
 from ..rules.program import Program, Space
 from .lif import LIFParams, lif_init, lif_step, readout_step
-from .plasticity import RuleHyper, Traces, add_spikes, apply_rule, decay_traces, side_inputs, zero_traces
+from .plasticity import (RuleHyper, Traces, add_spikes, apply_rule, apply_rule_reference, decay_traces, side_inputs,
+                         zero_traces)
 
 __all__ = ["NetSpec", "NetState", "Forward", "init_state", "forward", "learn", "feedback_matrices",
            "reset_neurons", "FEEDBACKS", "READOUTS"]
@@ -179,8 +180,11 @@ def hidden_errors(spec: NetSpec, ws, fw: Forward, e_out, B) -> tuple:
 
 
 def learn(space: Space, prog: Program, hyper: RuleHyper, spec: NetSpec, state: NetState, fw: Forward, e_out,
-          B=(), r=0.0, rbar=0.0, gate=1.0) -> NetState:
+          B=(), r=0.0, rbar=0.0, gate=1.0, reference: bool = False) -> NetState:
     """Steps 1, 3, 4: decay, apply the rule to every layer, add this step's spikes to the traces.
+
+    ``reference=True`` runs the rule through the generic interpreter (:func:`.plasticity.apply_rule_reference`;
+    the same results up to float32 reassociation, slower) -- for parity tests and benchmarks.
 
     The program arrays pass an ``optimization_barrier`` here, inside the caller's time loop, so that XLA does not
     hoist broadcasts of (population-batched) program data out of the loop.
@@ -195,6 +199,7 @@ def learn(space: Space, prog: Program, hyper: RuleHyper, spec: NetSpec, state: N
     post_in = side_inputs(space, "post", {"sy": sy, "ty": tr.ty, "ty2": tr.ty2, "v": jnp.concatenate(fw.v),
                                           "psi": jnp.concatenate(fw.psi), "e": jnp.concatenate(es)}, n_post, glob)
     pre_in = side_inputs(space, "pre", {"sx": sx, "tx": tr.tx, "tx2": tr.tx2}, n_pre, glob)
-    ws, eligs, _, _ = apply_rule(space, prog, hyper, post_in, pre_in, state.ws, eligs, spec.post_sizes,
-                                 spec.pre_sizes, gate)
+    apply = apply_rule_reference if reference else apply_rule
+    ws, eligs, _, _ = apply(space, prog, hyper, post_in, pre_in, state.ws, eligs, spec.post_sizes, spec.pre_sizes,
+                            gate)
     return state._replace(ws=ws, eligs=eligs, tr=add_spikes(tr, sx, sy))

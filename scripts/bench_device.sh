@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One prepared run of the throughput benchmarks on an accelerator machine (issue 13, section 6): the inner loop
+# (symbolic vs hand-written, P up to 8192), the spiking interpreter, the end-to-end search against the inner loop at
+# population >= 1024, the batch knee for `search.children: auto`, chunk invariance on the device, and the quickstart's
+# phases. Each part has its own time limit and writes JSON to $OUT (or ./bench_out); a part that fails or times out
+# does not stop the others. Run from the repository root:
+#
+#     OUT=/tmp/out bash scripts/bench_device.sh [quick]
+#
+# `quick` shrinks every size (a smoke run of the script itself on a CPU).
+set -u
+OUT=${OUT:-bench_out}
+mkdir -p "$OUT"
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$(pwd)" PYTHONUNBUFFERED=1 WANDB_MODE=disabled
+export PLASTICITY_SEARCH_JAX_CACHE=0        # cold compile times: a bare machine has no cache anyway
+Q=${1:-}
+part() {   # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  local t0=$(date +%s)
+  timeout "$secs" "$@" > "$OUT/$name.json" 2> "$OUT/$name.err"
+  local rc=$?
+  echo "== $name rc=$rc $(( $(date +%s) - t0 )) s"
+  tail -c 1500 "$OUT/$name.json"; echo; grep -v "^WARNING\|^I0000\|^W0000" "$OUT/$name.err" | tail -5
+}
+python -c "import jax; print(jax.devices(), jax.__version__)"
+if [ "$Q" = quick ]; then
+  part inner 120 python scripts/bench_inner_loop.py --pops 64 --steps 200 --repeats 2 --fa-rows --legacy --json
+  part spiking 120 python scripts/bench_spiking.py --pop 16 --steps 200 --repeats 2 --json
+  part search 300 python scripts/bench_search.py --population 128 --children 64 --generations 3 --repeats 2 --json
+  part knee 300 python scripts/bench_search.py --knee 8 16 32 --steps 100 --repeats 2 --json
+  part chunks 200 python scripts/bench_search.py --chunk-check 64 --json
+else
+  part inner 130 python scripts/bench_inner_loop.py --pops 64 8192 --steps 1000 --repeats 3 --fa-rows --legacy --json
+  part search 80 python scripts/bench_search.py --population 2048 --children 1024 --generations 8 --repeats 3 --json
+  part knee 50 python scripts/bench_search.py --knee 64 256 1024 4096 16384 --steps 200 --repeats 2 --json
+  part spiking 60 python scripts/bench_spiking.py --pop 64 1024 --steps 1000 --repeats 2 --json
+  part search_big 60 python scripts/bench_search.py --population 16384 --children 8192 --generations 6 --repeats 2 --json
+  part knee_deep 40 python scripts/bench_search.py --knee 64 256 1024 4096 --hidden-layers 170 130 100 70 --seeds 4 --steps 100 --repeats 2 --json
+  part chunks 25 python scripts/bench_search.py --chunk-check 256 --json
+fi
+ls -la "$OUT"

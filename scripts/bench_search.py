@@ -1,0 +1,293 @@
+"""End-to-end search throughput against the inner loop alone, on the same population shape, in one run.
+
+Workload: online digits (64-H-10 tanh/softmax, FA feedback, T steps, S seeds per task), the quickstart's rule space,
+regularized evolution with ``--children`` candidates per generation out of ``--population``. Two measurements, side
+by side in one process:
+
+(a) **inner loop alone**: the search's own compiled evaluator on ``children`` different random programs with the
+    search split's data (median of ``--repeats`` calls after compilation);
+(b) **the whole search** through the runs layer (``plasticity-search run``): mutation, FEC hashing and cache,
+    archive, selection, select re-scoring, metrics lines and a checkpoint after every generation. It runs twice in
+    the process; the second run (everything compiled) gives the steady state = the wall time from the end of
+    generation 1 to the end of the last generation, measured from the outside with the metrics lines' arrival
+    times; the first gives the whole cold run (compile and finalize included).
+
+Throughput counts *evaluated* candidates (FEC hits cost no inner loop), in candidates/s and candidate-steps/s
+(x steps x seeds). The ratio ``end_to_end_over_inner`` is the share of the inner loop's throughput the search keeps.
+
+    python scripts/bench_search.py [--population 2048] [--children 1024] [--hidden 32] [--steps 200] [--seeds 2]
+                                   [--generations 6] [--repeats 3] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
+
+
+def config(args) -> dict:
+    import yaml
+
+    with open(os.path.join(ROOT, "search_spaces", "quickstart.yaml")) as f:
+        space = yaml.safe_load(f)["space"]
+    return {
+        "name": "bench_search", "seed": 0, "space": space,
+        "search": {"strategy": "regularized_evolution", "population": args.population, "children": args.children,
+                   "tournament": 8},
+        "network": {"hidden": [args.hidden], "activation": "tanh", "feedback": "fa", "lr": 0.05},
+        "tasks": {"search": [{"task": "digits", "seeds": args.seeds, "steps": args.steps}],
+                  "select": [{"task": "digits", "seeds": args.seeds, "steps": args.steps}],
+                  "final": [{"task": "digits", "seeds": args.seeds, "steps": args.steps}]},
+        "fitness": {"metric": "final_accuracy"},
+        "hall_of_fame": {"select_seeds": None},
+        "baselines": [],
+        "generalization": {"at_end": False},
+        "budget": {"generations": args.generations},
+    }
+
+
+def inner_alone(cfg, repeats: int) -> dict:
+    """The search's own search-split evaluator on ``children`` random programs (one compiled shape)."""
+    import jax
+    import numpy as np
+
+    from plasticity_search.rules import random_population
+    from plasticity_search.search.engine import Search
+
+    search = Search(cfg)
+    ev = search.evaluator("search")
+    n = cfg.search.children
+    pops = [jax.tree.map(np.asarray, random_population(jax.random.key(100 + i), search.space, n, 3))
+            for i in range(repeats + 1)]
+    t0 = time.perf_counter()
+    ev.evaluate(pops[0])
+    first = time.perf_counter() - t0
+    times = []
+    for p in pops[1:]:
+        t0 = time.perf_counter()
+        ev.evaluate(p)
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"compile_s": first - med, "call_s": med, "candidates_per_s": n / med}
+
+
+def knee(cfg, sizes, repeats: int) -> list[dict]:
+    """Inner-loop throughput against the batch (candidates per compiled call): where the device saturates."""
+    import jax
+    import numpy as np
+
+    from plasticity_search.rules import random_population
+    from plasticity_search.search.engine import Search
+
+    search = Search(cfg)
+    rows = []
+    for n in sizes:
+        ev = search.evaluators.build(search.tasks["search"], "search", n)
+        pops = [jax.tree.map(np.asarray, random_population(jax.random.key(7 + i), search.space, n, 3))
+                for i in range(repeats + 1)]
+        t0 = time.perf_counter()
+        ev.evaluate(pops[0])
+        first = time.perf_counter() - t0
+        times = []
+        for p in pops[1:]:
+            t0 = time.perf_counter()
+            ev.evaluate(p)
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        rows.append({"batch": n, "candidates_per_s": n / med, "compile_s": first - med})
+    return rows
+
+
+def phases(path: str, plots: bool = True) -> dict:
+    """A real ``run`` of a config file: wall time before the first generation (setup, compile, initial
+    population), in generations (first generation start to last generation end) and after (finalize, baselines,
+    generalization, report)."""
+    from plasticity_search.runs.runner import execute, plan_run
+    import plasticity_search.runs.runner as runner
+    import plasticity_search.search.engine as engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = plan_run(path, out=os.path.join(tmp, "run"), wandb="disabled", plots=plots)
+        marks: dict = {}
+        orig_step = engine.Search.step
+
+        def step(self, state):
+            marks.setdefault("first_step", time.perf_counter())
+            out = orig_step(self, state)
+            marks["last_step_end"] = time.perf_counter()
+            return out
+
+        engine.Search.step = step
+        t0 = time.perf_counter()
+        try:
+            res = execute(plan, progress=False, log=lambda s: None)
+        finally:
+            engine.Search.step = orig_step
+        total = time.perf_counter() - t0
+        lines = [json.loads(x) for x in open(os.path.join(plan.run_dir, "metrics.jsonl"))]
+    steps = sum(float(m["wall_time_s"]) for m in lines)
+    before = marks["first_step"] - t0
+    after = t0 + total - marks["last_step_end"]
+    return {"config": path, "generations": res.generations_done, "total_s": total, "before_s": before,
+            "generations_s": total - before - after, "after_s": after, "engine_steps_s": steps,
+            "between_steps_share": (total - before - after - steps) / max(total - before - after, 1e-9),
+            "outside_share": (before + after) / total}
+
+
+def chunk_check(cfg, n: int) -> dict:
+    """The same ``n`` random programs evaluated in calls of 8, 16, 32 and ``n``: are the metrics bit-identical?
+    (Runs use batch sizes that are powers of two from 16: evaluator.buckets.)"""
+    import jax
+    import numpy as np
+
+    from plasticity_search.rules import random_population
+    from plasticity_search.search.engine import Search
+
+    search = Search(cfg)
+    pop = jax.tree.map(np.asarray, random_population(jax.random.key(3), search.space, n, 3))
+    out = {}
+    for c in (8, 16, 32, n):
+        ev = search.evaluators.build(search.tasks["search"], "search", c)
+        out[c] = ev.evaluate(pop)[1][0]
+    ref = out[n]
+    res = {}
+    for c in (8, 16, 32):
+        diffs = [float(np.nanmax(np.abs(out[c][k] - ref[k]))) if np.isfinite(ref[k]).any() else 0.0 for k in ref]
+        res[str(c)] = {"identical": all(np.array_equal(out[c][k], ref[k], equal_nan=True) for k in ref),
+                       "max_abs_diff": max(diffs)}
+    return {"n": n, "vs_one_call": res}
+
+
+def whole_search(cfg_dict: dict) -> dict:
+    """A real ``run`` (runs layer, checkpoint every generation); generation times from metrics-line arrivals."""
+    from plasticity_search.runs.runner import execute, plan_run
+
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.yaml")
+        with open(path, "w") as f:
+            yaml.safe_dump(cfg_dict, f)
+        run_dir = os.path.join(tmp, "run")
+        plan = plan_run(path, out=run_dir, wandb="disabled", plots=False)
+        stamps: list[float] = []
+        t0 = time.perf_counter()
+        import plasticity_search.runs.runner as runner
+
+        orig = runner.append_metrics
+
+        def stamped(d, m):          # the moment each generation's metrics line is written
+            orig(d, m)
+            stamps.append(time.perf_counter())
+
+        runner.append_metrics = stamped
+        try:
+            res = execute(plan, progress=False, log=lambda s: None)
+        finally:
+            runner.append_metrics = orig
+        total = time.perf_counter() - t0
+        lines = [json.loads(x) for x in open(os.path.join(run_dir, "metrics.jsonl"))]
+        ckpt_bytes = sum(os.path.getsize(os.path.join(run_dir, "checkpoints", f))
+                         for f in os.listdir(os.path.join(run_dir, "checkpoints")))
+    evaluated = [int(m["n_evaluated"]) for m in lines]
+    step_s = [float(m["wall_time_s"]) for m in lines]
+    n_steady = evaluated[-1] - evaluated[0]
+    steady_s = stamps[-1] - stamps[0]
+    return {"generations": res.generations_done, "total_s": total, "first_generation_end_s": stamps[0] - t0,
+            "finalize_s": t0 + total - stamps[-1], "steady_s": steady_s,
+            "steady_step_s": sum(step_s[1:]), "evaluated_steady": n_steady,
+            "candidates_per_s": n_steady / steady_s if steady_s > 0 else 0.0,
+            "fec_hit_rate": lines[-1].get("fec_hit_rate"), "checkpoint_bytes": ckpt_bytes}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--population", type=int, default=2048)
+    ap.add_argument("--children", type=int, default=1024)
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--generations", type=int, default=6)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--knee", type=int, nargs="*", default=None,
+                    help="only the inner loop's throughput at these batch sizes (where the device saturates)")
+    ap.add_argument("--hidden-layers", type=int, nargs="*", default=None,
+                    help="hidden widths (default: one layer of --hidden)")
+    ap.add_argument("--chunk-check", type=int, default=None, metavar="N",
+                    help="only check that N programs give identical metrics in calls of 8, 16, 32 and N")
+    ap.add_argument("--config", default=None,
+                    help="only run this config (runs layer) and report the wall time before, in and after its "
+                         "generations")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    os.environ.setdefault("WANDB_MODE", "disabled")
+
+    import jax
+
+    from plasticity_search.search.config import load_config
+
+    if args.config:
+        r = phases(args.config)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"{args.config}: {r['total_s']:.1f} s, {r['generations']} generations; before the first "
+                  f"{r['before_s']:.1f} s, generations {r['generations_s']:.1f} s, after {r['after_s']:.1f} s; "
+                  f"outside generations {r['outside_share']:.0%}; within generations, outside the engine's steps "
+                  f"(checkpoints, metrics, logging) {r['between_steps_share']:.0%}")
+        return
+    d = config(args)
+    if args.hidden_layers:
+        d["network"]["hidden"] = list(args.hidden_layers)
+    cfg = load_config(d)
+    if args.chunk_check:
+        print(json.dumps({"device": jax.devices()[0].device_kind, **chunk_check(cfg, args.chunk_check)}, indent=2))
+        return
+    if args.knee is not None:
+        rows = knee(cfg, args.knee or [8, 16, 32, 64, 128, 256, 512, 1024], args.repeats)
+        if args.json:
+            print(json.dumps({"device": jax.devices()[0].device_kind, "network": d["network"]["hidden"],
+                              "seeds": args.seeds, "steps": args.steps, "knee": rows}, indent=2))
+        else:
+            top = max(r["candidates_per_s"] for r in rows)
+            for r in rows:
+                print(f"batch {r['batch']:6d}: {r['candidates_per_s']:10.1f} cand/s ({r['candidates_per_s'] / top:.2f} "
+                      f"of the best), compile {r['compile_s']:.1f} s")
+        return
+    per_cand = args.steps * args.seeds
+    inner = inner_alone(cfg, args.repeats)
+    cold = whole_search(d)          # compiles what the inner loop did not (select, buckets, finalize)
+    e2e = whole_search(d)           # the same run again: steady state without compilation
+    e2e["cold_total_s"] = cold["total_s"]
+    out = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+           "population": args.population, "children": args.children, "hidden": args.hidden, "steps": args.steps,
+           "seeds": args.seeds,
+           "inner": {**inner, "candidate_steps_per_s": inner["candidates_per_s"] * per_cand},
+           "search": {**e2e, "candidate_steps_per_s": e2e["candidates_per_s"] * per_cand},
+           "end_to_end_over_inner": e2e["candidates_per_s"] / inner["candidates_per_s"]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"device {out['device']} ({out['platform']}); population {args.population}, children {args.children}, "
+          f"64-{args.hidden}-10, {args.steps} steps x {args.seeds} seeds")
+    print(f"inner loop alone : {inner['candidates_per_s']:10.1f} cand/s  "
+          f"{out['inner']['candidate_steps_per_s']:12.0f} cand-steps/s  (compile {inner['compile_s']:.1f} s)")
+    print(f"whole search     : {e2e['candidates_per_s']:10.1f} cand/s  "
+          f"{out['search']['candidate_steps_per_s']:12.0f} cand-steps/s  (steady {e2e['steady_s']:.1f} s over "
+          f"{e2e['generations'] - 1} generations, engine steps {e2e['steady_step_s']:.1f} s, fec hits "
+          f"{e2e['fec_hit_rate']:.2f})")
+    print(f"whole run        : {e2e['cold_total_s']:.1f} s cold, {e2e['total_s']:.1f} s warm (first generation done at "
+          f"{e2e['first_generation_end_s']:.1f} s, "
+          f"finalize {e2e['finalize_s']:.1f} s, checkpoints {e2e['checkpoint_bytes'] / 1e6:.2f} MB)")
+    print(f"end_to_end_over_inner = {out['end_to_end_over_inner']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""Filling the device without changing results: chunked evaluation (any chunk gives the same hall of fame), the
+least-padding call plan, ``search.children: auto``, the memory cap, and ``budget.time_limit_s`` counting wall time."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+from plasticity_search.search import Search, load_config, run_search
+from plasticity_search.search import autosize
+from plasticity_search.search.config import ConfigError
+from plasticity_search.search.evaluator import SplitEval
+
+PCA = {"task": "pca", "seeds": 2, "steps": 100}
+DIGITS = {"task": "digits", "seeds": 2, "steps": 60}
+TINY = {
+    "name": "tiny",
+    "space": {"post_vars": ["y"], "pre_vars": ["x"], "ops": ["add", "sub", "mul"], "syn": ["1", "w"],
+              "n_post": 2, "n_pre": 1, "n_terms": 3},
+    "search": {"population": 16, "tournament": 2, "children": 8},
+    "tasks": {"search": [PCA], "select": [PCA], "final": [PCA]},
+    "fitness": {"penalties": [{"metric": "weight_norm", "target": 1.0, "weight": 1.0}]},
+    "budget": {"generations": 4},
+}
+
+
+def _hof(cfg):
+    doc = run_search(cfg).to_json()
+    doc["info"].pop("wall_time_s")
+    return json.dumps(doc, sort_keys=True)
+
+
+# --- chunked evaluation ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tasks", [PCA, DIGITS], ids=["pca", "digits"])
+def test_tiny_chunk_gives_the_same_hall_of_fame(tasks):
+    """Every candidate is computed independently of its batch: 64 children evaluated in calls of 16, 17 (-> 16) or
+    32 give exactly the hall of fame of one call of 64 (buckets are powers of two from 16, see evaluator.buckets)."""
+    over = {"tasks.search": [tasks], "tasks.select": [tasks], "tasks.final": [tasks]}
+    if tasks is DIGITS:
+        over.update({"fitness.penalties": [], "network.hidden": [8], "budget.generations": 2})
+    ref = _hof(load_config(TINY, {**over, "search.population": 128, "search.children": 64}))
+    for chunk in (16, 17, 32):
+        got = _hof(load_config(TINY, {**over, "search.population": 128, "search.children": 64,
+                                      "budget.chunk": chunk}))
+        assert got == ref, chunk
+
+
+def test_buckets_are_powers_of_two():
+    from plasticity_search.search.evaluator import buckets
+    assert buckets(32) == [16, 32]
+    assert buckets(48) == [16, 32]             # 48 children run as 32 + 16: no padding, same shapes
+    assert buckets(1) == [16] and buckets(3) == [16]
+    assert buckets(1024, small=4) == [16, 256, 512, 1024]
+    assert buckets(128, small=4) == [32, 64, 128]      # 16 * 16 > 128: no extra bucket
+    assert buckets(1024, floor=2) == [256, 512, 1024] and buckets(3, floor=2) == [2]
+
+
+def test_plan_covers_every_program_with_least_padding():
+    ev = SplitEval.__new__(SplitEval)
+    for buckets, small in (([256, 512, 1024], None), ([4, 256, 512, 1024], 4), ([8, 16, 32], None), ([1], None)):
+        # (the plan works for any sorted sizes; runs use evaluator.buckets)
+        ev.buckets, ev.small = buckets, small
+        ev.__dict__.pop("_plans", None)
+        for n in [1, 3, 4, 5, 9, 20, 31, 100, 257, 700, 1024, 1025, 3000]:
+            plan = ev.plan(n)
+            assert sum(m for m, _ in plan) == n
+            assert all(m <= size and size in buckets for m, size in plan)
+            big = [b for b in buckets if b != small]
+            # padding stays below the smallest regular bucket
+            assert sum(size - m for m, size in plan) < big[0] or n <= (small or 0)
+    ev.buckets, ev.small = [256, 512, 1024], None
+    ev.__dict__.pop("_plans", None)
+    assert ev.plan(700) in ([(256, 256), (444, 512)], [(512, 512), (188, 256)])   # 768 padded, never 1024
+    ev.buckets, ev.small = [4, 256, 512, 1024], 4
+    ev.__dict__.pop("_plans", None)
+    assert ev.plan(4) == [(4, 4)]           # the select re-scoring of 4 candidates is not padded to 256
+    assert ev.plan(20) == [(20, 256)]       # a slice of a big batch never runs as 4-candidate calls
+
+
+def test_select_rescoring_gets_its_own_small_bucket():
+    cfg = load_config(TINY, {"search.population": 128, "search.children": 64, "hall_of_fame.select_top_k": 4})
+    s = Search(cfg)
+    assert s.evaluator("select").buckets == [16, 32, 64]       # 16 (4 rounded up to the floor) * 16 > 64
+    cfg = load_config(TINY, {"search.population": 512, "search.children": 256, "hall_of_fame.select_top_k": 4})
+    s = Search(cfg)
+    assert s.evaluator("select").buckets == [16, 64, 128, 256]
+    assert s.evaluator("select").plan(4) == [(4, 16)]         # not padded to 64
+    assert s.evaluator("search").buckets == [64, 128, 256]
+
+
+# --- auto sizes ----------------------------------------------------------------------------------------------------
+def test_auto_batch_known_answers():
+    what, knee = autosize.KNEE["cpu"]
+    assert what == "work"                                                     # CPU: by arithmetic
+    assert autosize.auto_batch(knee, plat="cpu") == autosize.MIN_AUTO          # one candidate saturates: the floor
+    assert autosize.auto_batch(knee // 64, plat="cpu") == 64
+    assert autosize.auto_batch(knee // 100, plat="cpu") == 128                 # rounded up to a power of two
+    assert autosize.auto_batch(1, plat="cpu") == autosize.MAX_AUTO
+    assert autosize.auto_batch(knee // 64, devices=4, plat="cpu") == 256       # per device
+    what, knee = autosize.KNEE["gpu"]
+    assert what == "networks"                                                 # GPU: by networks side by side
+    assert autosize.auto_batch(10 ** 9, instances=knee // 1024, plat="gpu") == 1024
+    assert autosize.auto_batch(1, instances=knee // 1024, plat="gpu") == 1024  # work does not matter there
+    assert autosize.auto_batch(1, instances=4, plat="gpu") == knee // 4
+
+
+def test_children_auto_resolves_to_numbers_in_the_config():
+    cfg = load_config(TINY, {"search.children": "auto", "search.population": "auto"})
+    c, p = cfg.search.children, cfg.search.population
+    assert autosize.MIN_AUTO <= c <= autosize.MAX_AUTO and c & (c - 1) == 0
+    assert p == max(64, 2 * c)
+    d = cfg.to_dict()
+    assert d["search"]["children"] == c and d["search"]["population"] == p    # the run's config.yaml has numbers
+    assert load_config(d) == cfg
+    # an explicit population bounds auto children
+    assert load_config(TINY, {"search.children": "auto", "search.population": 16}).search.children == 16
+    # more work per candidate -> fewer children
+    wide = load_config(TINY, {"search.children": "auto", "search.population": "auto",
+                              "tasks.search": [{"task": "digits", "seeds": 8, "steps": 50}],
+                              "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+                              "network.hidden": [256, 256]})
+    assert wide.search.children < c
+
+
+@pytest.mark.parametrize("value", ["Auto", "max", ""])
+def test_children_bad_string_is_one_line(value):
+    with pytest.raises(ConfigError, match=r"^search.children: expected int or auto"):
+        load_config(TINY, {"search.children": value})
+
+
+def test_memory_caps_the_chunk():
+    # one candidate of a 64-100-10 net on 2 digits instances needs ~1 MB of weights: a 64 MB limit holds fewer
+    # than the 1024 a search would ask for, a 64 GB limit holds them all
+    entries = [(64, 10, 2, 100, 250)]
+    small = autosize.memory_chunk(entries, (100,), True, limit=64 << 20)
+    large = autosize.memory_chunk(entries, (100,), True, limit=64 << 30)
+    assert 1 <= small < 1024 < large
+    assert autosize.memory_chunk(entries, (100,), True, limit=1 << 10) == 0
+
+
+# --- wall-time budget ----------------------------------------------------------------------------------------------
+def test_time_limit_counts_wall_time_between_generations():
+    """Work outside the engine's step (checkpoints, logging) counts towards budget.time_limit_s."""
+    s = Search(load_config(TINY, {"budget.time_limit_s": 0.6, "budget.generations": 100}))
+    st = s.init()
+    st, _ = s.step(st)
+    before = st.counters["elapsed_s"]
+    time.sleep(0.7)
+    st, m = s.step(st)
+    assert st.counters["elapsed_s"] >= before + 0.7
+    assert s.stop_reason(st) == "time_limit"
+    assert np.isfinite(m["wall_time_s"])
+
+
+# --- vectorised bookkeeping (what a generation does besides the inner loop) ---------------------------------------
+@pytest.mark.parametrize("space_name", ["quickstart", "wide"])
+def test_batched_complexity_and_hashes_equal_the_per_program_ones(space_name):
+    import hashlib
+
+    import jax
+
+    from plasticity_search.rules import mutation
+    from plasticity_search.rules.fec import _quantize, fec_hashes, probe_outputs
+    from plasticity_search.rules.program import Space, complexities, complexity, index, liveness, liveness_batch
+    from plasticity_search.search.state import np_prog
+
+    if space_name == "quickstart":
+        space = Space.from_dict({"post_vars": ["y", "e"], "pre_vars": ["x", "e_pre"], "ops": ["add", "sub", "mul"],
+                                 "syn": ["1", "w"], "n_post": 1, "n_pre": 1, "n_terms": 3})
+    else:
+        space = Space.from_dict({"post_vars": ["y", "a", "e"], "pre_vars": ["x", "xbar"], "global_vars": ["r"],
+                                 "ops": ["add", "sub", "mul", "cmul", "square", "tanh", "div"],
+                                 "syn": ["1", "w", "w2"], "n_post": 4, "n_pre": 3, "n_terms": 5})
+    pop = np_prog(mutation.random_population(jax.random.key(0), space, 300, 3))
+    # mutated programs too: dead instructions, removed terms, zero coefficients
+    kids = np_prog(jax.vmap(lambda k, p: mutation.mutate(k, p, space))(
+        jax.random.split(jax.random.key(1), 300), pop))
+    for progs in (pop, kids):
+        lp, lq, t = liveness_batch(progs, space)
+        got = complexities(progs, space)
+        for i in range(300):
+            a, b, c = liveness(index(progs, i), space)
+            np.testing.assert_array_equal(lp[i], a)
+            np.testing.assert_array_equal(lq[i], b)
+            np.testing.assert_array_equal(t[i], c)
+            assert got[i] == complexity(index(progs, i), space)
+        assert len(set(got.tolist())) > 2
+        dw, _ = probe_outputs(progs, space)
+        ref = [hashlib.blake2b(_quantize(dw[i]).tobytes(), digest_size=12).hexdigest() for i in range(300)]
+        assert fec_hashes(progs, space) == ref
