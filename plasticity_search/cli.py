@@ -75,8 +75,12 @@ def cmd_rules(args) -> int:
         return 0
     w = max(len(r["name"]) for r in out)
     for r in out:
-        print(f"{r['name']:<{w}}  {r['model']:<8} {rule_equation(r['formula'])}")
-        print(f"{'':<{w}}  {'':<8} {r['reference']}")
+        eq = rule_equation(r["formula"])
+        if r["params"]:     # a parametrised rule: its formula with the parameter names and their defaults
+            vals = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
+            eq += f"   (from {r['formula_params']}; {vals})"
+        print(f"{r['name']:<{w}}  {r['model']:<8} {eq}")
+        print(f"{'':<{w}}  {'':<8} variables: {', '.join(r['variables']) or '-'}   {r['reference']}")
     return 0
 
 
@@ -128,11 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    s = sub.add_parser("rules", help="list the known rules (name, formula, variables, reference)")
+    s = sub.add_parser("rules", help="list the known rules (name, formula, variables, reference)",
+                       description="List the known rules: name, model (rate or spiking), the update with its "
+                                   "parameters and their defaults, the local variables it reads, and the reference. "
+                                   "Any name listed here can be given wherever a RULE is taken.")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_rules)
 
-    s = sub.add_parser("tasks", help="list the tasks (name, kind, description)")
+    s = sub.add_parser("tasks", help="list the tasks (name, kind, description)",
+                       description="List the tasks a config or --task can name: name, kind (rate or spiking) and "
+                                   "what is learned; idx:PATH reads MNIST-style IDX files you provide.")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_tasks)
 

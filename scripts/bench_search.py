@@ -53,18 +53,15 @@ def config(args) -> dict:
     }
 
 
-def inner_alone(cfg, repeats: int) -> dict:
-    """The search's own search-split evaluator on ``children`` random programs (one compiled shape)."""
+def timed_calls(search, ev, n: int, repeats: int, seed: int) -> dict:
+    """``ev.evaluate`` on ``repeats + 1`` populations of ``n`` different random programs: the first call's extra
+    time (compilation) and the median of the others."""
     import jax
     import numpy as np
 
     from plasticity_search.rules import random_population
-    from plasticity_search.search.engine import Search
 
-    search = Search(cfg)
-    ev = search.evaluator("search")
-    n = cfg.search.children
-    pops = [jax.tree.map(np.asarray, random_population(jax.random.key(100 + i), search.space, n, 3))
+    pops = [jax.tree.map(np.asarray, random_population(jax.random.key(seed + i), search.space, n, 3))
             for i in range(repeats + 1)]
     t0 = time.perf_counter()
     ev.evaluate(pops[0])
@@ -78,30 +75,24 @@ def inner_alone(cfg, repeats: int) -> dict:
     return {"compile_s": first - med, "call_s": med, "candidates_per_s": n / med}
 
 
+def inner_alone(cfg, repeats: int) -> dict:
+    """The search's own search-split evaluator on ``children`` random programs (one compiled shape)."""
+    from plasticity_search.search.engine import Search
+
+    search = Search(cfg)
+    return timed_calls(search, search.evaluator("search"), cfg.search.children, repeats, 100)
+
+
 def knee(cfg, sizes, repeats: int) -> list[dict]:
     """Inner-loop throughput against the batch (candidates per compiled call): where the device saturates."""
-    import jax
-    import numpy as np
-
-    from plasticity_search.rules import random_population
     from plasticity_search.search.engine import Search
 
     search = Search(cfg)
     rows = []
     for n in sizes:
         ev = search.evaluators.build(search.tasks["search"], "search", n)
-        pops = [jax.tree.map(np.asarray, random_population(jax.random.key(7 + i), search.space, n, 3))
-                for i in range(repeats + 1)]
-        t0 = time.perf_counter()
-        ev.evaluate(pops[0])
-        first = time.perf_counter() - t0
-        times = []
-        for p in pops[1:]:
-            t0 = time.perf_counter()
-            ev.evaluate(p)
-            times.append(time.perf_counter() - t0)
-        med = statistics.median(times)
-        rows.append({"batch": n, "candidates_per_s": n / med, "compile_s": first - med})
+        r = timed_calls(search, ev, n, repeats, 7)
+        rows.append({"batch": n, "candidates_per_s": r["candidates_per_s"], "compile_s": r["compile_s"]})
     return rows
 
 

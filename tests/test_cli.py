@@ -34,6 +34,22 @@ def test_help_everywhere():
     for cmd in ([], ["rules"], ["tasks"], ["export"]):
         r = run(*cmd, "--help")
         assert r.returncode == 0 and "usage" in r.stdout.lower()
+    for cmd in (["rules"], ["tasks"]):          # a description, not only the options
+        r = run(*cmd, "--help")
+        assert ("List the known rules" if cmd == ["rules"] else "List the tasks") in r.stdout
+
+
+def test_rules_text_shows_variables_and_family_parameters():
+    r = run("rules")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    st = next(i for i, ln in enumerate(lines) if ln.startswith("shervani_tabar "))
+    # the family's terms and defaults, not only its default update (which equals fa)
+    assert "th1*e*e_pre" in lines[st] and "th0=1" in lines[st] and "th1=0" in lines[st]
+    assert "variables: e, e_pre, w, x, y" in lines[st + 1]
+    fa = next(i for i, ln in enumerate(lines) if ln.startswith("fa "))
+    assert "variables: e, x" in lines[fa + 1]
+    assert sum("variables:" in ln for ln in lines) == len(RULES)
 
 
 def test_export_injection_rejected(tmp_path):

@@ -50,8 +50,8 @@ def test_buckets_are_powers_of_two():
     assert buckets(32) == [16, 32]
     assert buckets(48) == [16, 32]             # 48 children run as 32 + 16: no padding, same shapes
     assert buckets(1) == [16] and buckets(3) == [16]
-    assert buckets(1024, small=4) == [16, 256, 512, 1024]
-    assert buckets(128, small=4) == [32, 64, 128]      # 16 * 16 > 128: no extra bucket
+    assert buckets(1024, small=4) == [4, 256, 512, 1024]   # the select re-scoring of 4 has its own size
+    assert buckets(32, small=4) == [4, 16, 32] and buckets(16, small=16) == [16]
     assert buckets(1024, floor=2) == [256, 512, 1024] and buckets(3, floor=2) == [2]
 
 
@@ -75,17 +75,18 @@ def test_plan_covers_every_program_with_least_padding():
     ev.__dict__.pop("_plans", None)
     assert ev.plan(4) == [(4, 4)]           # the select re-scoring of 4 candidates is not padded to 256
     assert ev.plan(20) == [(20, 256)]       # a slice of a big batch never runs as 4-candidate calls
+    assert ev.plan(1025) == [(1024, 1024), (1, 256)]
 
 
 def test_select_rescoring_gets_its_own_small_bucket():
     cfg = load_config(TINY, {"search.population": 128, "search.children": 64, "hall_of_fame.select_top_k": 4})
     s = Search(cfg)
-    assert s.evaluator("select").buckets == [16, 32, 64]       # 16 (4 rounded up to the floor) * 16 > 64
-    cfg = load_config(TINY, {"search.population": 512, "search.children": 256, "hall_of_fame.select_top_k": 4})
-    s = Search(cfg)
-    assert s.evaluator("select").buckets == [16, 64, 128, 256]
-    assert s.evaluator("select").plan(4) == [(4, 16)]         # not padded to 64
-    assert s.evaluator("search").buckets == [64, 128, 256]
+    assert s.evaluator("select").buckets == [4, 16, 32, 64]
+    assert s.evaluator("select").plan(4) == [(4, 4)]          # not padded to 16
+    assert s.evaluator("select").plan(20) in ([(16, 16), (4, 16)], [(20, 32)])   # never a slice in the small one
+    assert s.evaluator("search").buckets == [16, 32, 64]
+    # a fixed small request (a refinement's ES population of 8, one program) keeps its own size
+    assert s.evaluator("search", 8).buckets == [8] and s.evaluator("search", 1).buckets == [1]
 
 
 # --- auto sizes ----------------------------------------------------------------------------------------------------

@@ -55,7 +55,9 @@ class KnownRule:
 
     @property
     def variables(self) -> list[str]:
-        dw, de = parse_formula(self.formula, self.space, self.params)
+        """The local quantities the rule's formula reads (every parameter taken as nonzero: a family lists the
+        variables of all its terms, also those its defaults switch off)."""
+        dw, de = parse_formula(self.formula, self.space, {k: 1.0 for k in self.params})
         syms = (dw.free_symbols | (de.free_symbols if de != 0 else set()))
         return sorted(s.name for s in syms)
 

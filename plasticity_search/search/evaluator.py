@@ -31,19 +31,27 @@ def _pow2_floor(n: int) -> int:
     return 1 << (max(1, int(n)).bit_length() - 1)
 
 
+def small_bucket(small: int | None, top: int) -> int | None:
+    """The batch of a split's small calls (the per-generation select re-scoring of ``small`` candidates): the power
+    of two holding it, when that is below the largest bucket."""
+    if small is None or small < 1:
+        return None
+    s = 1 << (int(small) - 1).bit_length()
+    return s if s < top else None
+
+
 def buckets(chunk: int, small: int | None = None, floor: int = MIN_BUCKET) -> list[int]:
     """The compiled batch sizes of a split: powers of two, the largest <= ``chunk`` (at least ``floor``), then a
-    half and a quarter of it, none below ``floor``; plus the power of two holding ``small`` (the per-generation
-    select re-scoring) when it is at most 1/16 of the largest. Powers of two from 16 up give every candidate
-    bit-identical results whatever batch it runs in (XLA's CPU vectorisation: a batch of 8 changed the last bit
-    of a reduction; tests/test_search_throughput.py), so ``budget.chunk`` never changes a result."""
+    half and a quarter of it, none below ``floor``; plus :func:`small_bucket`. Powers of two from 16 up give every
+    candidate bit-identical results whatever batch it runs in (XLA's CPU vectorisation: a batch of 8 changed the
+    last bit of a reduction; tests/test_search_throughput.py), and the small bucket does not depend on the chunk,
+    so ``budget.chunk`` never changes a result."""
     floor = max(1, int(floor))
     top = max(_pow2_floor(chunk), floor)
     out = {max(floor, top // 4), max(floor, top // 2), top}
-    if small is not None and small >= 1:
-        s = max(floor, 1 << (int(small) - 1).bit_length())
-        if s * 16 <= top:
-            out.add(s)
+    s = small_bucket(small, top)
+    if s is not None:
+        out.add(s)
     return sorted(out)
 
 
@@ -55,9 +63,8 @@ class SplitEval:
                  small: int | None = None, floor: int = MIN_BUCKET):
         self.space, self.fitness = space, fitness
         self.items = items                       # [(task, evaluator, data, keys)]
-        self.buckets, self.small = buckets(chunk, small, floor), None
-        if small is not None and len(self.buckets) > 3:
-            self.small = self.buckets[0]
+        self.buckets = buckets(chunk, small, floor)
+        self.small = small_bucket(small, self.buckets[-1])
         self.mesh = None
         if devices is not None:
             # shard the population axis over a mesh; chunk sizes become multiples of the device count and the
@@ -66,7 +73,7 @@ class SplitEval:
             self.mesh = dist.population_mesh(devices)
             self.buckets = sorted({dist.padded_size(b, self.mesh) for b in self.buckets})
             if self.small is not None:
-                self.small = self.buckets[0]
+                self.small = dist.padded_size(self.small, self.mesh)
             self.items = [(t, fn, dist.replicate(d, self.mesh), dist.replicate(k, self.mesh))
                           for t, fn, d, k in self.items]
 
@@ -86,30 +93,32 @@ class SplitEval:
         return cls(space, items, fitness, chunk, devices, small, floor)
 
     def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
-        """(programs, padded size) of each compiled call for ``n`` programs: full calls of the largest bucket,
-        then the rest split over the buckets with the least padding (then the fewest calls). An FEC-thinned batch
-        of 700 out of 1024 runs as 512 + 256, not as 1024. ``min_size``: pad a small batch to the bucket of that
-        many programs (equal shapes share one compile)."""
-        top = self.buckets[-1]
+        """(programs, padded size) of each compiled call for ``n`` programs: a batch that fits the small bucket
+        runs in it; otherwise full calls of the largest bucket, then the rest split over the other buckets with
+        the least padding (then the fewest calls). An FEC-thinned batch of 700 out of 1024 runs as 512 + 256, not
+        as 1024. ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one
+        compile)."""
+        if self.small is not None and 0 < n <= self.small and min_size <= self.small:
+            return [(n, self.small)]
+        big = [b for b in self.buckets if b != self.small]
+        top = big[-1]
         out = [(top, top)] * (n // top)
         rest = n % top
         if rest:
             if min_size > rest:
-                size = next(b for b in self.buckets if b >= min(min_size, top))
-                return out + [(rest, size)]
-            out += self._split(rest)
+                return out + [(rest, next(b for b in big if b >= min(min_size, top)))]
+            out += self._split(rest, tuple(big))
         return out
 
-    def _split(self, r: int) -> list[tuple[int, int]]:
-        """Least-padding split of ``r`` < largest bucket into bucket-sized calls (small DP, memoised)."""
+    def _split(self, r: int, big: tuple) -> list[tuple[int, int]]:
+        """Least-padding split of ``r`` < the largest bucket into calls of the ``big`` buckets (a small DP,
+        memoised; the small bucket never takes a slice of a big batch, so no result depends on the chunk)."""
         memo = self.__dict__.setdefault("_plans", {})
         if r not in memo:
-            best = [(r, next(b for b in self.buckets if b >= r))]
-            for b in self.buckets:
-                if self.small is not None and b == self.small:
-                    continue        # the small bucket takes a whole small batch only, never a slice of a big one
+            best = [(r, next(b for b in big if b >= r))]
+            for b in big:
                 if b < r:
-                    cand = [(b, b)] + self._split(r - b)
+                    cand = [(b, b)] + self._split(r - b, big)
                     key = lambda p: (sum(s for _, s in p), len(p))  # noqa: E731
                     if key(cand) < key(best):
                         best = cand
@@ -191,7 +200,9 @@ class Evaluator:
 
     def build(self, entries, split: str, chunk: int, space=None, network=None, **kw) -> SplitEval:
         """A :class:`SplitEval`; its calls never exceed the run's (memory-capped) chunk."""
-        kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(self.chunk)))
+        # the run's big batches start at MIN_BUCKET; a smaller fixed request (a refinement's ES population, one
+        # program) keeps its own size: it never depends on budget.chunk
+        kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(min(chunk, self.chunk))))
         return SplitEval.build(self.space if space is None else space, entries,
                                self.network if network is None else network, self.fit, split,
                                min(chunk, self.chunk), devices=self.devices, spiking=self.spiking, **kw)
