@@ -28,7 +28,7 @@ Schema (keys and defaults; ``null`` = YAML None)::
       n_pre: 2                   # instructions of the pre-side program
       n_terms: 4                 # separable terms
     search:
-      strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid
+      strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid | random_search
       population: 64             # regularized evolution: population size; evosax: ES population per generation
                                  # (auto: 2 x children for evolution, the device-filling batch for evosax)
       tournament: 8              # tournament size

@@ -11,7 +11,8 @@ of arrays), the key always first (evosax style)::
 One generation produces ``children`` candidates that the engine evaluates as one population (AutoML-Zero makes one
 child per cycle; a batch keeps the inner loop vectorised). ``ask`` and ``tell`` are jittable and run inside
 ``lax.scan`` (see tests/test_search_strategies.py); :func:`jitted` gives the compiled versions the engine calls.
-The functional-equivalence cache lives in the engine, outside jit.
+The functional-equivalence cache lives in the evaluator (:mod:`.evaluator`), outside jit; :mod:`.strategies.evolution`
+wraps these functions as the `regularized_evolution` and `hybrid` strategies.
 """
 from __future__ import annotations
 
