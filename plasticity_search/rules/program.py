@@ -347,30 +347,10 @@ def index(pop: Program, i: int) -> Program:
 
 
 def liveness(prog: Program, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which post instructions, pre instructions and terms contribute to the output (numpy, one program)."""
-    on = np.asarray(prog.term_on).astype(bool)
-    coef = np.asarray(prog.term_coef)
-    terms = on & (coef != 0)
-    res = []
-    for side in ("post", "pre"):
-        op, a, b = (np.asarray(getattr(prog, f"{side}_{x}")) for x in ("op", "a", "b"))
-        n_in = space.n_inputs(side)
-        L = op.shape[0]
-        live = np.zeros(L, bool)
-        idx = np.asarray(prog.term_p if side == "post" else prog.term_q)
-        for r in idx[terms]:
-            if r >= n_in and r - n_in < L:
-                live[r - n_in] = True
-        for i in range(L - 1, -1, -1):
-            if not live[i]:
-                continue
-            arity = OP_BY_NAME[space.ops[int(op[i])]].arity if space.ops else 0
-            for operand, need in ((a[i], arity >= 1), (b[i], arity >= 2)):
-                operand = int(np.clip(operand, 0, n_in + i - 1))
-                if need and operand >= n_in:
-                    live[operand - n_in] = True
-        res.append(live)
-    return res[0], res[1], terms
+    """Which post instructions, pre instructions and terms contribute to the output (numpy, one program):
+    :func:`liveness_batch` on a population of one."""
+    live_post, live_pre, terms = liveness_batch(stack([prog]), space)
+    return live_post[0], live_pre[0], terms[0]
 
 
 def dce(prog: Program, space: Space) -> Program:
@@ -395,8 +375,9 @@ def dce(prog: Program, space: Space) -> Program:
 
 
 def liveness_batch(pop: Program, space: Space) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`liveness` of every program of a population at once (numpy, leading axis = program): the same
-    answer, without a Python loop over programs (a search scores thousands per generation)."""
+    """Which post instructions, pre instructions and terms of every program of a population contribute to its
+    output (numpy, leading axis = program; a search scores thousands per generation). A term is live when it is
+    on with a nonzero coefficient; an instruction when a live term or a live later instruction reads it."""
     on = np.asarray(pop.term_on).astype(bool)
     terms = on & (np.asarray(pop.term_coef) != 0)
     n = terms.shape[0]
@@ -435,11 +416,9 @@ def complexities(pop: Program, space: Space) -> np.ndarray:
 
 
 def complexity(prog: Program, space: Space) -> int:
-    """A readable size: live vector instructions + active terms + non-trivial per-synapse factors.
+    """A readable size: live vector instructions + active terms + non-trivial per-synapse factors
+    (:func:`complexities` on a population of one).
 
     ``-e x`` (FA) and ``y x`` (Hebb) have complexity 1; Oja ``y x - y^2 w`` has 4 (square, two terms, factor w).
     """
-    live_post, live_pre, terms = liveness(prog, space)
-    s = np.asarray(prog.term_s)
-    nontrivial = sum(1 for t in np.nonzero(terms)[0] if space.syn[int(s[t])] != "1")
-    return int(live_post.sum() + live_pre.sum() + terms.sum() + nontrivial)
+    return int(complexities(stack([prog]), space)[0])

@@ -386,7 +386,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
             bar.update(done)
             bar.phase("search")
-            every = cfg.budget.checkpoint_every_s       # None: at most 10% of the wall time (below)
+            every = cfg.budget.checkpoint_every_s       # None: checkpoints <= 5% of the wall time (below)
             last_ckpt, ckpt_cost = time.perf_counter(), 0.0
             while not dist.agree(search.done(state)):
                 state, metrics = search.step(state)

@@ -98,21 +98,26 @@ def memory_chunk(entries: list[tuple[int, int, int, int, int]], hidden, bias: bo
     return int(best if best is not None else 1 << 30)
 
 
+def evaluation_entries(cfg):
+    """Every rate task entry of a config as ``(split, index, (n_in, n_out, instances, steps, n_eval))``: what one
+    evaluation call holds besides its candidates (the memory check of the config and :func:`eval_chunk`)."""
+    for split in ("search", "select", "final"):
+        for i, e in enumerate(getattr(cfg.tasks, split)):
+            task = cfg.make_task(e)
+            steps = e.steps if e.steps is not None else task.default_steps
+            yield split, i, (task.n_in, task.n_out, len(e.seed_list), steps, task.n_eval)
+
+
 def eval_chunk(requested: int, configured: int | None, cfg) -> int:
     """Candidates per compiled evaluation call: the strategy's batch, at most ``budget.chunk`` and at most what
     fits in memory (rate tasks; at least 1)."""
     chunk = int(requested) if configured is None else min(int(requested), int(configured))
     if cfg.model == "rate":
         net = cfg.network_config()
-        entries = []
-        for split in ("search", "select", "final"):
-            for e in getattr(cfg.tasks, split):
-                task = cfg.make_task(e)
-                steps = e.steps if e.steps is not None else task.default_steps
-                entries.append((task.n_in, task.n_out, len(e.seed_list), steps, task.n_eval))
+        entries = [entry for _, _, entry in evaluation_entries(cfg)]
         chunk = min(chunk, max(1, memory_chunk(entries, net.hidden, net.bias)))
     return max(1, chunk)
 
 
-__all__ = ["eval_chunk", "auto_batch", "memory_chunk", "evaluation_bytes", "network_synapses", "device_memory_bytes",
+__all__ = ["eval_chunk", "evaluation_entries", "auto_batch", "memory_chunk", "evaluation_bytes", "network_synapses", "device_memory_bytes",
            "physical_memory_bytes", "KNEE", "MEMORY_FRACTION", "MIN_AUTO", "MAX_AUTO"]

@@ -851,14 +851,12 @@ def _check_evaluation_memory(cfg: SearchConfig, model: str) -> None:
     evaluated in calls of as many candidates as fit: :mod:`.autosize`)."""
     if model != "rate":
         return
+    from .autosize import evaluation_entries
+
     net = cfg.network_config()
-    for split in ("search", "select", "final"):
-        for i, e in enumerate(getattr(cfg.tasks, split)):
-            task = cfg.make_task(e)
-            steps = e.steps if e.steps is not None else task.default_steps
-            w, d = evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, 1, len(e.seed_list), steps,
-                                    task.n_eval)
-            check_memory(w, d, "network.hidden", f"tasks.{split}[{i}].steps")
+    for split, i, (n_in, n_out, instances, steps, n_eval) in evaluation_entries(cfg):
+        w, d = evaluation_bytes(n_in, n_out, net.hidden, net.bias, 1, instances, steps, n_eval)
+        check_memory(w, d, "network.hidden", f"tasks.{split}[{i}].steps")
 
 
 def _validate(cfg: SearchConfig) -> SearchConfig:
