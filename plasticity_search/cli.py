@@ -11,17 +11,19 @@ import os
 import re
 import sys
 
-from . import evaluate
+from . import evaluate_cmd as evaluate
 from .errors import UsageError
-from .export import TARGETS, export
-from .rules import RULES
-from .rules.formula import rule_equation, to_latex
-from .rules.program import RuleError
-from .runs import cli as runs_cli
-from .runs import resolve_rule_spec
-from .tasks import list_tasks
+from .runs import run_cmd as runs_cli
+
+# Start-up stays light (``--help`` loads neither JAX nor sympy): this module and the command modules it lists import
+# the rule language, tasks, export, models and the search layer inside the commands that use them. Every error
+# class of bad input is a ``ValueError`` (``RuleError``, ``TaskError``, ``ConfigError``, ``RunDirError``, ...).
 
 EXIT_USAGE = 2
+
+# the names of export.TARGETS (the parser's choices), kept here so that building the parser imports no printer;
+# tests/test_cli_ux.py checks that the two agree
+EXPORT_TARGETS = ("sympy", "latex", "jax", "numpy", "torch", "brian2", "nestml", "json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,13 +65,18 @@ def protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
 
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_rules(args) -> int:
+    from .rules import RULES
+    from .rules.formula import rule_equation, to_latex
+    from .rules.variables import legend, legend_lines
+
     out = []
     for r in RULES.values():
-        prog, space = r.compile()
+        latex = to_latex(*r.compile()) if args.json else None      # compiling every rule: only for --json
         out.append({"name": r.name, "model": r.model, "formula": r.resolved_formula(), "formula_params": r.formula,
-                    "params": r.params, "latex": to_latex(prog, space), "variables": r.variables,
+                    "params": r.params, "latex": latex, "variables": r.variables,
                     "defaults": r.defaults, "reference": r.reference, "description": r.description,
-                    "criteria": list(r.criteria), "family": bool(r.basis)})
+                    "criteria": list(r.criteria), "family": bool(r.basis),
+                    "legend": {v["name"]: v["description"] for v in legend(r.variables)}})
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
@@ -81,25 +88,35 @@ def cmd_rules(args) -> int:
             eq += f"   (from {r['formula_params']}; {vals})"
         print(f"{r['name']:<{w}}  {r['model']:<8} {eq}")
         print(f"{'':<{w}}  {'':<8} variables: {', '.join(r['variables']) or '-'}   {r['reference']}")
+    print("\nlegend:")
+    print("\n".join(legend_lines(sorted({v for r in out for v in r["variables"]}))))
     return 0
 
 
 def cmd_tasks(args) -> int:
+    from .tasks import list_tasks
+
     out = [{"name": t.name, "kind": t.kind, "objective": t.objective, "n_in": t.n_in, "n_out": t.n_out,
             "default_steps": t.default_steps, "description": t.description} for t in list_tasks()]
     out.append({"name": "idx:PATH", "kind": "rate", "objective": "classification", "n_in": None, "n_out": None,
                 "default_steps": None,
                 "description": "MNIST / Fashion-MNIST / EMNIST from IDX files (gzip or not) at a path you give"})
+    out.append({"name": "module:function", "kind": "rate|spiking", "objective": None, "n_in": None, "n_out": None,
+                "default_steps": None,
+                "description": "a task of yours, imported by path (e.g. mytasks:make_task; README: Your own task)"})
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    w = max(len(t["name"]) for t in out)
+    w, k = max(len(t["name"]) for t in out), max(len(t["kind"]) for t in out)
     for t in out:
-        print(f"{t['name']:<{w}}  {t['kind']:<8} {t['description']}")
+        print(f"{t['name']:<{w}}  {t['kind']:<{k}}  {t['description']}")
     return 0
 
 
 def cmd_export(args) -> int:
+    from .export import export
+    from .runs import resolve_rule_spec
+
     rule = resolve_rule_spec(args.rule)
     text = export(rule, args.to)
     if args.output:
@@ -141,13 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tasks", help="list the tasks (name, kind, description)",
                        description="List the tasks a config or --task can name: name, kind (rate or spiking) and "
-                                   "what is learned; idx:PATH reads MNIST-style IDX files you provide.")
+                                   "what is learned; idx:PATH reads MNIST-style IDX files you provide; "
+                                   "module:function imports a task of yours.")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_tasks)
 
     s = sub.add_parser("export", help="export a rule (known name, formula in quotes, or rule .json file)")
     s.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
-    s.add_argument("--to", required=True, choices=list(TARGETS), help="target format")
+    s.add_argument("--to", required=True, choices=EXPORT_TARGETS, help="target format")
     s.add_argument("-o", "--output", help="write to this file instead of stdout")
     s.set_defaults(func=cmd_export)
 
@@ -168,7 +186,7 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help
         return int(exc.code or 0)
-    except (UsageError, RuleError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:     # UsageError, RuleError, ... are ValueErrors
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"plasticity-search: error: {msg}", file=sys.stderr)
         return EXIT_USAGE

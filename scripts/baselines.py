@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from plasticity_search.inner import InnerConfig, evaluate_population  # noqa: E402
-from plasticity_search.networks import default_network, parse_network_spec  # noqa: E402
+from plasticity_search.rate import InnerConfig, evaluate_population  # noqa: E402
+from plasticity_search.rate import default_network, parse_network_spec  # noqa: E402
 from plasticity_search.rules import RATE_SPACE, RULES, pad, stack  # noqa: E402
 from plasticity_search.tasks import make  # noqa: E402
 

@@ -10,7 +10,7 @@ array shapes as (a): up to 3 terms and 1+1 instructions evaluated, one term acti
 ``--legacy`` (f) the random programs of (a) through the issue-3 interpreter path (stacked register file read by
 gather, one outer-product sum per synapse factor: ``term_vectors`` + ``combine_terms``), for before/after figures.
 Both sides run the same network, steps and forward/feedback work; the symbolic side also computes the loss and the
-held-out evaluation of ``make_evaluator`` (250 samples once, small), and random programs have up to 3 terms where
+held-out evaluation of ``compiled_population`` (250 samples once, small), and random programs have up to 3 terms where
 hand-written FA has 1 (rows (d), (e) separate program size from interpreter overhead).
 Reports candidate-steps/s (median of --repeats timed runs after compilation), compile time separately, and the
 ratios ``symbolic_over_handwritten`` and ``symbolic_over_naive_torch``, all measured side by side in one run; the
@@ -34,8 +34,9 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from plasticity_search.inner import InnerConfig, InnerLoop, make_evaluator, task_batch, instance_keys  # noqa: E402
-from plasticity_search.networks import NetworkConfig, RateNet  # noqa: E402
+from plasticity_search.rate import InnerConfig, InnerLoop, task_batch, instance_keys  # noqa: E402
+from plasticity_search.rate.online import compiled_population  # noqa: E402
+from plasticity_search.rate import NetworkConfig, RateNet  # noqa: E402
 from plasticity_search.rules import Space, random_population  # noqa: E402
 from plasticity_search.rules.formula import compile_formula  # noqa: E402
 from plasticity_search.rules.program import stack  # noqa: E402
@@ -72,7 +73,7 @@ LRS = lambda P: jnp.linspace(0.02, 0.08, P)  # noqa: E731
 
 
 def symbolic_row(space, task, T, pops, fn=None):
-    fn = fn or make_evaluator(space, task, CFG(T))
+    fn = fn or compiled_population(space, task, CFG(T))
     data = task_batch(task, [0], "search", T)
     keys = instance_keys([0], "search")
     return fn, [(jax.tree.map(jnp.asarray, p), data, keys) for p in pops]

@@ -34,8 +34,9 @@ def worker(n: int, pop_size: int, steps: int, repeats: int, out: str) -> None:
     import yaml
 
     from plasticity_search import distributed as dist
-    from plasticity_search.inner import InnerConfig, instance_keys, make_evaluator, task_batch
-    from plasticity_search.networks import NetworkConfig
+    from plasticity_search.rate import InnerConfig, instance_keys, task_batch
+    from plasticity_search.rate.online import compiled_population
+    from plasticity_search.rate import NetworkConfig
     from plasticity_search.rules import Space, random_population
     from plasticity_search.tasks import make
 
@@ -43,7 +44,7 @@ def worker(n: int, pop_size: int, steps: int, repeats: int, out: str) -> None:
         space = Space.from_dict(yaml.safe_load(f)["space"])
     task = make("digits")
     cfg = InnerConfig(network=NetworkConfig(hidden=(100,), feedback="fa", lr=0.05), steps=steps)
-    fn = make_evaluator(space, task, cfg)
+    fn = compiled_population(space, task, cfg)
     data, keys = task_batch(task, [0], "search", steps), instance_keys([0], "search")
     mesh = dist.population_mesh(n)
     padded = dist.padded_size(pop_size, mesh)

@@ -71,7 +71,8 @@ def run(args) -> dict:
     from plasticity_search.rules import SPIKING_SPACE, Program, random_population
     from plasticity_search.rules.ops import POLY_OPS
     from plasticity_search.rules.resolve import resolve_rule
-    from plasticity_search.spiking import inner, make_instances
+    from plasticity_search.spiking import make_instances
+    from plasticity_search.spiking import simulate as inner
     from plasticity_search.spiking.network import feedback_matrices, forward, init_state, learn
     from plasticity_search.spiking.plasticity import RuleHyper, add_spikes, decay_traces, rule_hyper
     from plasticity_search.tasks import make

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
-from plasticity_search.inner import InnerConfig, evaluate_population  # noqa: E402
+from plasticity_search.rate import InnerConfig, evaluate_population  # noqa: E402
 from plasticity_search.rules.program import stack  # noqa: E402
 from plasticity_search.runs import resolve_rule_spec  # noqa: E402
 from plasticity_search.search import load_config, run_search  # noqa: E402

@@ -74,9 +74,9 @@ def baseline(config: str, formula: str, metrics=("final_accuracy",)) -> dict:
     """A fixed rule evaluated on the config's final tasks with the config's network: per-episode values."""
     import numpy as np
 
-    from plasticity_search.inner import InnerConfig, evaluate_population
+    from plasticity_search.rate import InnerConfig, evaluate_population
     from plasticity_search.rules import compile_formula, stack
-    from plasticity_search.rules.registry import RATE_SPACE
+    from plasticity_search.rules.known import RATE_SPACE
     from plasticity_search.search import load_config
     cfg = load_config(config)
     prog, space = compile_formula(formula, RATE_SPACE)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from plasticity_search.rules import RULES, compile_formula, parse_formula
-from plasticity_search.rules.registry import SPACES
+from plasticity_search.rules.known import SPACES
 
 
 def run(*args, **kw):

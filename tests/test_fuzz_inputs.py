@@ -211,7 +211,7 @@ def no_execute(monkeypatch):
     def execute(plan, **kw):
         raise Reached()
 
-    from plasticity_search.runs import cli as runs_cli
+    from plasticity_search.runs import run_cmd as runs_cli
     from plasticity_search.runs import runner
 
     monkeypatch.setattr(runner, "execute", execute)
@@ -542,8 +542,8 @@ def test_garbage_hall_of_fame_on_resume_is_one_line(runs, tmp_path):
 def test_nonfinite_output_with_finite_weights_gets_worst_fitness():
     import jax.numpy as jnp
 
-    from plasticity_search.inner import InnerConfig, InnerLoop, task_batch
-    from plasticity_search.networks.rate import NetworkConfig
+    from plasticity_search.rate import InnerConfig, InnerLoop, task_batch
+    from plasticity_search.rate.mlp import NetworkConfig
     from plasticity_search.rules import RATE_SPACE
     from plasticity_search.search.fitness import WORST, FitnessFn
     from plasticity_search.tasks import make

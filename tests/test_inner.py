@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import yaml
 
-from plasticity_search.inner import InnerConfig, InnerLoop, evaluate_population, make_evaluator, task_batch, \
+from plasticity_search.rate import InnerConfig, InnerLoop, evaluate_population, task_batch, \
     instance_keys
-from plasticity_search.networks import NetworkConfig, RateNet, default_network, parse_network_spec
-from plasticity_search.networks.rate import NetworkError
+from plasticity_search.rate.online import compiled_population
+from plasticity_search.rate import NetworkConfig, RateNet, default_network, parse_network_spec
+from plasticity_search.rate.mlp import NetworkError
 from plasticity_search.rules import RATE_SPACE, RULES, Space, compile_formula, pad, random_population, stack
 from plasticity_search.tasks import TaskData, make
 
@@ -71,8 +72,8 @@ def test_delta_rule_regression():
 def test_one_compile_per_population_and_nan_contained():
     task = make("digits")
     cfg = InnerConfig(network=NetworkConfig(hidden=(16,)), steps=50, curve_points=5)
-    make_evaluator.cache_clear()
-    fn = make_evaluator(SPACE, task, cfg)
+    compiled_population.cache_clear()
+    fn = compiled_population(SPACE, task, cfg)
     data = task_batch(task, [0, 1], "search", 50)
     keys = instance_keys([0, 1], "search")
     out = []

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from plasticity_search.inner import InnerConfig, InnerLoop
-from plasticity_search.networks import NetworkConfig
+from plasticity_search.rate.online import InnerConfig, InnerLoop
+from plasticity_search.rate import NetworkConfig
 from plasticity_search.rules import Space, random_population
 from plasticity_search.rules.ops import OP_BY_NAME, SYN_BY_NAME
 from plasticity_search.rules.program import SELECT_MAX_REGISTERS, index

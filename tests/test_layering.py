@@ -14,20 +14,21 @@ PKG = pathlib.Path(__file__).resolve().parent.parent / "plasticity_search"
 # its own floor or below, never above
 FLOORS = {
     "rules": 0, "errors": 0, "distributed": 0,
-    "networks": 1, "tasks": 1, "export": 1,
-    "inner": 2, "spiking": 2,
+    "tasks": 1, "export": 1,
+    "rate": 2, "spiking": 2, "models": 2,
     "search": 3,
     "runs": 4,
-    "evaluate": 5, "cli": 5, "__main__": 5,
+    "evaluate_cmd": 5, "cli": 5, "__main__": 5,
 }
 
 # layer: (what it imports, units it must not load)
 LAYERS = {
-    "rule language": (["rules"], ["networks", "tasks", "inner", "spiking", "search", "runs", "export", "evaluate",
+    "rule language": (["rules"], ["tasks", "rate", "spiking", "models", "search", "runs", "export", "evaluate_cmd",
                                   "cli"]),
-    "inner loops": (["inner", "networks", "spiking", "tasks"], ["search", "runs", "export", "evaluate", "cli"]),
-    "search": (["search"], ["runs", "evaluate", "cli"]),
-    "export": (["export"], ["networks", "tasks", "inner", "spiking", "search", "runs", "evaluate", "cli"]),
+    "tasks": (["tasks"], ["rate", "spiking", "models", "search", "runs", "export", "evaluate_cmd", "cli"]),
+    "inner loops": (["rate", "spiking", "models", "tasks"], ["search", "runs", "export", "evaluate_cmd", "cli"]),
+    "search": (["search"], ["runs", "evaluate_cmd", "cli"]),
+    "export": (["export"], ["tasks", "rate", "spiking", "models", "search", "runs", "evaluate_cmd", "cli"]),
 }
 
 _LOAD = """
@@ -153,3 +154,13 @@ def test_no_import_cycles():
              for name, path in MODULES.items()}
     cycles = _cycles(graph)
     assert not cycles, f"module-level import cycles: {cycles}"
+
+
+def test_module_names_are_unique():
+    """One name, one module: no two modules (or a module and a package) of plasticity_search share a name."""
+    seen: dict[str, list[str]] = {}
+    for name in MODULES:
+        if name != "plasticity_search":
+            seen.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    dup = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not dup, f"module names used twice: {dup}"

@@ -258,7 +258,8 @@ def test_stdp_window_data_for_a_spiking_hall_of_fame(tmp_path):
          "fitness": 1.0, "metrics": {}, "model": "spiking",
          "program": {k: np.asarray(v).tolist() for k, v in p._asdict().items()}, "space": s.to_dict()}
     w = stdp_windows(str(tmp_path), {"schema": "plasticity-search/hall-of-fame/v1", "entries": [e], "best": 0})
-    (series,) = w.values()
+    (label, series), ref = list(w.items())[0], list(w)[1:]
+    assert label.startswith("rank 0") and ref == ["stdp_add (reference)"]          # next to stdp_add's window
     dw = np.asarray(series["dw"])
     offs = np.asarray(series["offsets_ms"])
     assert dw[offs > 1].min() > 0 > dw[offs < -1].max()          # LTP for pre-before-post, LTD after

@@ -30,6 +30,8 @@ STRATEGY_OVERRIDES = {
     "regularized_evolution": {},
     "hybrid": {"search.strategy": "hybrid", "hybrid.every": 2, "hybrid.top_k": 1, "hybrid.steps": 2,
                "hybrid.population": 4},
+    "hybrid_seeds": {"search.strategy": "hybrid", "hybrid.every": 2, "hybrid.top_k": 1, "hybrid.steps": 2,
+                     "hybrid.population": 4, "hybrid.seeds": 5, "hybrid.final_steps": 3},
     "hybrid_metagrad": {"search.strategy": "hybrid", "hybrid.every": 2, "hybrid.top_k": 1, "hybrid.steps": 2,
                         "hybrid.refine": "metagrad", "coefficients.lr": 0.05},
     "evosax": {"search.strategy": "evosax", "search.population": 4, "coefficients.structure": "y*x - 0.5*y*y*w"},
@@ -111,6 +113,13 @@ def test_state_round_trip_is_exact(strategy):
     assert search.done(restored)
     if strategy.startswith("hybrid"):
         assert "n_refined" in restored.counters          # refinement ran at generations 2 and 4
+        own = search.evaluators.refine_split(4)
+        assert ("n_polished" in ms[-1]) == ("hybrid.final_steps" in over)   # the final refinement, at the end
+        assert all("n_polished" not in m for m in ms[:-1])
+        if "hybrid.seeds" in over:                       # refinement judged on its own 5 search seeds per task
+            assert own is not None and [inst.keys.shape[0] for _, _, inst in own.items] == [5]
+        else:
+            assert own is None
     hof = search.finalize(restored)
     assert len(hof) >= 1
     assert HallOfFame.from_json(json.loads(json.dumps(hof.to_json(), allow_nan=False))).to_json() == hof.to_json()

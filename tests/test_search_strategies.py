@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from plasticity_search.inner import InnerConfig, InnerLoop, instance_keys, task_batch
-from plasticity_search.networks import default_network
+from plasticity_search.rate import InnerConfig, InnerLoop, instance_keys, task_batch
+from plasticity_search.rate import default_network
 from plasticity_search.rules import Space, compile_formula
 from plasticity_search.search import CoeffES, MetaGrad, Parametrization, RegularizedEvolution
 from plasticity_search.search.regevo import FAST_COMPILE

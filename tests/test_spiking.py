@@ -186,27 +186,27 @@ def test_population_evaluator_per_candidate_nan_contained_one_compile():
     pop = stack(progs)
     inst = make_instances(task, [0, 1], "search")
     ev = make_evaluator(space, task, {"lr": 0.01, "tau_plus": 20.0})
-    out = {k: np.asarray(v) for k, v in ev(pop, inst).items()}
+    out = {k: np.asarray(v) for k, v in ev(pop, inst)[0].items()}
     assert set(out) == {"neg_rmse", "neg_rmse_before", "finite"}
     assert all(v.shape == (4, 2) for v in out.values())
     np.testing.assert_array_equal(out["finite"], [[1, 1], [1, 1], [1, 1], [0, 0]])
     assert np.isnan(out["neg_rmse"][3]).all() and np.isfinite(out["neg_rmse"][:3]).all()
     assert (out["neg_rmse"][0] > out["neg_rmse_before"][0] + 0.5).all()     # bp_stdp = -e*tx learns
     # a candidate's result does not depend on its neighbours
-    solo = {k: np.asarray(v) for k, v in ev(stack([progs[0]]), inst).items()}
+    solo = {k: np.asarray(v) for k, v in ev(stack([progs[0]]), inst)[0].items()}
     np.testing.assert_allclose(solo["neg_rmse"][0], out["neg_rmse"][0], rtol=1e-5)
     # per-candidate hyper-parameters; another population of the same shape reuses the compiled function
     n0 = ev.compiled._cache_size()
     h = rule_hyper({"lr": 0.01})
     lrs = jnp.array([0.0, 0.01, 0.01, 0.01])
-    out2 = ev(stack([progs[1], progs[0], progs[2], progs[0]]), inst, h._replace(lr=lrs))
+    out2, _ = ev(stack([progs[1], progs[0], progs[2], progs[0]]), inst, h._replace(lr=lrs))
     assert ev.compiled._cache_size() == n0
     np.testing.assert_allclose(np.asarray(out2["neg_rmse"][0]), out["neg_rmse_before"][0], rtol=1e-5)
     np.testing.assert_allclose(np.asarray(out2["neg_rmse"][1]), out["neg_rmse"][0], rtol=1e-5)
 
 
 def test_evaluate_rule_api_and_errors():
-    res = evaluate_rule(resolve_rule("bp_stdp"), "spiking_teacher", seeds=2, steps=300, split="select")
+    res, _ = evaluate_rule(resolve_rule("bp_stdp"), "spiking_teacher", seeds=2, steps=300, split="select")
     assert set(res) == {"neg_rmse", "neg_rmse_before", "finite"}
     assert all(set(v) == {"mean", "std", "values"} for v in res.values()) and res["finite"]["mean"] == 1.0
     assert all(len(v["values"]) == 2 for v in res.values())          # per seed, for paired comparisons
@@ -234,10 +234,10 @@ def test_spiking_tasks_registered_and_deterministic():
         assert not np.array_equal(a.x_stream, task.sample(4, "search", 40).x_stream)
         assert set(task.metrics) and make(name) == task
     pat = make("stdp_pattern").sample(0, "search", 12)
-    np.testing.assert_array_equal(pat.y_stream[:, 0], np.tile([0, 0, 0, 1], 3))
-    np.testing.assert_array_equal(pat.x_stream[3], pat.x_stream[7])                 # the frozen pattern
-    np.testing.assert_array_equal(pat.x_stream[3], pat.x_eval[3])
-    assert abs((pat.x_stream[:3] >= 0).mean() - 0.3) < 0.03 and pat.x_stream.max() <= 99
+    np.testing.assert_array_equal(pat.y_stream[:, 0], np.tile([0, 1, 0, 0], 3))
+    same = np.abs(pat.x_stream[1] - pat.x_stream[5]) <= 2                           # the frozen pattern, +-1 ms
+    assert 0.5 <= same.mean() < 0.56                # half the afferents, and ~5% of the rest by chance
+    assert (pat.x_stream >= 0).all() and pat.x_stream.max() <= 99                    # 10 Hz: once per segment
     teach = make("spiking_teacher")
     d = teach.sample(1, "final", 500)
     _, w = teach.teacher(1, "final")
@@ -246,7 +246,7 @@ def test_spiking_tasks_registered_and_deterministic():
 
 # ------------------------------------------------------------------------------------------ known answer (short)
 def test_stdp_pattern_snr_improves_under_stdp_add():
-    res = evaluate_rule(resolve_rule("stdp_add"), "stdp_pattern", seeds=3, split="search")
+    res, _ = evaluate_rule(resolve_rule("stdp_add"), "stdp_pattern", seeds=3, split="search")
     assert res["finite"]["mean"] == 1.0
     assert res["snr"]["mean"] > res["snr_before"]["mean"] + 1.0
     assert res["snr"]["mean"] > 1.5

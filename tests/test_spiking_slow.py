@@ -15,27 +15,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_r_stdp_earns_more_reward_than_chance():
     """Chance (a policy that ignores the pattern) is 0; a fixed random network spreads by about +-90 per seed."""
-    res = evaluate_rule(resolve_rule("r_stdp"), "spiking_reward", seeds=5)
+    res, _ = evaluate_rule(resolve_rule("r_stdp"), "spiking_reward", seeds=5)
     print("r_stdp spiking_reward", res)
     assert res["total_reward"]["mean"] > 80
     assert res["late_accuracy"]["mean"] > 0.58
 
 
 def test_eprop_on_spiking_digits_well_above_chance():
-    res = evaluate_rule(resolve_rule("eprop"), "spiking_digits", seeds=3)
+    res, _ = evaluate_rule(resolve_rule("eprop"), "spiking_digits", seeds=3)
     print("eprop spiking_digits", res)
     assert res["final_accuracy"]["mean"] > 0.45          # chance 0.1
     assert res["online_accuracy"]["mean"] > 0.3
 
 
 def test_eprop_on_spiking_yinyang_above_chance():
-    res = evaluate_rule(resolve_rule("eprop"), "spiking_yinyang", seeds=3)
+    res, _ = evaluate_rule(resolve_rule("eprop"), "spiking_yinyang", seeds=3)
     print("eprop spiking_yinyang", res)
     assert res["final_accuracy"]["mean"] > 0.6            # chance 1/3
 
 
 def test_stdp_add_pattern_detection_five_seeds():
-    res = evaluate_rule(resolve_rule("stdp_add"), "stdp_pattern", seeds=5)
+    res, _ = evaluate_rule(resolve_rule("stdp_add"), "stdp_pattern", seeds=5)
     print("stdp_add stdp_pattern", res)
     assert res["snr"]["mean"] > res["snr_before"]["mean"] + 1.0
 

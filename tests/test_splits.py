@@ -132,8 +132,8 @@ def test_pooled_tasks_have_three_disjoint_eval_pools(task):
 def test_per_split_generators_and_instance_keys_differ():
     import jax
 
-    from plasticity_search.inner import instance_keys
-    from plasticity_search.spiking.tasks import instance_key
+    from plasticity_search.rate import instance_keys
+    from plasticity_search.spiking import instance_key
 
     draws = {(seed, split): split_rngs(seed, split, 3)[1].random(4).tobytes() for seed in SEEDS for split in SPLITS}
     assert len(set(draws.values())) == len(draws)

@@ -10,20 +10,42 @@ bounds, the reward ``r`` and its baseline ``rbar`` are parameters.
 Not expressible (a one-line RuleError): rate rules; variables a NEST synapse does not see (``e``, ``psi``, ``v``);
 terms that need a pre and a post spike in the same step (``sx*sy``), since NEST delivers them to separate
 handlers. :func:`validate` runs NESTML's own parser and context checks (``pip install nestml``).
+
+To run in NEST a synapse must be generated together with a neuron (NESTML moves the post-spike traces into it):
+:func:`nest_files` gives the synapse, a paired neuron (:data:`PAIRED_NEURONS`, ``iaf_psc_exp_neuron``) and the
+code generator options (:func:`codegen_options`: ``neuron_synapse_pairs`` with ``post_ports``, ``weight_variable``
+and an explicit ``nest_version``, so that generating C++ imports no NEST). :func:`generate_cpp` writes the C++
+module (NESTML only, no compiler), :func:`pip_nest_config` a ``nest-config`` that works with the pip wheel
+``nest-simulator`` (whose own ``nest-config`` names the paths of the machine that built the wheel),
+:func:`build_module` runs cmake and make. ``python -m plasticity_search.export.nestml SYNAPSE.nestml`` does all of it
+for an exported file (README, "Exporting a rule").
 """
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
+import mmap
 import os
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 from typing import ClassVar
 
 import sympy as sp
 
+from ..errors import UsageError
 from ..rules.program import RuleError
-from ..rules.resolve import ResolvedRule
+from ..rules.resolve import ResolvedRule, resolve_rule
 from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_printer, check_synapse_rule,
                       float_text, formula_text, rule_form, safe_name, spike_split, synapse_defaults, trace_taus,
                       used_traces, weight_bounds)
+
+#: the synapse's port for the postsynaptic neuron's spikes, and its weight (NEST's connection weight)
+POST_PORT = "post_spikes"
+WEIGHT_VARIABLE = "w"
 
 
 @check_printer
@@ -95,6 +117,8 @@ def to_nestml_source(rule: ResolvedRule) -> str:
         f"#     {formula_text(rule)}",
         "# Traces are all-to-all with increment 1; each handler reads them before its own spike is added.",
         "# w += lr * dw, clipped to [w_min, w_max]; c0, c1, ... are the rule's constants.",
+        f"# NEST: generate it paired with a neuron (neuron_synapse_pairs, post_ports: [{POST_PORT}],",
+        f"#     weight_variable: {WEIGHT_VARIABLE}): python -m plasticity_search.export.nestml THIS_FILE.nestml",
         f"model {name}:",
         "    state:",
         "        w real = 1.0    # synaptic weight",
@@ -159,4 +183,362 @@ def validate(text: str) -> list[str]:
     return errors
 
 
-__all__ = ["to_nestml_source", "validate"]
+# ---------------------------------------------------------------------------------------------------------------
+# NEST: a paired neuron, the code generator options, C++ generation, the build
+# ---------------------------------------------------------------------------------------------------------------
+class NestBuildError(UsageError):
+    """Generating or building a NEST module failed; the message is one line naming the step and the cause."""
+
+
+_IAF_PSC_EXP = """\
+# iaf_psc_exp_neuron: leaky integrate-and-fire neuron with exponentially decaying synaptic currents, the
+# postsynaptic partner of a synapse exported by plasticity-search (NESTML moves the synapse's post-spike traces
+# into it). Same parameters and defaults as NEST's iaf_psc_exp.
+model iaf_psc_exp_neuron:
+    state:
+        V_m mV = E_L
+        refr_t ms = 0 ms    # time left in the refractory period
+        I_syn_exc pA = 0 pA
+        I_syn_inh pA = 0 pA
+
+    equations:
+        I_syn_exc' = -I_syn_exc / tau_syn_exc
+        I_syn_inh' = -I_syn_inh / tau_syn_inh
+        V_m' = -(V_m - E_L) / tau_m + (I_syn_exc - I_syn_inh + I_e + I_stim) / C_m
+        refr_t' = -1
+
+    parameters:
+        C_m pF = 250 pF
+        tau_m ms = 10 ms
+        tau_syn_exc ms = 2 ms
+        tau_syn_inh ms = 2 ms
+        refr_T ms = 2 ms
+        E_L mV = -70 mV
+        V_reset mV = -70 mV
+        V_th mV = -55 mV
+        I_e pA = 0 pA
+
+    internals:
+        unit_psc pA = 1 pA
+
+    input:
+        exc_spikes <- excitatory spike
+        inh_spikes <- inhibitory spike
+        I_stim pA <- continuous
+
+    output:
+        spike
+
+    update:
+        if refr_t > 0 ms:
+            integrate_odes(I_syn_exc, I_syn_inh, refr_t)
+        else:
+            integrate_odes(I_syn_exc, I_syn_inh, V_m)
+
+    onReceive(exc_spikes):
+        I_syn_exc += unit_psc * exc_spikes * 1 s
+
+    onReceive(inh_spikes):
+        I_syn_inh += unit_psc * inh_spikes * 1 s
+
+    onCondition(refr_t <= 0 ms and V_m >= V_th):
+        refr_t = refr_T
+        V_m = V_reset
+        emit_spike()
+"""
+
+#: neurons an exported synapse can be paired with: name -> NESTML source
+PAIRED_NEURONS = {"iaf_psc_exp_neuron": _IAF_PSC_EXP}
+DEFAULT_NEURON = "iaf_psc_exp_neuron"
+#: NEST version the C++ is generated for when none is given (the pip wheel nest-simulator 3.10.0)
+NEST_VERSION = "v3.10.0"
+#: suffix NESTML appends to every generated model name
+SUFFIX = "_nestml"
+
+_MODEL_LINE = re.compile(r"^model\s+([A-Za-z_][A-Za-z0-9_]*)\s*:\s*$", re.MULTILINE)
+_VERSION = re.compile(r"v\d+\.\d+(\.\d+)?")
+
+
+def model_names(text: str) -> list[str]:
+    """Names of the ``model NAME:`` blocks of a NESTML source."""
+    return _MODEL_LINE.findall(text)
+
+
+def synapse_name(rule: ResolvedRule) -> str:
+    """Name of the exported synapse model (``stdp_add_synapse``; ``plasticity_rule_synapse`` for formulas)."""
+    return f"{safe_name(rule, 'plasticity_rule')}_synapse"
+
+
+def codegen_options(synapse: str | list[str], neuron: str = DEFAULT_NEURON, nest_version: str = NEST_VERSION) -> dict:
+    """NESTML code generator options for ``synapse`` (one name or several) generated together with ``neuron``.
+
+    ``neuron_synapse_pairs`` (NESTML 9 form; one pair, hence one copy of the neuron, per synapse) routes each
+    synapse's ``post_spikes`` port to the neuron's spikes, ``weight_variable`` maps NEST's connection weight to
+    ``w``, and ``nest_version`` is explicit so that NESTML does not import NEST to detect it.
+    """
+    if not _VERSION.fullmatch(nest_version):
+        raise NestBuildError(f"nest_version must look like v3.10.0, got '{nest_version}'")
+    synapses = [synapse] if isinstance(synapse, str) else list(synapse)
+    return {"neuron_synapse_pairs": [{"neuron": neuron, "synapses": {s: {"post_ports": [POST_PORT]}}}
+                                     for s in synapses],
+            "weight_variable": {s: WEIGHT_VARIABLE for s in synapses},
+            "nest_version": nest_version}
+
+
+def paired_model_names(synapse: str, neuron: str = DEFAULT_NEURON) -> tuple[str, str]:
+    """(neuron model, synapse model) as NEST knows them after pairing, e.g.
+    ``iaf_psc_exp_neuron_nestml__with_stdp_add_synapse_nestml``, ``stdp_add_synapse_nestml__with_iaf_psc_exp_neuron_nestml``."""
+    return (f"{neuron}{SUFFIX}__with_{synapse}{SUFFIX}", f"{synapse}{SUFFIX}__with_{neuron}{SUFFIX}")
+
+
+def nest_files(rule, neuron: str = DEFAULT_NEURON, nest_version: str = NEST_VERSION) -> dict[str, str]:
+    """Everything NESTML needs to generate a NEST module for a rule: file name -> text.
+
+    ``NAME_synapse.nestml`` (:func:`to_nestml_source`), ``NEURON.nestml`` (the paired neuron) and
+    ``codegen_opts.json`` (:func:`codegen_options`; usable as ``nestml --codegen_opts codegen_opts.json``).
+    """
+    if not isinstance(rule, ResolvedRule):
+        rule = resolve_rule(rule)
+    if neuron not in PAIRED_NEURONS:
+        raise NestBuildError(f"unknown neuron '{neuron}' (known: {', '.join(PAIRED_NEURONS)})")
+    syn = synapse_name(rule)
+    return {f"{syn}.nestml": to_nestml_source(rule), f"{neuron}.nestml": PAIRED_NEURONS[neuron],
+            "codegen_opts.json": json.dumps(codegen_options(syn, neuron, nest_version), indent=2) + "\n"}
+
+
+def generate_cpp(model_paths: list[str], target_path: str, module_name: str, codegen_opts: dict,
+                 logging_level: str = "ERROR") -> list[str]:
+    """Generate the C++ of a NEST extension module with NESTML, without building it and without importing NEST.
+
+    The same steps as NESTML's ``generate_nest_target`` minus the build; the code generator gets its options when
+    it is made, so that the explicit ``nest_version`` stops NESTML from starting NEST to detect one. Returns the
+    generated file names; raises :class:`NestBuildError` with NESTML's first error message.
+    """
+    if not module_name.endswith("module") or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name):
+        raise NestBuildError(f"module name must be an identifier ending in 'module', got '{module_name}'")
+    try:
+        from pynestml.cocos.co_cos_manager import CoCosManager
+        from pynestml.frontend import pynestml_frontend as fe
+        from pynestml.frontend.frontend_configuration import FrontendConfiguration
+        from pynestml.utils.logger import Logger, LoggingLevel
+    except ImportError as exc:
+        raise NestBuildError(f"generating NEST code needs nestml (pip install 'nestml>=9,<10'): {exc}") from None
+    os.makedirs(target_path, exist_ok=True)
+    fe.configure_front_end(list(model_paths), "NEST", target_path=target_path, module_name=module_name,
+                           suffix=SUFFIX, logging_level=logging_level, codegen_opts=dict(codegen_opts))
+    opts = FrontendConfiguration.get_codegen_opts()
+    transformers, _ = fe.transformers_from_target_name("NEST", options=opts)
+    generator = fe.code_generator_from_target_name("NEST", options=opts)
+    models = fe.get_parsed_models()
+    for m in models:
+        if not Logger.has_errors(m):
+            CoCosManager.check_cocos(m)
+    errors = [str(msg[-1]) for msg in Logger.get_messages(level=LoggingLevel.ERROR)]
+    if errors or not models or any(Logger.has_errors(m) for m in models):
+        raise NestBuildError("NESTML: " + (errors[0] if errors else "the models have errors").replace("\n", " "))
+    models, metadata = fe.transform_models(transformers, models)
+    generator.generate_code(models, metadata)
+    return sorted(os.listdir(target_path))
+
+
+def _nest_package_dir() -> str:
+    spec = importlib.util.find_spec("nest")  # finds the package without importing (starting) NEST
+    if spec is None or not spec.submodule_search_locations:
+        raise NestBuildError("NEST is not installed (pip install nest-simulator)")
+    return next(iter(spec.submodule_search_locations))
+
+
+def nest_wheel_version() -> str:
+    """The version of the installed NEST (``v3.10.0``), read from its ``config.h`` (NEST is not imported)."""
+    cfg = os.path.join(_nest_package_dir(), "include", "nest", "config.h")
+    try:
+        with open(cfg) as fh:
+            m = re.search(r'#define NEST_VERSION "(\d+\.\d+(?:\.\d+)?)"', fh.read())
+    except OSError:
+        m = None
+    if not m:
+        raise NestBuildError(f"cannot read the NEST version from {cfg}")
+    return "v" + m.group(1)
+
+
+def _old_string_abi(lib: str) -> bool:
+    """True if the library uses libstdc++'s pre-C++11 std::string (manylinux2014 wheels built with devtoolset)."""
+    # a NEST symbol with a C++11 std::string in its signature (libstdc++'s own statics have both kinds)
+    with open(lib, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return re.search(rb"_ZNK?4nest[A-Za-z0-9_]{0,400}?St7__cxx11", mm) is None
+
+
+#: Debian/Ubuntu packages the build needs besides the pip wheel (headers the wheel's own headers include)
+BUILD_PACKAGES = "g++ make cmake libboost-dev libltdl-dev"
+_NEEDED_HEADERS = {"ltdl.h": "libltdl-dev", "boost/version.hpp": "libboost-dev"}
+
+
+def pip_nest_config(dest_dir: str) -> str:
+    """Write ``dest_dir/bin/nest-config`` for the pip wheel ``nest-simulator`` and return its path.
+
+    The wheel's own ``nest-config`` names the machine that built the wheel: includes under a deleted temporary
+    directory, the compiler ``/opt/rh/devtoolset-10/root/usr/bin/g++`` and libraries ``/usr/lib64/libgsl.so`` ...
+    that do not exist here, so NESTML's cmake step cannot use it. This one points at the headers inside the wheel
+    (``site-packages/nest/include/nest``), uses the system ``g++`` with the wheel's C++ standard and string ABI, and
+    links nothing: the module's NEST symbols resolve when NEST loads it, against ``nestkernel_api.so``, which PyNEST
+    loads with ``RTLD_GLOBAL``.
+    """
+    pkg = _nest_package_dir()
+    inc = os.path.join(pkg, "include", "nest")
+    lib = os.path.join(pkg, "nestkernel_api.so")
+    if not os.path.isfile(os.path.join(inc, "config.h")) or not os.path.isfile(lib):
+        raise NestBuildError(f"{pkg} has no include/nest/config.h or nestkernel_api.so: not the pip NEST wheel")
+    for tool in ("g++", "cmake", "make"):
+        if shutil.which(tool) is None:
+            raise NestBuildError(f"building a NEST module needs {tool} (apt-get install {BUILD_PACKAGES})")
+    missing = [pkg_ for h, pkg_ in _NEEDED_HEADERS.items()
+               if not any(os.path.isfile(os.path.join(d, h)) for d in ("/usr/include", "/usr/local/include"))]
+    if missing:
+        raise NestBuildError(f"the NEST headers need {', '.join(missing)} (apt-get install {BUILD_PACKAGES})")
+    version = nest_wheel_version()[1:]
+    flags = "-O2 -std=c++20 -fopenmp -fPIC" + (" -D_GLIBCXX_USE_CXX11_ABI=0" if _old_string_abi(lib) else "")
+    prefix = os.path.abspath(dest_dir)
+    os.makedirs(os.path.join(prefix, "bin"), exist_ok=True)
+    for text in (prefix, inc):
+        if re.search(r"[\s'\"\\$`]", text):
+            raise NestBuildError(f"path with spaces or quotes not supported for the build: {text}")
+    script = f"""#!/bin/sh
+# nest-config for the pip wheel nest-simulator {version}, written by plasticity-search (see pip_nest_config)
+case "$1" in
+  --prefix|--exec-prefix) echo "{prefix}" ;;
+  --version) echo "{version}" ;;
+  --compiler) echo "g++" ;;
+  --compiler-name) echo "GNU" ;;
+  --cflags) echo "{flags}" ;;
+  --includes) echo "-I{inc}" ;;
+  --libs) echo "" ;;
+  --static-libraries) echo "OFF" ;;
+  --libdir) echo "lib" ;;
+  --python-executable) echo "{sys.executable}" ;;
+  *) echo "usage: nest-config --prefix|--version|--compiler|--cflags|--includes|--libs" >&2; exit 1 ;;
+esac
+"""
+    path = os.path.join(prefix, "bin", "nest-config")
+    with open(path, "w") as fh:
+        fh.write(script)
+    os.chmod(path, 0o755)
+    return path
+
+
+def build_module(target_path: str, install_path: str, nest_config: str, jobs: int | None = None,
+                 log_path: str | None = None) -> str:
+    """cmake + make + make install of NESTML's generated module; returns the installed ``.so``.
+
+    ``nest_config``: :func:`pip_nest_config` for the pip wheel, or the ``nest-config`` of a NEST built from source.
+    The compiler output goes to ``log_path`` (default ``target_path/build.log``); a failure raises
+    :class:`NestBuildError` naming the step and the log's first error line.
+    """
+    target_path, install_path = os.path.abspath(target_path), os.path.abspath(install_path)
+    log_path = log_path or os.path.join(target_path, "build.log")
+    jobs = jobs or max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8))
+    cache = os.path.join(target_path, "CMakeCache.txt")
+    if os.path.exists(cache):
+        os.remove(cache)
+    steps = [("cmake", ["cmake", f"-Dwith-nest={os.path.abspath(nest_config)}",
+                        f"-DCMAKE_INSTALL_PREFIX={install_path}", "."]),
+             ("make", ["make", f"-j{jobs}", "all"]), ("make install", ["make", "install"])]
+    with open(log_path, "w") as log:
+        for step, cmd in steps:
+            r = subprocess.run(cmd, cwd=target_path, stdout=log, stderr=subprocess.STDOUT, check=False)
+            if r.returncode != 0:
+                log.flush()
+                with open(log_path, errors="replace") as fh:
+                    lines = [ln.strip() for ln in fh if "error" in ln.lower()]
+                first = lines[0] if lines else f"exit code {r.returncode}"
+                raise NestBuildError(f"{step} failed ({first[:300]}); full log: {log_path}")
+    so = [f for f in os.listdir(install_path) if f.endswith(".so")] if os.path.isdir(install_path) else []
+    if not so:
+        raise NestBuildError(f"make install wrote no .so to {install_path}; full log: {log_path}")
+    return os.path.join(install_path, min(so))
+
+
+def install_hint(install_path: str, module_name: str) -> str:
+    """The Python lines that load a built module into NEST."""
+    return (f'import os; os.environ["LD_LIBRARY_PATH"] = "{os.path.abspath(install_path)}"; '
+            f'import nest; nest.Install("{module_name}")')
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m plasticity_search.export.nestml SYNAPSE.nestml``: pair, generate, build a NEST module."""
+    ap = argparse.ArgumentParser(
+        prog="python -m plasticity_search.export.nestml",
+        description="Generate (NESTML) and build (cmake, make) a NEST extension module for a synapse exported with "
+                    "`plasticity-search export RULE --to nestml -o FILE.nestml`, paired with a neuron.")
+    ap.add_argument("synapse", help="the exported .nestml file (one model NAME_synapse)")
+    ap.add_argument("--neuron", default=DEFAULT_NEURON, choices=sorted(PAIRED_NEURONS))
+    ap.add_argument("--out", help="output directory (default: FILE without .nestml, plus _nest)")
+    ap.add_argument("--module", help="module name (default: NAMEmodule)")
+    ap.add_argument("--nest-config", help="nest-config of a NEST built from source (default: one for the pip wheel)")
+    ap.add_argument("--nest-version", help="NEST version to generate for, e.g. v3.10.0 (default: the installed "
+                                           f"wheel's, else {NEST_VERSION})")
+    ap.add_argument("--generate-only", action="store_true", help="write the C++ and stop (needs no NEST)")
+    a = ap.parse_args(argv)
+    try:
+        if not os.path.isfile(a.synapse):
+            raise NestBuildError(f"no such file: {a.synapse}")
+        if os.path.getsize(a.synapse) > 1_000_000:
+            raise NestBuildError(f"{a.synapse} is larger than 1 MB: not an exported synapse")
+        with open(a.synapse, errors="replace") as fh:
+            text = fh.read()
+        names = model_names(text)
+        if len(names) != 1 or not names[0].endswith("_synapse"):
+            raise NestBuildError(f"{a.synapse} must hold exactly one 'model NAME_synapse:' (found: "
+                                 f"{', '.join(names) or 'none'})")
+        syn = names[0]
+        version = a.nest_version
+        if version is None:
+            try:
+                version = nest_wheel_version()
+            except NestBuildError:
+                version = NEST_VERSION
+        out = os.path.abspath(a.out or (os.path.splitext(a.synapse)[0] + "_nest"))
+        module = a.module or f"{syn[:-len('_synapse')]}module"
+        models = os.path.join(out, "models")
+        os.makedirs(models, exist_ok=True)
+        paths = [os.path.join(models, f"{syn}.nestml"), os.path.join(models, f"{a.neuron}.nestml")]
+        for p_, t_ in zip(paths, (text, PAIRED_NEURONS[a.neuron])):
+            with open(p_, "w") as fh:
+                fh.write(t_)
+        opts = codegen_options(syn, a.neuron, version)
+        with open(os.path.join(models, "codegen_opts.json"), "w") as fh:
+            json.dump(opts, fh, indent=2)
+        target = os.path.join(out, "target")
+        generate_cpp(paths, target, module, opts)
+        print(f"C++ for NEST {version} in {target}")
+        if a.generate_only:
+            return 0
+        cfg = a.nest_config or pip_nest_config(os.path.join(out, "nest_config"))
+        so = build_module(target, os.path.join(out, "install"), cfg)
+        neuron_model, synapse_model = paired_model_names(syn, a.neuron)
+        print(f"built {so}\nload it:  {install_hint(os.path.dirname(so), module)}\n"
+              f"models:   neuron '{neuron_model}', synapse '{synapse_model}' (weight: '{WEIGHT_VARIABLE}')")
+        return 0
+    except (NestBuildError, RuleError, OSError) as exc:
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+
+
+__all__ = [
+    "PAIRED_NEURONS",
+    "NestBuildError",
+    "build_module",
+    "codegen_options",
+    "generate_cpp",
+    "install_hint",
+    "model_names",
+    "nest_files",
+    "nest_wheel_version",
+    "paired_model_names",
+    "pip_nest_config",
+    "synapse_name",
+    "to_nestml_source",
+    "validate",
+]
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,7 @@ from .ops import OP_BY_NAME, OPS, SYN_BY_NAME, SYN_FACTORS
 from .layout import pad
 from .program import (TARGET_ELIG, TARGET_W, Program, RuleError, Space, complexity, dce, index, liveness, stack,
                       unstack)
-from .registry import RATE_SPACE, RULES, SPACES, SPIKING_SPACE, KnownRule, family_program, get, with_coefficients
+from .known import RATE_SPACE, RULES, SPACES, SPIKING_SPACE, KnownRule, family_program, get, with_coefficients
 from .variables import VARIABLES, Variable
 
 __all__ = [

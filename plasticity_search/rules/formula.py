@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.str import StrPrinter
 
 from .ops import OP_BY_NAME, SYMPY_HEADS, formula_functions
 from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
@@ -471,10 +473,62 @@ def compile_formula(text: str, space: Space, params: dict[str, float] | None = N
 # --------------------------------------------------------------------------------------------------------------
 # program -> sympy / text / LaTeX
 # --------------------------------------------------------------------------------------------------------------
+DIGITS = 4      # significant digits of every displayed constant: text, LaTeX, the sympy export, tables, reports
+
+
+def number_text(x: float, digits: int | None = DIGITS) -> str:
+    """The one spelling of a rule constant: the shortest decimal that reads back as the same float32 (rules run
+    in float32, so ``0.2178`` stays ``0.2178``, never ``0.21780000627``), then rounded to ``digits`` significant
+    digits (None: not rounded). Python float syntax that :func:`parse_formula` reads back (``0.5``, ``5e-10``)."""
+    x = float(x)
+    if not np.isfinite(x):
+        return repr(x)
+    if x == 0 or FLOAT32_TINY <= abs(x) <= FLOAT32_MAX:
+        x = float(str(np.float32(x)))
+    if digits is not None:
+        x = float(f"{x:.{digits}g}")
+    return repr(x)
+
+
 def _round_float(x: float, digits: int) -> sp.Expr:
     if float(x).is_integer() and abs(x) < 1e6:
         return sp.Integer(int(x))
-    return sp.Float(float(f"{x:.{digits}g}"), digits)
+    if digits >= 9:     # exact forms (canonical programs, layouts): the float32 value itself, rounded to nothing
+        return sp.Float(float(f"{x:.{digits}g}"), digits)
+    return sp.Float(number_text(x, digits), digits)
+
+
+class _TextPrinter(StrPrinter):
+    """sympy's text printer with every constant spelled by :func:`number_text`."""
+
+    def __init__(self, digits: int | None = DIGITS):
+        super().__init__()
+        self._digits = digits
+
+    def _print_Float(self, e):
+        return number_text(float(e), self._digits)
+
+
+class _LatexPrinter(LatexPrinter):
+    """sympy's LaTeX printer with the variables' own symbols (:data:`VARIABLES`), constants spelled by
+    :func:`number_text` (so LaTeX and text show the same numbers) and ``\\exp(...)`` for exp (``e`` is the error)."""
+
+    def __init__(self, names: dict, digits: int | None = DIGITS):
+        super().__init__({"symbol_names": names})
+        self._digits = digits
+
+    def _print_Float(self, e):
+        t = number_text(float(e), self._digits)
+        if "e" in t:
+            m, ex = t.split("e")
+            return rf"{m} \cdot 10^{{{int(ex)}}}"
+        return t
+
+    def _print_ExpBase(self, e, exp=None):
+        return self._do_exponent(rf"\exp{{\left({self._print(e.args[0])} \right)}}", exp)
+
+    def _print_Exp1(self, e, exp=None):
+        return self._do_exponent(r"\mathrm{e}", exp)
 
 
 def side_exprs(prog: Program, space: Space, side: str, live, const_fn) -> dict[int, sp.Expr]:
@@ -541,7 +595,7 @@ def _try(fn, e):
         return None
 
 
-def to_sympy(prog: Program, space: Space, simplify: bool = True, digits: int = 4):
+def to_sympy(prog: Program, space: Space, simplify: bool = True, digits: int = DIGITS):
     """The rule as sympy: the dw expression, or (dw, delig) for rules with an eligibility trace."""
     dw, de = to_sympy_raw(prog, space, digits)
     if simplify:
@@ -549,34 +603,39 @@ def to_sympy(prog: Program, space: Space, simplify: bool = True, digits: int = 4
     return (dw, de) if de != 0 else dw
 
 
-def _latex_names(space: Space) -> dict:
-    return {symbol(v): VARIABLES[v].latex for v in space.variables}
+def _latex_names(space: Space | None = None) -> dict:
+    names = space.variables if space is not None else VARIABLES
+    return {symbol(v): VARIABLES[v].latex for v in names if v in VARIABLES}
 
 
-def to_text(prog: Program, space: Space, digits: int = 4) -> str:
+def sympy_text(e: sp.Expr, digits: int | None = DIGITS) -> str:
+    """One sympy expression as formula text, constants spelled by :func:`number_text`."""
+    return _TextPrinter(digits).doprint(e)
+
+
+def to_text(prog: Program, space: Space, digits: int = DIGITS) -> str:
     """Plain-text formula that :func:`parse_formula` reads back."""
-    e = to_sympy(prog, space, digits=digits)
+    return expr_text(to_sympy(prog, space, digits=digits), digits)
+
+
+def expr_latex(e, space: Space | None = None, digits: int | None = DIGITS) -> str:
+    """``\\Delta w = ...`` (and ``\\Delta \\mathrm{elig} = ...``) in the variables' LaTeX symbols, with the constants
+    of the text form."""
+    p = _LatexPrinter(_latex_names(space), digits)
     if isinstance(e, tuple):
-        return f"dw = {sp.sstr(e[0])}; delig = {sp.sstr(e[1])}"
-    return sp.sstr(e)
+        return (r"\Delta w = " + p.doprint(e[0]) + r", \quad \Delta " + VARIABLES["elig"].latex + " = "
+                + p.doprint(e[1]))
+    return r"\Delta w = " + p.doprint(e)
 
 
-def expr_latex(e, space: Space) -> str:
-    names = _latex_names(space)
+def to_latex(prog: Program, space: Space, digits: int = DIGITS) -> str:
+    return expr_latex(to_sympy(prog, space, digits=digits), space, digits)
+
+
+def expr_text(e, digits: int | None = DIGITS) -> str:
     if isinstance(e, tuple):
-        return (r"\Delta w = " + sp.latex(e[0], symbol_names=names) + r", \quad \Delta c = "
-                + sp.latex(e[1], symbol_names=names))
-    return r"\Delta w = " + sp.latex(e, symbol_names=names)
-
-
-def to_latex(prog: Program, space: Space, digits: int = 4) -> str:
-    return expr_latex(to_sympy(prog, space, digits=digits), space)
-
-
-def expr_text(e) -> str:
-    if isinstance(e, tuple):
-        return f"dw = {sp.sstr(e[0])}; delig = {sp.sstr(e[1])}"
-    return sp.sstr(e)
+        return f"dw = {sympy_text(e[0], digits)}; delig = {sympy_text(e[1], digits)}"
+    return sympy_text(e, digits)
 
 
 def rule_equation(formula: str) -> str:

@@ -9,6 +9,9 @@ Mutations (AutoML-Zero, Real et al. 2020, adapted to fixed-shape typed programs)
 * ``remove``                 deactivate a term (if more than one is active), or bypass an instruction
 * ``change_constant``        perturb a term coefficient or an instruction constant (log-normal, sign flips)
 * ``randomize_all``          a fresh random program
+
+Every random program and every mutant is projected onto the space's structure (:meth:`Space.constrain`: typed
+term slots of a 'three_factor' space).
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def random_program(key, space: Space, max_init_terms: int = 2) -> Program:
     p, q, s, coef, tgt = jax.vmap(lambda kk: _rand_term(kk, space))(jax.random.split(kt, space.n_terms))
     n_on = jax.random.randint(kn, (), 1, min(max_init_terms, space.n_terms) + 1)
     on = jnp.arange(space.n_terms) < n_on
-    return Program(*post, *pre, on, coef.astype(jnp.float32), p, q, s, tgt.astype(jnp.int32))
+    return space.constrain(Program(*post, *pre, on, coef.astype(jnp.float32), p, q, s, tgt.astype(jnp.int32)))
 
 
 def random_population(key, space: Space, n: int, max_init_terms: int = 2) -> Program:
@@ -247,7 +250,7 @@ def mutate(key, prog: Program, space: Space, probs=DEFAULT_MUTATION_PROBS) -> Pr
     probs = jnp.asarray(probs, jnp.float32)
     which = jax.random.choice(k1, len(MUTATIONS), p=probs / probs.sum())
     prog = jax.tree.map(jnp.asarray, prog)
-    branches = [lambda k, p, f=_FNS[m]: _cast(f(k, p, space), p) for m in MUTATIONS]
+    branches = [lambda k, p, f=_FNS[m]: _cast(space.constrain(f(k, p, space)), p) for m in MUTATIONS]
     return jax.lax.switch(which, branches, k2, prog)
 
 

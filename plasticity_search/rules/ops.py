@@ -60,7 +60,7 @@ OPS: tuple[Op, ...] = (
        names=("tanh",)),
     Op("sigmoid", 1, lambda a, b, c: 1.0 / (1.0 + jnp.exp(-a)), lambda a, b, c: _sig_sym(a),
        r"\sigma({a})", transcendental=True, names=("sigmoid",)),
-    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"e^{{{a}}}", transcendental=True,
+    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"\exp({a})", transcendental=True,
        names=("exp",)),
     Op("log", 1, lambda a, b, c: jnp.log(a), lambda a, b, c: sp.log(a), r"\log({a})", transcendental=True,
        names=("log",)),
@@ -121,8 +121,8 @@ SYN_FACTORS: tuple[SynFactor, ...] = (
     SynFactor("w", lambda w, c: w, lambda w, c: w, "w"),
     SynFactor("w2", lambda w, c: w * w, lambda w, c: w**2, "w^2"),
     SynFactor("sign_w", lambda w, c: jnp.sign(w), lambda w, c: sp.sign(w), r"\operatorname{sign}(w)"),
-    SynFactor("elig", lambda w, c: c, lambda w, c: c, "c"),
-    SynFactor("w_elig", lambda w, c: w * c, lambda w, c: w * c, "w c"),
+    SynFactor("elig", lambda w, c: c, lambda w, c: c, r"\mathrm{elig}"),
+    SynFactor("w_elig", lambda w, c: w * c, lambda w, c: w * c, r"w \, \mathrm{elig}"),
 )
 
 SYN_BY_NAME: dict[str, SynFactor] = {s.name: s for s in SYN_FACTORS}

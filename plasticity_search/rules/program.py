@@ -28,6 +28,7 @@ from .variables import VARIABLES
 
 TARGET_W = 0
 TARGET_ELIG = 1
+STRUCTURES = ("free", "three_factor")   # Space.structure: how term slots are typed (see Space.constrain)
 FUSED_MAX_TERMS = 8   # up to this many term rows, combine terms in one fused elementwise pass
 SELECT_MAX_REGISTERS = 8   # register files up to this size are read with select_n (one fused elementwise pass),
                            # larger ones with a gather (select cost grows with the register count; BENCHMARKS.md)
@@ -85,6 +86,8 @@ class Space:
     n_terms: int = 6         # K, maximum number of separable terms
     elig: bool = False       # whether terms may target an eligibility trace
     name: str = "custom"
+    structure: str = "free"  # 'free': any term may target w or elig with any factor; 'three_factor': typed slots
+                             # (:meth:`constrain`): dElig = sum of pre x post terms, dW = M(post, globals) * elig
 
     def __post_init__(self):
         for v in self.post_vars + self.pre_vars + self.global_vars:
@@ -104,6 +107,15 @@ class Space:
             raise RuleError("synapse factor menu must contain '1'")
         if any(s in ("elig", "w_elig") for s in self.syn) and not self.elig:
             object.__setattr__(self, "elig", True)
+        if self.structure not in STRUCTURES:
+            raise RuleError(f"unknown structure '{self.structure}' (known: {', '.join(STRUCTURES)})")
+        if self.structure == "three_factor":
+            if "elig" not in self.syn:
+                raise RuleError("structure 'three_factor' needs the synapse factor 'elig' in syn")
+            if self.n_terms < 2:
+                raise RuleError("structure 'three_factor' needs n_terms >= 2 (eligibility terms and a weight term)")
+            if not self.global_vars:
+                raise RuleError("structure 'three_factor' needs global variables (r, rbar) for the third factor")
         for n in ("n_post", "n_pre", "n_terms"):
             if getattr(self, n) < (1 if n == "n_terms" else 0):
                 raise RuleError(f"{n} must be >= {1 if n == 'n_terms' else 0}, got {getattr(self, n)}")
@@ -144,7 +156,7 @@ class Space:
         return {"post_vars": list(self.post_vars), "pre_vars": list(self.pre_vars),
                 "global_vars": list(self.global_vars), "ops": list(self.ops), "syn": list(self.syn),
                 "n_post": self.n_post, "n_pre": self.n_pre, "n_terms": self.n_terms, "elig": self.elig,
-                "name": self.name}
+                "name": self.name, "structure": self.structure}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Space":
@@ -153,6 +165,53 @@ class Space:
             if k in kw:
                 kw[k] = tuple(kw[k])
         return cls(**kw)
+
+    # --- typed term slots ------------------------------------------------------------------------------------
+    def constrain(self, prog: Program) -> Program:
+        """``prog`` projected onto the space's structure (pure JAX on one program; identity for 'free').
+
+        'three_factor' (a three-factor rule by construction): term slots ``0..K-2`` write the eligibility trace
+        (``dElig = sum_k c_k P_k(post) Q_k(pre) S_k``, S_k from the menu's factors without elig), the last slot
+        writes the weight through the trace: ``dW = c M(post, globals) * elig`` (Q = 1; factor elig, or w_elig
+        where the program picked it). The weight slot is always on, and so is at least one eligibility slot, so
+        every program of the space is pre x post -> elig -> third factor -> w; what the search chooses is which
+        pre x post terms, which third factor M (e.g. r, r - rbar) and their constants. Register reads are typed
+        too: an eligibility term reads no global input register directly (a read of r or rbar is moved to a
+        variable of its side), and the weight term's M reads a global or an instruction (a read of the constant 1
+        or a post variable is moved to a global); instructions may read anything.
+        Random programs and every mutation of :mod:`.mutation` end with this projection.
+        """
+        if self.structure == "free":
+            return prog
+        K = self.n_terms
+        i_elig = self.syn.index("elig")
+        no_elig = np.array([s not in ("elig", "w_elig") for s in self.syn])
+        w_slot = jnp.arange(K) == K - 1
+        s = jnp.asarray(prog.term_s)
+        s_ok = jnp.asarray(no_elig)[jnp.clip(s, 0, len(self.syn) - 1)]
+        s_elig = jnp.where(s_ok, s, 0)                                   # eligibility slots: no elig factor
+        s_w = jnp.full_like(s, i_elig)                                   # weight slot: elig (or w_elig)
+        if "w_elig" in self.syn:
+            s_w = jnp.where(s == self.syn.index("w_elig"), s, s_w)
+        on = jnp.asarray(prog.term_on) | w_slot
+        on = on.at[0].set(on[0] | ~jnp.any(on & ~w_slot))
+        coef = jnp.asarray(prog.term_coef)
+        coef = jnp.where(w_slot & (coef == 0), 1.0, coef).astype(coef.dtype)
+        n_g = len(self.global_vars)
+        p = jnp.asarray(prog.term_p)
+        n_pv = len(self.post_vars)
+        p_w = jnp.where(p < 1 + n_pv, 1 + n_pv + p % n_g, p)           # M: a global or an instruction
+        is_g = (p >= 1 + n_pv) & (p < 1 + n_pv + n_g)
+        p_e = jnp.where(is_g, (1 + (p - 1 - n_pv) % n_pv) if n_pv else 0, p)
+        q = jnp.asarray(prog.term_q)
+        n_qv = len(self.pre_vars)
+        is_gq = (q >= 1 + n_qv) & (q < 1 + n_qv + n_g)
+        q_e = jnp.where(is_gq, (1 + (q - 1 - n_qv) % n_qv) if n_qv else 0, q)
+        dt = jnp.asarray(prog.term_tgt).dtype
+        return prog._replace(term_on=on, term_coef=coef, term_p=jnp.where(w_slot, p_w, p_e).astype(p.dtype),
+                             term_q=jnp.where(w_slot, 0, q_e).astype(q.dtype),
+                             term_s=jnp.where(w_slot, s_w, s_elig).astype(s.dtype),
+                             term_tgt=jnp.where(w_slot, TARGET_W, TARGET_ELIG).astype(dt))
 
     # --- construction -------------------------------------------------------------------------------------
     def empty(self) -> Program:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .formula import compile_formula, to_latex, to_sympy, to_text
 from .program import Program, RuleError, Space, complexity
-from .registry import RATE_SPACE, RULES, SPIKING_SPACE
+from .known import RATE_SPACE, RULES, SPIKING_SPACE
 from .variables import VARIABLES
 
 RULE_SCHEMA = "plasticity-search/rule/v1"
@@ -47,7 +47,7 @@ class ResolvedRule:
     def from_dict(cls, d: dict, where: str = "rule file") -> "ResolvedRule":
         """A rule from its rule file document, every field checked (types, lengths, ranges of the program arrays
         against its space, finite float32 constants, defaults): RuleError, one line starting with ``where``."""
-        from .validate import rule_parts_from_doc
+        from .documents import rule_parts_from_doc
 
         if not isinstance(d, dict) or d.get("schema") != RULE_SCHEMA:
             raise RuleError(f"{where}: not a plasticity-search rule file (expected schema '{RULE_SCHEMA}')")
@@ -59,7 +59,7 @@ class ResolvedRule:
 def load_rule_file(path: str) -> ResolvedRule:
     """The rule of a rule ``.json`` file (RuleError, one line naming the file, if it cannot be read or is
     malformed; a FIFO or other non-regular file is refused without being opened)."""
-    from .validate import read_json_file
+    from .documents import read_json_file
 
     return ResolvedRule.from_dict(read_json_file(path, "rule file"), f"rule file '{path}'")
 

@@ -92,7 +92,7 @@ def decode(data: bytes | str) -> tuple[dict[str, np.ndarray], dict]:
         raise CheckpointError(f"damaged checkpoint archive ({kind})") from None
     if META_KEY not in arrays:
         raise CheckpointError("checkpoint has no meta entry")
-    from ..rules.validate import parse_json
+    from ..rules.documents import parse_json
     meta = parse_json(arrays.pop(META_KEY).tobytes(), "checkpoint meta", CheckpointError, allow_nan=True)
     if not isinstance(meta, dict) or meta.get("schema") != CKPT_SCHEMA:
         raise CheckpointError(f"not a checkpoint of schema '{CKPT_SCHEMA}'")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .results import entries, rule_from_entry
 
-STDP_OFFSETS_MS = np.arange(-50.0, 50.5, 2.5)
+STDP_OFFSETS_MS = np.arange(-50.0, 51.0, 2.0)
 
 
 def _top_rules(run_dir: str, hof_json: dict, top: int):
@@ -22,23 +22,49 @@ def _top_rules(run_dir: str, hof_json: dict, top: int):
 
 
 def stdp_windows(run_dir: str, hof_json: dict, top: int = 3) -> dict:
-    """{label: {"offsets_ms", "dw"}} for the spiking rules among the top ranks ({} if none, or no simulator)."""
+    """{label: window} for the spiking rules among the top ranks, then ``stdp_add`` under the same settings as a
+    reference ({} if none, or no simulator); a window is :func:`pairing_window`'s dict."""
     spiking = [(i, e, r) for i, e, r in _top_rules(run_dir, hof_json, top) if getattr(r, "model", "") == "spiking"]
     if not spiking:
         return {}
     try:
-        from ..spiking.pairing import pairing_dw
+        from ..rules.resolve import resolve_rule
+        from ..spiking.pairing import pairing_dw  # noqa: F401 - the simulator is there
     except ImportError:
         return {}
     out = {}
     for i, e, r in spiking:
-        dw = pairing_dw(r, STDP_OFFSETS_MS)
-        out[f"rank {i}: {e.get('formula', '')}"[:60]] = {"offsets_ms": STDP_OFFSETS_MS.tolist(),
-                                                       "dw": np.asarray(dw, np.float64).tolist()}
+        out[f"rank {i}: {e.get('formula', '')}"[:60]] = pairing_window(r)
+    import dataclasses
+    settings = dict(spiking[0][2].defaults or {})       # the run's lr, time constants and bounds
+    out["stdp_add (reference)"] = pairing_window(dataclasses.replace(resolve_rule("stdp_add"), defaults=settings))
     return out
 
 
-from ..search.curves import CURVE_METRIC  # noqa: E402 - one source for the curve labels
+def pairing_window(rule, offsets_ms=STDP_OFFSETS_MS, rtol: float = 1e-3, dt: float = 1.0) -> dict:
+    """The pairing window of a rule away from its weight bounds, and where the bounds would clip it.
+
+    The protocol runs at the spiking tasks' step ``dt`` (1 ms; terms without a spike act once per step, so this is
+    the change the rule made in its task; offsets are rounded to multiples of ``dt``). The weight starts mid-range (the middle of the rule's ``w_bounds``, 0.5 without bounds) and ``dw`` is the
+    rule's change *before* clipping (the pairing protocol without bounds), so the window shows the rule, not the
+    bounds. ``dw_clipped`` is the change with the bounds applied; ``clipped[k]`` is True where the two differ
+    (by more than ``rtol`` of the largest |dw|): there the bounds, not the rule, set the weight change.
+    {"offsets_ms", "dw", "dw_clipped", "clipped", "w0", "w_bounds"}.
+    """
+    from ..spiking.pairing import pairing_dw
+    bounds = (getattr(rule, "defaults", None) or {}).get("w_bounds")
+    w0 = 0.5 if bounds is None else 0.5 * (float(bounds[0]) + float(bounds[1]))
+    offsets_ms = np.rint(np.asarray(offsets_ms, np.float64) / dt) * dt
+    raw = np.asarray(pairing_dw(rule, offsets_ms, dt=dt, w0=w0, w_bounds=None), np.float64)
+    clip = raw if bounds is None else np.asarray(pairing_dw(rule, offsets_ms, dt=dt, w0=w0), np.float64)
+    scale = float(np.nanmax(np.abs(raw))) if np.any(np.isfinite(raw)) else 0.0
+    clipped = np.abs(raw - clip) > rtol * max(scale, 1e-12)
+    return {"offsets_ms": np.asarray(offsets_ms, np.float64).tolist(), "dw": raw.tolist(),
+            "dw_clipped": clip.tolist(), "clipped": clipped.tolist(), "w0": w0,
+            "w_bounds": None if bounds is None else [float(bounds[0]), float(bounds[1])]}
+
+
+from ..search.panels import CURVE_METRIC  # noqa: E402 - one source for the curve labels
 
 
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
@@ -51,7 +77,7 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
     stored = (hof_json.get("info") or {}).get("curves")
     if isinstance(stored, dict) and stored:      # recorded by the search's final evaluation: nothing to re-run
         return stored
-    from ..inner import InnerConfig, evaluate_population
+    from ..rate import InnerConfig, evaluate_population
     from ..rules import pad, stack
     from ..search.config import rule_in_space
     from .configs import load
@@ -94,3 +120,65 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
         out[f"{title} [{split}]"] = {"metric": CURVE_METRIC.get(task.objective, "score"), "xlabel": "online updates",
                                      "x": x, "split": split, "series": series}
     return out
+
+
+WEIGHT_BINS = 40
+
+
+def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> dict:
+    """Histograms of every layer's weights before and after learning, for the chosen rule (under the run's
+    feedback) and FA (rule ``fa`` with feedback alignment), on one instance of the run's first final task (select
+    or search task if it has none; its first seed): the same data and initial weights for both rules, from
+    :func:`plasticity_search.rate.weight_trajectory`. {} for spiking runs.
+
+    {"task", "split", "seed", "steps", "updates", "labels": [before, chosen, FA], "layers": [{"name", "edges",
+    "counts": {label: [...]}, "stats": {label: {"mean", "std", "min", "max", "nonfinite"}}}]}; values outside the
+    shared bin range (0.5th to 99.5th percentile of all three) are counted in the outer bins.
+    """
+    from ..rate import weight_trajectory
+    from ..rules.resolve import resolve_rule
+    from .configs import load
+    from .results import best_index
+    from .rundir import CONFIG_FILE
+
+    cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
+    split = next((s for s in ("final", "select", "search") if getattr(cfg.tasks, s)), None)
+    es = entries(hof_json)
+    if split is None or cfg.model == "spiking" or not es:
+        return {}
+    b = best_index(hof_json)
+    b = b if 0 <= b < len(es) else 0
+    chosen = rule_from_entry(es[b], name=f"{os.path.basename(os.path.normpath(run_dir))}:{b}", hof_json=hof_json,
+                             index=b)
+    if getattr(chosen, "model", "rate") != "rate":
+        return {}
+    entry = getattr(cfg.tasks, split)[0]
+    task = cfg.make_task(entry)
+    seed = int(entry.seed_list[0])
+    net = cfg.network_config()
+    labels = ("before learning", f"after: chosen rule (rank {b})", "after: FA")
+    runs = [(chosen, net), (resolve_rule("fa"), net.with_(feedback="fa"))]
+    trajs = [weight_trajectory(r, task, seed, entry.steps, every=10 ** 9, split=split, network=n) for r, n in runs]
+    n_layers = sum(1 for k in trajs[0] if k.startswith("W"))
+    layers = []
+    for l in range(n_layers):
+        ws = [trajs[0][f"W{l}"][0], trajs[0][f"W{l}"][-1], trajs[1][f"W{l}"][-1]]
+        ws = [np.asarray(w, np.float64).ravel() for w in ws]
+        pooled = np.concatenate([w[np.isfinite(w)] for w in ws])
+        lo, hi = (np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0))
+        if not hi > lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, bins + 1)
+        counts, stats = {}, {}
+        for lab, w in zip(labels, ws):
+            f = w[np.isfinite(w)]
+            counts[lab] = np.histogram(np.clip(f, lo, hi), edges)[0].tolist()
+            stats[lab] = {"mean": float(f.mean()) if f.size else None, "std": float(f.std()) if f.size else None,
+                          "min": float(f.min()) if f.size else None, "max": float(f.max()) if f.size else None,
+                          "nonfinite": int(w.size - f.size)}
+        n_post, n_pre = trajs[0][f"W{l}"].shape[1:]
+        n_pre -= 1 if net.bias else 0
+        layers.append({"name": f"layer {l + 1}: {n_pre} -> {n_post}" + (" (+ bias)" if net.bias else ""),
+                       "edges": edges.tolist(), "counts": counts, "stats": stats})
+    return {"task": task.name, "split": split, "seed": seed, "steps": entry.steps or task.default_steps,
+            "updates": int(trajs[0]["update"][-1]), "labels": list(labels), "layers": layers}

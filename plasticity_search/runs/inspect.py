@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 
-from .report import _read_json
+from .report import _read_json, formula_legend
 from .rundir import GEN_JSON
 from .results import (
     SPLITS,
@@ -39,6 +39,7 @@ def inspect_data(run_dir: str, top: int | None = None, *, loaded: tuple | None =
     doc = {**summary, "status": status, "provisional": status != "finished", "best": b,
            "n_entries": len(entries(hof_json)), "entries": rows, "baselines": bls,
            "compared_on": cmp_split, "choice": info.get("choice")}
+    doc["legend"] = formula_legend([r["formula"] for r in rows] + [bl["formula"] for bl in bls])
     gen = _read_json(os.path.join(run_dir, GEN_JSON))
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list):
         doc["generalization"] = gen
@@ -83,6 +84,10 @@ def format_table(doc: dict) -> str:
             if doc.get("choice"):
                 lines.append(f"  choice: {doc['choice']}")
             lines.extend(_verdicts(ch, doc))
+    if doc.get("legend"):
+        from ..rules.variables import legend_lines
+        lines.append("legend:")
+        lines.extend(legend_lines([v["name"] for v in doc["legend"]]))
     if doc.get("generalization"):
         from ..search.generalize import format_report
         lines.append(format_report(doc["generalization"]))
@@ -138,5 +143,206 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------------------------
+# several runs side by side: ``inspect RUN_A RUN_B ...``
+# --------------------------------------------------------------------------------------------------------------
+def _config_of(run_dir: str) -> dict:
+    """The run's ``config.yaml`` as a plain mapping (bounded reader; one line if it is missing or damaged)."""
+    from ..search.config import ConfigError, load_yaml, read_text_file
+    from .rundir import CONFIG_FILE, RunDirError
+
+    path = os.path.join(run_dir, CONFIG_FILE)
+    try:
+        doc = load_yaml(read_text_file(path, "run config"), f"run config '{path}'")
+    except FileNotFoundError:
+        raise RunDirError(f"run directory '{run_dir}' has no {CONFIG_FILE}") from None
+    except (OSError, ConfigError, ValueError) as exc:
+        raise RunDirError(f"'{path}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    except Exception as exc:  # noqa: BLE001 - a YAML syntax error
+        raise RunDirError(f"'{path}' is not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") \
+            from None
+    if not isinstance(doc, dict):
+        raise RunDirError(f"'{path}' must hold a mapping of keys")
+    return doc
+
+
+def _leaves(d, prefix: str = "") -> dict:
+    """{dotted key: value} of every leaf of a nested mapping (lists are values)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_leaves(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(configs: list[dict]) -> list[dict]:
+    """[{key, values}] for every dotted config key whose value is not the same in all runs (``None`` in
+    ``values`` where a run's config lacks the key; ``present`` says which runs have it)."""
+    flat = [_leaves(c) for c in configs]
+    keys = []
+    for f in flat:
+        keys += [k for k in f if k not in keys]
+    out = []
+    for k in keys:
+        vals = [f.get(k, _ABSENT) for f in flat]
+        if any(v != vals[0] for v in vals[1:]):
+            out.append({"key": k, "values": [None if v is _ABSENT else v for v in vals],
+                        "present": [v is not _ABSENT for v in vals]})
+    return out
+
+
+_ABSENT = object()
+
+
+def _metric_means(metrics: dict) -> dict:
+    """{metric: {mean, std}} of one split's metrics (``fitness`` and the ``*_std`` companions folded in)."""
+    out = {}
+    for k, v in (metrics or {}).items():
+        if k == "fitness" or k.endswith("_std"):
+            continue
+        out[k] = {"mean": _num(v), "std": _num(metrics.get(f"{k}_std"))}
+    return out
+
+
+def _num(x):
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def compare_data(run_dirs: list[str]) -> dict:
+    """The JSON document of ``inspect RUN_A RUN_B ... --json``: per run its status, the chosen rule with its
+    fitness on each split, its metrics on the split the baselines were scored on (``final``), each baseline's
+    score and the chosen rule's paired difference to it (95% interval, verdict), and the config keys that differ
+    between the runs."""
+    from ..search.stats import verdict
+
+    runs = []
+    for d in run_dirs:
+        doc = inspect_data(d)
+        cmp_split = doc.get("compared_on", "final")
+        ch = next((e for e in doc["entries"] if e["chosen"]), None)
+        chosen = None
+        if ch is not None:
+            chosen = {"rank": ch["rank"], "formula": ch["formula"], "complexity": ch["complexity"],
+                      "fitness": ch["fitness"],
+                      "metrics": _metric_means((ch.get("metrics") or {}).get(cmp_split)),
+                      "paired": {n: {**p, "verdict": verdict(p)} for n, p in (ch.get("paired") or {}).items()
+                                 if isinstance(p, dict)}}
+        bls = [{"name": bl["name"], "formula": bl["formula"], "feedback": bl.get("feedback"),
+                "fitness": bl["fitness"].get(cmp_split),
+                "metrics": _metric_means(bl["metrics"].get(cmp_split))} for bl in doc["baselines"]]
+        runs.append({k: doc.get(k) for k in ("run_dir", "name", "status", "provisional", "generations_done",
+                                             "generations", "seed", "elapsed_s")}
+                    | {"compared_on": cmp_split, "n_entries": doc["n_entries"], "chosen": chosen, "baselines": bls})
+    diffs = config_differences([_config_of(d) for d in run_dirs])
+    return {"runs": runs, "config_differences": diffs}
+
+
+def _labels(run_dirs: list[str]) -> list[str]:
+    """Short column names: the run directories' last path parts, as many as make them distinct."""
+    parts = [os.path.normpath(os.path.abspath(d)).split(os.sep) for d in run_dirs]
+    for n in range(1, max(len(p) for p in parts) + 1):
+        labels = [os.sep.join(p[-n:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return list(run_dirs)
+
+
+def _value(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, dict)):
+        import json
+        return json.dumps(v, separators=(", ", ": "))
+    return str(v)
+
+
+def format_comparison(doc: dict) -> str:
+    """The runs side by side: one column per run, one row per quantity; then the config keys that differ."""
+    from ..search.stats import format_delta
+
+    runs = doc["runs"]
+    labels = _labels([r["run_dir"] for r in runs])
+    rows: list[tuple[str, list[str]]] = [("run", [r["run_dir"] for r in runs])]
+    rows.append(("status", [f"{r['status']}, generation {r.get('generations_done')}/{r.get('generations')}"
+                            + (" (provisional)" if r.get("provisional") else "") for r in runs]))
+    rows.append(("wall time", ["-" if r.get("elapsed_s") is None else f"{r['elapsed_s']:.1f} s" for r in runs]))
+    rows.append(("chosen rule", [("dw = " + r["chosen"]["formula"]) if r["chosen"] else "(empty hall of fame)"
+                                 for r in runs]))
+    rows.append(("complexity", [str(r["chosen"]["complexity"]) if r["chosen"] else "-" for r in runs]))
+    for s in SPLITS:
+        rows.append((f"fit.{s}", [_f(r["chosen"]["fitness"].get(s)) if r["chosen"] else "-" for r in runs]))
+    split = runs[0].get("compared_on", "final") if runs else "final"
+    metric_names = []
+    for r in runs:
+        metric_names += [m for m in ((r["chosen"] or {}).get("metrics") or {}) if m not in metric_names]
+    for m in metric_names:
+        cells = []
+        for r in runs:
+            v = ((r["chosen"] or {}).get("metrics") or {}).get(m)
+            cells.append("-" if not v or v["mean"] is None else
+                         _f(v["mean"]) + ("" if v["std"] is None else f" ± {_f(v['std'])}"))
+        rows.append((f"{m} ({split})", cells))
+    names = []
+    for r in runs:
+        names += [b["name"] for b in r["baselines"] if b["name"] not in names]
+    for n in names:
+        cells, deltas = [], []
+        for r in runs:
+            bl = next((b for b in r["baselines"] if b["name"] == n), None)
+            cells.append("-" if bl is None else _f(bl["fitness"])
+                         + (f" ({bl['feedback']} feedback)" if bl.get("feedback") else ""))
+            p = ((r["chosen"] or {}).get("paired") or {}).get(n)
+            deltas.append(f"{format_delta(p)} {p['verdict']}" if p else "-")
+        rows.append((f"baseline {n} ({split})", cells))
+        rows.append((f"Δ vs {n} (95% CI)", deltas))
+    w0 = max(len(k) for k, _ in rows)
+    widths = [max(len(labels[i]), *(len(c[i]) for _, c in rows)) for i in range(len(runs))]
+    sep = "   "
+    lines = [" " * w0 + sep + sep.join(lab.ljust(w) for lab, w in zip(labels, widths)).rstrip()]
+    lines += [k.ljust(w0) + sep + sep.join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for k, cells in rows]
+    diffs = doc.get("config_differences") or []
+    if not diffs:
+        lines.append("config: the same in every run")
+        return "\n".join(lines)
+    lines.append(f"config differences ({len(diffs)} key{'s' if len(diffs) != 1 else ''}):")
+    cells = [[("<absent>" if not ok else _value(v)) for v, ok in zip(d["values"], d["present"])] for d in diffs]
+    k0 = max(len(d["key"]) for d in diffs) + 2
+    cw = [max(len(labels[i]), *(len(c[i]) for c in cells)) for i in range(len(runs))]
+    lines.append(" " * k0 + sep + sep.join(lab.ljust(w) for lab, w in zip(labels, cw)).rstrip())
+    for d, c in zip(diffs, cells):
+        lines.append(("  " + d["key"]).ljust(k0) + sep + sep.join(x.ljust(w) for x, w in zip(c, cw)).rstrip())
+    return "\n".join(lines)
+
+
+def cmd_inspect_many(args) -> int:
+    """``inspect RUN_A RUN_B ...``: the runs side by side (nothing is written in the run directories)."""
+    import json
+
+    from ..errors import UsageError
+
+    if args.top is not None:
+        raise UsageError("inspect: --top applies to one run; with several runs each shows its chosen rule")
+    seen = set()
+    for d in args.run_dir:
+        key = os.path.realpath(d)
+        if key in seen:
+            raise UsageError(f"inspect: run directory '{d}' is given twice")
+        seen.add(key)
+    doc = compare_data(list(args.run_dir))
+    if args.json:
+        print(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        print(format_comparison(doc))
+    return 0
+
+
 # flat per-split metrics are part of the JSON document already; exported for callers that want them
-__all__ = ["cmd_inspect", "flat_metrics", "format_table", "inspect_data"]
+__all__ = ["cmd_inspect", "cmd_inspect_many", "compare_data", "config_differences", "flat_metrics",
+           "format_comparison", "format_table", "inspect_data"]

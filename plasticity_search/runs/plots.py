@@ -4,6 +4,7 @@
 * ``pareto.png``          the hall of fame: fitness vs complexity on search/select/final tasks, chosen rule marked
 * ``learning_curves.png`` learning curves of the top rules next to FA/BP baselines on the final tasks
 * ``stdp_window.png``     spiking rules: weight change vs spike-time difference (pairing protocol)
+* ``weights.png``         rate runs: each layer's weight histogram before and after learning, chosen rule and FA
 
 Every function takes plain data (lists, dicts) and a path, so plots can be redrawn from a run directory alone.
 """
@@ -120,18 +121,59 @@ def plot_learning_curves(curves: dict, path: str, title: str = "") -> str:
 
 
 def plot_stdp(windows: dict, path: str, title: str = "") -> str:
-    """``windows``: {label: {"offsets_ms": [...], "dw": [...]}}."""
-    fig = _fig()
-    ax = fig.add_subplot()
-    for label, w in windows.items():
-        ax.plot(w["offsets_ms"], _finite(w["dw"]), marker=".", label=label)
-    ax.axhline(0, color="0.5", lw=0.8)
-    ax.axvline(0, color="0.5", lw=0.8)
-    ax.set_xlabel(r"$t_{post} - t_{pre}$ (ms)")
-    ax.set_ylabel(r"$\Delta w$")
-    ax.set_title(title or "STDP window (pairing protocol)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    """``windows``: {label: {"offsets_ms": [...], "dw": [...], optional "clipped": [bool], "w0", "w_bounds"}}
+    (:func:`plasticity_search.runs.curves.pairing_window`), one panel each, side by side (a discovered rule next
+    to the stdp_add reference, each on its own scale). ``dw`` is the rule's change before clipping; offsets where
+    the weight bounds would clip it are marked with red crosses."""
+    import numpy as np
+    n = max(1, len(windows))
+    fig = _fig(min(3.6 * n, 18.0), 3.4)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (label, w) in zip(axes, windows.items()):
+        x, dw = np.asarray(w["offsets_ms"], float), np.asarray(_finite(w["dw"]), float)
+        ax.plot(x, dw, marker=".", label="dw before clipping" if "clipped" in w else "dw")
+        clipped = np.asarray(w.get("clipped") or [False] * len(x), bool)
+        if clipped.any():
+            b = w.get("w_bounds")
+            ax.plot(x[clipped], dw[clipped], "x", color="red", ms=6,
+                    label=f"clipped by w_bounds {b} at w0={w.get('w0', 0.5):g}")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.axvline(0, color="0.5", lw=0.8)
+        ax.set_xlabel(r"$t_{post} - t_{pre}$ (ms)")
+        ax.set_title(label, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="best")
+    axes[0].set_ylabel(r"$\Delta w$")
+    fig.suptitle(title or "STDP window (pairing protocol, weight mid-range)")
+    return _save(fig, path)
+
+
+def plot_weights(data: dict, path: str, title: str = "") -> str:
+    """``data``: :func:`plasticity_search.runs.curves.weight_histograms` (one panel per layer: the weights before
+    learning, filled, and after learning with each rule, as step outlines on the same bins)."""
+    layers = data.get("layers") or []
+    n = max(1, len(layers))
+    fig = _fig(min(3.4 * n, 17.0), 3.4)
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    labels = data.get("labels") or []
+    for ax, layer in zip(axes, layers):
+        edges = layer["edges"]
+        for k, lab in enumerate(labels):
+            counts = layer["counts"].get(lab)
+            if counts is None:
+                continue
+            if k == 0:
+                ax.stairs(counts, edges, fill=True, color="0.8", label=lab)
+            else:
+                ax.stairs(counts, edges, color=f"C{k - 1}", lw=1.4, label=lab)
+        ax.set_title(layer.get("name", ""), fontsize=9)
+        ax.set_xlabel("weight")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("synapses")
+    if layers:
+        axes[0].legend(fontsize=7, loc="best")
+    fig.suptitle(title or f"weights before and after learning ({data.get('task', '')}, seed {data.get('seed', '')})",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -156,4 +198,4 @@ def plot_paths(run_dir: str) -> dict[str, str]:
     from .rundir import PLOTS_DIR
 
     d = os.path.join(run_dir, PLOTS_DIR)
-    return {k: os.path.join(d, f"{k}.png") for k in ("fitness", "pareto", "learning_curves", "stdp_window")}
+    return {k: os.path.join(d, f"{k}.png") for k in ("fitness", "pareto", "learning_curves", "stdp_window", "weights")}

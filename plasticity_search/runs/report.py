@@ -27,6 +27,14 @@ from .rundir import (
 
 CURVES_FILE = "curves.json"       # plots/curves.json: the learning-curve data (computed once, at the end of a run)
 STDP_FILE = "stdp_window.json"
+WEIGHTS_FILE = "weights.json"     # plots/weights.json: weight histograms before/after learning (with the curves)
+
+
+def formula_legend(formulas) -> list[dict]:
+    """The legend of the variables the formula texts read: ``[{"name", "latex", "side", "description"}]``
+    (one source: :data:`plasticity_search.rules.variables.VARIABLES`)."""
+    from ..rules.variables import legend, variables_in
+    return legend(variables_in(*[f for f in formulas if isinstance(f, str)]))
 
 
 def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = False,
@@ -34,7 +42,8 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = 
     """(Re)draw every plot and ``report.html``; returns {plot name: path} of the plots written.
 
     ``curves=True`` computes the learning curves of the top rules and the FA/BP baselines on the final tasks
-    (costs a few evaluations; the data is cached in ``plots/curves.json`` and redrawn from there afterwards).
+    and the weight histograms of the chosen rule and FA before and after learning (costs a few evaluations; the
+    data is cached in ``plots/curves.json`` and ``plots/weights.json`` and redrawn from there afterwards).
     A plot that cannot be drawn is skipped with one line on ``log``; it never fails the run.
     """
     log = log or (lambda s: None)
@@ -75,6 +84,14 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = 
     sdata = _derived(os.path.join(pdir, STDP_FILE), windows, lambda old: old is None, "STDP window", log)
     if sdata:
         attempt("stdp_window", lambda: P.plot_stdp(sdata, paths["stdp_window"]))
+
+    def weights():
+        from .curves import weight_histograms
+        return weight_histograms(run_dir, hof_json)
+
+    wdata = _derived(os.path.join(pdir, WEIGHTS_FILE), weights, lambda old: curves, "weight histograms", log)
+    if wdata:
+        attempt("weights", lambda: P.plot_weights(wdata, paths["weights"]))
     write_report(run_dir, hof_json, out, status=status)
     return out
 
@@ -86,7 +103,7 @@ def _why(exc: BaseException) -> str:
 
 def _read_json(p: str):
     """A derived JSON file of the run directory, or None if it is missing or damaged (bounded reader)."""
-    from ..rules.validate import read_json_file
+    from ..rules.documents import read_json_file
     if not os.path.isfile(p):
         return None
     try:
@@ -146,6 +163,33 @@ def _metrics_table(entry: dict) -> str:
     head = "".join(f"<th>{sp} tasks</th>" for sp in splits)
     return (f"<h2>Chosen rule: metrics (mean ± std over tasks and seeds)</h2>"
             f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>")
+
+
+def _legend_table(rows: list[dict]) -> str:
+    """The variables the formulas of the page read: name, symbol (as in the LaTeX column), side, meaning."""
+    if not rows:
+        return ""
+    out = []
+    for r in rows:
+        png = P.latex_png(r["latex"])
+        sym = (f'<img class="tex" alt="{html.escape(r["latex"])}" '
+               f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">' if png is not None
+               else f"<code>{html.escape(r['latex'])}</code>")
+        out.append(f"<tr><td class='f'>{html.escape(r['name'])}</td><td class='f'>{sym}</td>"
+                   f"<td class='f'>{html.escape(r['side'])}</td>"
+                   f"<td class='f'>{html.escape(r['description'])}</td></tr>")
+    return ("<h2>Variables</h2><p class='muted'>The local quantities the formulas above read (post: the "
+            "postsynaptic neuron, pre: the presynaptic neuron, syn: the synapse, global: shared by all).</p>"
+            "<table><tr><th>name</th><th>symbol</th><th>side</th><th>meaning</th></tr>" + "".join(out) + "</table>")
+
+
+def _weights_caption(data) -> str:
+    if not isinstance(data, dict):
+        return "Weight histograms before and after learning."
+    return (f"Weights of every layer before learning (shared: the same seed gives both rules the same initial "
+            f"weights) and after {data.get('updates', '?')} online updates with the chosen rule and with FA, on "
+            f"{data.get('task', '?')} ({data.get('split', '?')} split, seed {data.get('seed', '?')}). The outer bins "
+            "also count the weights beyond them.")
 
 
 def _derived(path: str, compute, recompute, what: str, log):
@@ -233,6 +277,7 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
         chosen = es[b] if 0 <= b < len(es) else es[0]
         parts.append(_metrics_table(chosen))
         parts.append(f"<p class='muted'>LaTeX: <code>$${html.escape(chosen.get('latex', ''))}$$</code></p>")
+    parts.append(_legend_table(formula_legend([e.get("formula") for e in es] + [bl.get("formula") for bl in bls])))
 
     gen = _read_json(os.path.join(run_dir, GEN_JSON))
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list) and gen["rows"]:
@@ -255,7 +300,10 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     parts.append("<h2>Plots</h2>")
     captions = {"fitness": "Best and median fitness per generation.", "pareto": "Hall of fame: fitness vs complexity.",
                 "learning_curves": "Learning curves of the top rules next to FA and BP baselines on the final tasks.",
-                "stdp_window": "STDP window of the spiking rules (pairing protocol)."}
+                "stdp_window": ("STDP windows of the top spiking rules next to stdp_add under the run's settings "
+                                "(pairing protocol; the weight starts mid-range and dw is the rule's change before "
+                                "clipping; red crosses: offsets where the weight bounds clip it)."),
+                "weights": _weights_caption(_read_json(os.path.join(run_dir, PLOTS_DIR, WEIGHTS_FILE)))}
     for k, p in images.items():
         if os.path.isfile(p):
             parts.append(f"<figure>{_img(p, k)}<figcaption class='muted'>{captions.get(k, k)}</figcaption></figure>")

@@ -183,7 +183,7 @@ def open_run_dir(path: str) -> dict:
 
 
 def read_run_record(path: str) -> dict | None:
-    from ..rules.validate import read_json_file
+    from ..rules.documents import read_json_file
     from .validate import check_run_record
 
     p = os.path.join(path, RUN_FILE)

@@ -103,8 +103,10 @@ def _budget_free(cfg_dict: dict, gen_key: str) -> dict:
 
 def plan_run(config: str, *, out: str | None = None, seed: int | None = None, generations: int | None = None,
              resume: bool = False, wandb: str | None = None, plots: bool = True, curves: bool = True,
-             devices: int | None = None) -> RunPlan:
-    """Validate a ``run`` request completely; nothing is written. Raises one-line ``ValueError`` subclasses."""
+             devices: int | None = None, sets: dict | None = None) -> RunPlan:
+    """Validate a ``run`` request completely; nothing is written. Raises one-line ``ValueError`` subclasses.
+    ``sets``: dotted config overrides (``--set KEY=VALUE``), applied to the file before ``--seed`` and
+    ``--generations`` and validated with it; new runs only."""
     from .wandb_log import resolve_mode
 
     if generations is not None and generations < 1:
@@ -115,20 +117,23 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
         raise RunError(f"--devices must be >= 1, got {devices}")
     if devices is not None and resume:
         raise RunError("--devices applies to new runs; a resumed run keeps its config's budget.devices")
+    if sets and resume:
+        raise RunError("--set applies to new runs; a resumed run keeps its config (see RUN_DIR/config.yaml)")
+    sets = dict(sets or {})
     mode = resolve_mode(wandb)
 
     if not resume:
         if os.path.isdir(config):
             hint = " (it is a run directory: add --resume to continue it)" if _is_run(config) else ""
             raise RunError(f"config '{config}' is a directory, not a YAML file{hint}")
-        base = configs.load(config)
-        ov = configs.overrides_for(configs.to_plain(base.to_dict()), seed, generations)
+        base = configs.load(config, sets)
+        ov = {**sets, **configs.overrides_for(configs.to_plain(base.to_dict()), seed, generations)}
         if devices is not None:
             import jax
             if devices > jax.device_count():
                 raise RunError(f"--devices {devices}: only {jax.device_count()} device(s) available")
             ov["budget.devices"] = int(devices)
-        cfg = configs.load(config, ov) if ov else base
+        cfg = configs.load(config, ov) if ov != sets else base
         _check_devices(cfg)
         run_dir = out or default_run_dir(cfg.name)
         from .rundir import check_new_run_dir

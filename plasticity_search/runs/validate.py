@@ -62,7 +62,7 @@ def check_run_record(rec: dict, path: str) -> dict:
 
 def read_hall_of_fame(run_dir: str) -> dict | None:
     """The checked ``hall_of_fame.json`` of a run, or None if it has none."""
-    from ..rules.validate import read_json_file
+    from ..rules.documents import read_json_file
 
     p = os.path.join(run_dir, HOF_JSON)
     if not os.path.lexists(p):
@@ -74,7 +74,7 @@ def read_hall_of_fame(run_dir: str) -> dict | None:
 def check_hall_of_fame(d, where: str) -> dict:
     """The hall-of-fame document (``HallOfFame.to_json()``): every field the table, the report and ``RUN:RANK``
     read has the right type; each entry's program is checked against its space like a rule file."""
-    from ..rules.validate import defaults_from_doc, program_from_doc, space_from_doc
+    from ..rules.documents import defaults_from_doc, program_from_doc, space_from_doc
 
     if not isinstance(d, dict):
         raise RunDirError(f"{where}: not a hall of fame (expected a mapping, got {_type(d)})")

@@ -12,7 +12,7 @@ from .config import ConfigError, SearchConfig, load_config
 from .engine import Search, SearchState, run_search, state_from_tree, state_to_tree
 from .fitness import WORST, WORST_JSON, FitnessFn
 from .hall_of_fame import Entry, HallOfFame
-from .metagrad import MetaGrad, MetaGradState
+from .meta_gradient import MetaGrad, MetaGradState
 from .regevo import RegEvoState, RegularizedEvolution
 
 __all__ = [

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..rules.formula import compile_formula, to_text
 from ..rules.program import Program, RuleError, Space, stack
-from ..rules.registry import RULES, SPACES
+from ..rules.known import RULES, SPACES
 from .config import BP_BASELINE, rule_in_space
 from .fitness import json_float, summarize_metrics
 

@@ -25,7 +25,7 @@ import numpy as np
 from ..rules.formula import compile_formula
 from ..rules.ops import OP_BY_NAME
 from ..rules.program import Program, RuleError, Space, liveness
-from ..rules.registry import RULES, SPACES, family_program
+from ..rules.known import RULES, SPACES, family_program
 from ..rules.resolve import model_of_formula
 
 BIG_LOSS = 1e10

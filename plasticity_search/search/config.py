@@ -27,6 +27,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       n_post: 3                  # instructions of the post-side program
       n_pre: 2                   # instructions of the pre-side program
       n_terms: 4                 # separable terms
+      structure: free            # free | three_factor (spiking, elig: term slots 0..K-2 write the eligibility
+                                 # trace from pre x post terms, the last writes dw = M(post, r, rbar) * elig)
     search:
       strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid | random_search
       population: 64             # regularized evolution: population size; evosax: ES population per generation
@@ -63,6 +65,10 @@ Schema (keys and defaults; ``null`` = YAML None)::
       refine: evosax             # evosax | metagrad
       steps: 4                   # ES generations / meta-gradient steps per refinement
       population: 8              # ES population of a refinement
+      seeds: null                # evosax refinement: judge constants on this many search seeds per task (null:
+                                 # the search's own); less noise than the generations' few seeds, same split
+      final_steps: null          # end the search with a longer refinement of this many steps (null: none) of
+      final_top_k: 3             # the final_top_k best distinct members, re-scored on the select tasks
     spiking:                     # spiking tasks (the model of a search is that of its tasks: all rate or all spiking)
       feedback: fa               # error pathway of spiking classification tasks (fa | bp)
       lr: null                   # learning rate of every candidate (null: 1.0)
@@ -74,7 +80,10 @@ Schema (keys and defaults; ``null`` = YAML None)::
       w_bounds: null             # [lo, hi]: weights clipped after each update (null: unbounded)
     network: {}                  # rate tasks: NetworkConfig fields, over default_network(objective of the first search task)
                                  # (hidden, activation, softplus_beta, bias, init, init_scale, output, feedback, lr,
-                                 # batch_size, tau_mean, tau_theta, feedback_rule, feedback_lr); written out in full
+                                 # batch_size, tau_mean, tau_theta, feedback_rule, feedback_lr, readout_rule,
+                                 # readout_lr, layer_rules); written out in full. Per-layer rules: readout_rule: fa
+                                 # trains the readout with a fixed rule and the searched rule the hidden layers;
+                                 # layer_rules: [null, fa] one entry per layer (null: the searched rule)
     tasks:                       # each split: a list of entries {task, seeds: 2, steps: null, args: {}}, or task names;
                                  # seeds: a count n (seeds 0..n-1) or a list; the splits' data are disjoint
       search: []                 # required (at least one): drive selection
@@ -113,7 +122,9 @@ Schema (keys and defaults; ``null`` = YAML None)::
       conditions: null           # [{task, args, network: {overrides}, seeds, steps, name}]; null: automatic
     baselines: null              # rules scored beside the hall of fame on the same final tasks, seeds and initial
                                  # weights (names, formulas; 'bp' = fa under backpropagated errors); null: fa and bp
-                                 # for supervised rate tasks, oja for pca, none for spiking tasks
+                                 # for supervised rate tasks, oja for pca; spiking tasks by objective:
+                                 # stdp_add + stdp_mult (detection), r_stdp (reward), eprop + bp_stdp
+                                 # (classification), bp_stdp (regression)
 """
 from __future__ import annotations
 
@@ -124,6 +135,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from ..rules.program import Space as _Space
 from .strategies import STRATEGY_NAMES as STRATEGIES  # the registry is the one list of strategies
 CHOOSE_RULES = ("eps", "fitness")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "lion", "adabelief", "adagrad")
@@ -136,13 +148,13 @@ def task_metrics(task) -> tuple[str, ...]:
     """The metrics an evaluation of ``task`` reports (rate: by objective; spiking: the task's own + finite)."""
     if task.kind == "spiking":
         return tuple(task.metrics) + ("finite",)
-    from ..inner import METRICS
+    from ..rate.online import METRICS
     return METRICS[task.objective]
 
 
 def network_types() -> dict:
     """Field name -> type hint of :class:`NetworkConfig` (the keys a config's ``network`` section may set)."""
-    from ..networks.rate import NetworkConfig
+    from ..rate.mlp import NetworkConfig
     return typing.get_type_hints(NetworkConfig)
 
 
@@ -157,17 +169,16 @@ def _err(path: str, msg: str) -> ConfigError:
 # --------------------------------------------------------------------------------------------------------------
 # schema sections (frozen dataclasses; defaults are the documented defaults)
 # --------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SpaceConfig:
-    post_vars: tuple[str, ...] = ("y", "a", "e", "ybar", "theta")
-    pre_vars: tuple[str, ...] = ("x", "xbar", "e_pre")
-    global_vars: tuple[str, ...] = ()
-    ops: tuple[str, ...] = ("add", "sub", "mul", "cmul")
-    syn: tuple[str, ...] = ("1", "w", "w2")
-    n_post: int = 3
-    n_pre: int = 2
-    n_terms: int = 4
-    elig: bool = False
+# The space section is rules.program.Space itself (one definition of its fields and types: the rule language's),
+# less its name (the run's name), with a search's smaller default shape: 3 post and 2 pre instructions, 4 terms,
+# the polynomial ops plus cmul.
+SEARCH_SPACE_DEFAULTS = {"ops": ("add", "sub", "mul", "cmul"), "n_post": 3, "n_pre": 2, "n_terms": 4}
+SpaceConfig = dataclasses.make_dataclass(
+    "SpaceConfig",
+    [(f.name, typing.get_type_hints(_Space)[f.name], field(default=SEARCH_SPACE_DEFAULTS.get(f.name, f.default)))
+     for f in dataclasses.fields(_Space) if f.name != "name"],
+    frozen=True, namespace={"__doc__": "The ``space`` section: the fields of rules.program.Space but its name."})
+SpaceConfig.__module__ = __name__
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,9 @@ class HybridConfig:
     refine: str = "evosax"
     steps: int = 4
     population: int = 8
+    seeds: Optional[int] = None
+    final_steps: Optional[int] = None
+    final_top_k: int = 3
 
 
 @dataclass(frozen=True)
@@ -345,7 +359,7 @@ class SearchConfig:
         return Space.from_dict({**d, "name": self.name})
 
     def network_config(self):
-        from ..networks.rate import NetworkConfig
+        from ..rate.mlp import NetworkConfig
         return NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in self.network.items()})
 
     def make_task(self, entry: TaskEntry):
@@ -722,12 +736,14 @@ NUMBER_LIMITS = {
     "coefficients.meta_batch": (1, MAX_SEEDS, False), "coefficients.max_consecutive_errors": (0, 1_000_000, False),
     "hybrid.every": (1, MAX_GENERATIONS, False), "hybrid.top_k": (1, MAX_POPULATION, False),
     "hybrid.steps": (1, MAX_REFINE_STEPS, False), "hybrid.population": (2, MAX_POPULATION, False),
+    "hybrid.seeds": (1, MAX_SEEDS, False), "hybrid.final_steps": (1, MAX_REFINE_STEPS, False),
+    "hybrid.final_top_k": (1, MAX_POPULATION, False),
     "fitness.complexity_penalty": (0, None, False),
     "budget.generations": (0, MAX_GENERATIONS, False), "budget.time_limit_s": (0, None, True),
     "budget.devices": (1, MAX_DEVICES, False), "budget.chunk": (1, MAX_POPULATION, False),
     "hall_of_fame.per_complexity": (1, 10_000, False), "hall_of_fame.select_top_k": (0, MAX_POPULATION, False),
     "hall_of_fame.eps": (0, None, False), "hall_of_fame.snap_tol": (0, None, False),
-    "network.lr": (0, None, True), "network.feedback_lr": (0, None, True),
+    "network.lr": (0, None, True), "network.feedback_lr": (0, None, True), "network.readout_lr": (0, None, True),
     "network.tau_mean": (1, None, False), "network.tau_theta": (1, None, False),
     "network.softplus_beta": (0, None, True), "network.init_scale": (0, None, False),
     "network.batch_size": (1, MAX_BATCH, False),
@@ -860,23 +876,37 @@ def _check_evaluation_memory(cfg: SearchConfig, model: str) -> None:
 
 
 def _validate(cfg: SearchConfig) -> SearchConfig:
+    """The whole config checked section by section (each error one line naming its key); the resolved config."""
     _check_numbers(cfg)
-    from ..inner import METRIC_SIGN, METRICS, RATE_VARIABLES
-    from ..rules.mutation import MUTATIONS
-    from ..rules.ops import OP_BY_NAME, SYN_BY_NAME
-    from ..rules.variables import VARIABLES
-
     if not cfg.name.strip():
         raise _err("name", "must not be empty")
     from ..tasks.base import MAX_SEED
     if not 0 <= cfg.seed < MAX_SEED:
         raise _err("seed", f"must be in [0, {MAX_SEED}), got {cfg.seed}")
-
-    # --- space -----------------------------------------------------------------------------------------------
-    sp = cfg.space
     model = _model_of(cfg)
+    space = _check_space(cfg, model)
+    cfg = _check_search(cfg, space, model)
+    net = _check_network_keys(cfg)
+    objectives, metrics_of = _check_tasks(cfg, model)
+    cfg = _resolve_network(cfg, net, model, objectives[("search", 0)])
+    cfg = _check_fitness(cfg, model, objectives[("search", 0)], metrics_of)
+    cfg = _check_coefficients(cfg, model, objectives, metrics_of)
+    _check_hybrid(cfg)
+    _check_budget(cfg)
+    _check_evaluation_memory(cfg, model)
+    _check_discovery(cfg, model)
+    return cfg
+
+
+def _check_space(cfg: SearchConfig, model: str):
+    """The space section against the model's variables, the op table and the synapse factors; the rule Space."""
+    from ..rate.online import RATE_VARIABLES
+    from ..rules.ops import OP_BY_NAME, SYN_BY_NAME
+    from ..rules.variables import VARIABLES
+
+    sp = cfg.space
     if model == "spiking":
-        from ..rules.registry import SPIKING_SPACE
+        from ..rules.known import SPIKING_SPACE
         allowed = {"post": SPIKING_SPACE.post_vars, "pre": SPIKING_SPACE.pre_vars,
                    "global": SPIKING_SPACE.global_vars}
     else:
@@ -910,10 +940,19 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     _at_least("space.n_terms", sp.n_terms, 1)
     if not sp.ops and (sp.n_post or sp.n_pre):
         raise _err("space.ops", "a space with instructions needs at least one op")
-    space = cfg.rule_space()
+    from ..rules.program import STRUCTURES
+    if sp.structure not in STRUCTURES:
+        raise _err("space.structure", f"unknown structure '{sp.structure}' (known: {', '.join(STRUCTURES)})")
+    if sp.structure == "three_factor" and not ("elig" in sp.syn and sp.n_terms >= 2):
+        raise _err("space.structure", "'three_factor' needs 'elig' in space.syn and space.n_terms >= 2")
+    return cfg.rule_space()
 
-    # --- search --------------------------------------------------------------------------------------------
-    s = cfg.search
+
+def _check_search(cfg: SearchConfig, space, model: str) -> SearchConfig:
+    """The search section (strategy, population, mutation probabilities, seed rules, hurdle)."""
+    from ..rules.mutation import MUTATIONS
+
+    s, sp = cfg.search, cfg.space
     if s.strategy not in STRATEGIES:
         raise _err("search.strategy", f"unknown strategy '{s.strategy}' (known: {', '.join(STRATEGIES)})")
     _at_least("search.population", s.population, 2)
@@ -946,9 +985,11 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     if s.hurdle is not None:
         _at_least("search.hurdle.steps", s.hurdle.steps, 1)
         _at_least("search.hurdle.seeds", s.hurdle.seeds, 1)
-    cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, mutation=full))
+    return dataclasses.replace(cfg, search=dataclasses.replace(s, mutation=full))
 
-    # --- network ---------------------------------------------------------------------------------------------
+
+def _check_network_keys(cfg: SearchConfig) -> dict:
+    """The network section's keys and value types (resolved against the task's default by _resolve_network)."""
     net_types = network_types()
     net = {}
     for k, v in cfg.network.items():
@@ -958,9 +999,12 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
             v = [v]
         v = _coerce(v, net_types[k], f"network.{k}")
         net[k] = list(v) if isinstance(v, tuple) else v
+    return net
 
-    # --- tasks -----------------------------------------------------------------------------------------------
-    from ..tasks.base import TaskError
+
+def _check_tasks(cfg: SearchConfig, model: str) -> tuple[dict, dict]:
+    """Every task entry of every split: (objective, metric names) per (split, index)."""
+    from ..tasks.base import MAX_SEED, TaskError
     if not cfg.tasks.search:
         raise _err("tasks.search", "needs at least one task")
     objectives, metrics_of = {}, {}
@@ -988,10 +1032,13 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                 _at_least(f"{p}.steps", e.steps, 1)
             objectives[(split, i)] = task.objective
             metrics_of[(split, i)] = task_metrics(task)
-    first_obj = objectives[("search", 0)]
+    return objectives, metrics_of
 
-    # network resolved over the default for the first search task's objective
-    from ..networks.rate import NetworkConfig, NetworkError, default_network
+
+def _resolve_network(cfg: SearchConfig, net: dict, model: str, first_obj: str) -> SearchConfig:
+    """The network over the default for the first search task's objective (rate), or the spiking section."""
+    net_types = network_types()
+    from ..rate.mlp import NetworkConfig, NetworkError, default_network
     if model == "spiking":
         _check_spiking_section(cfg.spiking, net)
     else:
@@ -1001,14 +1048,21 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                 for k, v in dataclasses.asdict(default_network(first_obj)).items()}
         merged = {**base, **net}
         try:
-            NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in merged.items()})
+            built = NetworkConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in merged.items()})
         except (NetworkError, ValueError) as exc:
             msg = str(exc).splitlines()[0]
-            key = next((k for k in net_types if k in msg), "")
+            key = (next((k for k in net_types if msg.startswith(k + " ")), "")
+                   or next((k for k in net_types if k in msg), ""))
             raise _err(f"network.{key}" if key else "network", msg) from None
-        cfg = dataclasses.replace(cfg, network=merged)
+        _check_network_rules(built)
+        return dataclasses.replace(cfg, network=merged)
+    return cfg
 
-    # --- fitness ---------------------------------------------------------------------------------------------
+
+def _check_fitness(cfg: SearchConfig, model: str, first_obj: str, metrics_of: dict) -> SearchConfig:
+    """The fitness metric (default by objective) and penalties name metrics of every task."""
+    from ..rate.online import METRIC_SIGN
+
     f = cfg.fitness
     metric = f.metric or (SPIKING_DEFAULT_METRIC if model == "spiking" else DEFAULT_METRIC)[first_obj]
     for (split, i), names in metrics_of.items():
@@ -1025,10 +1079,14 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                            f"({', '.join(names)})")
         _at_least(f"fitness.penalties[{j}].weight", pen.weight, 0.0)
     _at_least("fitness.complexity_penalty", f.complexity_penalty, 0.0)
-    cfg = dataclasses.replace(cfg, fitness=dataclasses.replace(f, metric=metric))
+    return dataclasses.replace(cfg, fitness=dataclasses.replace(f, metric=metric))
 
-    # --- coefficients / hybrid ---------------------------------------------------------------------------------
-    c = cfg.coefficients
+
+def _check_coefficients(cfg: SearchConfig, model: str, objectives: dict, metrics_of: dict) -> SearchConfig:
+    """The coefficients section: structure, evosax algorithm and its params, optax settings, meta-loss."""
+    from ..rate.online import METRIC_SIGN, METRICS
+
+    c, s = cfg.coefficients, cfg.search
     if model == "spiking":
         if s.strategy == "metagrad":
             raise _err("search.strategy", "metagrad differentiates through rate networks; spiking searches use "
@@ -1090,7 +1148,7 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         if METRIC_SIGN.get(loss, 0) == 0 or loss in ("finite", "final_accuracy", "online_accuracy"):
             raise _err("coefficients.loss", f"'{loss}' is not differentiable (use final_loss, final_mse, "
                                             "pc1_alignment or fitness)")
-    cfg = dataclasses.replace(cfg, coefficients=dataclasses.replace(c, loss=loss))
+    out = dataclasses.replace(cfg, coefficients=dataclasses.replace(c, loss=loss))
     es_fields = {f.name for f in dataclasses.fields(alg(population_size=4, solution=_zeros(2)).default_params)}
     for k, v in c.es_params.items():
         if k not in es_fields:
@@ -1098,7 +1156,11 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
                                                       f"(known: {', '.join(sorted(es_fields))})")
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _err(f"coefficients.es_params.{k}", f"expected float, got {_type_name(v)} {v!r}")
-    h = cfg.hybrid
+    return out
+
+
+def _check_hybrid(cfg: SearchConfig) -> None:
+    h, s = cfg.hybrid, cfg.search
     _at_least("hybrid.every", h.every, 1)
     _at_least("hybrid.top_k", h.top_k, 1)
     if s.strategy == "hybrid" and h.top_k > s.population:
@@ -1107,8 +1169,12 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         raise _err("hybrid.refine", f"unknown refinement '{h.refine}' (known: evosax, metagrad)")
     _at_least("hybrid.steps", h.steps, 1)
     _at_least("hybrid.population", h.population, 2)
+    if h.seeds is not None and h.refine != "evosax":
+        raise _err("hybrid.seeds", "applies to the evosax refinement (metagrad uses the search instances)")
 
-    # --- budget / hall of fame -------------------------------------------------------------------------------
+
+def _check_budget(cfg: SearchConfig) -> None:
+    """The budget and the hall of fame's choice."""
     _at_least("budget.generations", cfg.budget.generations, 0)
     if cfg.budget.devices is not None:
         _at_least("budget.devices", cfg.budget.devices, 1)
@@ -1121,9 +1187,6 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         raise _err("hall_of_fame.choose", f"unknown rule '{hof.choose}' (known: {', '.join(CHOOSE_RULES)})")
     _at_least("hall_of_fame.eps", hof.eps, 0.0)
     _at_least("hall_of_fame.snap_tol", hof.snap_tol, 0.0)
-    _check_evaluation_memory(cfg, model)
-    _check_discovery(cfg, model)
-    return cfg
 
 
 def _check_discovery(cfg: SearchConfig, model: str) -> None:
@@ -1144,6 +1207,29 @@ def _check_discovery(cfg: SearchConfig, model: str) -> None:
     for i, spec in enumerate(cfg.baselines or ()):
         _check_baseline(spec, model, f"baselines[{i}]")
     _check_generalization(cfg, model)
+
+
+def _check_network_rules(net) -> None:
+    """The network's fixed rules (feedback_rule, readout_rule, layer_rules) resolve to rate rules: a known rule
+    name, a formula, or a rule .json file (never a run's rule: a config stands on its own)."""
+    from ..rate.online import check_space
+    from ..rules.program import RuleError
+    from ..rules.resolve import resolve_rule
+    fields = [("feedback_rule", net.feedback_rule), ("readout_rule", net.readout_rule)]
+    fields += [(f"layer_rules[{i}]", r) for i, r in enumerate(net.layer_rules or ()) if r is not None]
+    for path, spec in fields:
+        if spec is None:
+            continue
+        try:
+            rule = resolve_rule(spec)
+        except (RuleError, ValueError, OSError) as exc:
+            raise _err(f"network.{path}", str(exc).splitlines()[0] if str(exc) else "invalid rule") from None
+        if rule.model != "rate":
+            raise _err(f"network.{path}", f"'{spec}' is a {rule.model} rule; network rules are rate rules")
+        try:
+            check_space(rule.space)
+        except RuleError as exc:
+            raise _err(f"network.{path}", str(exc).splitlines()[0]) from None
 
 
 def _check_generalization(cfg: SearchConfig, model: str) -> None:
@@ -1170,6 +1256,14 @@ def _check_generalization(cfg: SearchConfig, model: str) -> None:
         hidden = c.network.get("hidden", [])
         for j, h in enumerate(hidden if isinstance(hidden, (list, tuple)) else [hidden]):
             check_number(f"{p}.network.hidden[{j}]", h, 1, MAX_WIDTH)
+        if c.network:      # the run's network with the condition's overrides (e.g. a depth with its layer_rules)
+            from ..rate.mlp import NetworkError
+            try:
+                net = cfg.network_config().with_(**{k: (tuple(v) if isinstance(v, list) else v)
+                                                    for k, v in c.network.items()})
+            except (NetworkError, ValueError, TypeError) as exc:
+                raise _err(f"{p}.network", str(exc).splitlines()[0]) from None
+            _check_network_rules(net)
         if c.seeds is not None:
             check_number(f"{p}.seeds", c.seeds, 1, MAX_SEEDS)
         if c.steps is not None:
@@ -1180,22 +1274,28 @@ MAX_SELECT_SEEDS = 4096
 BP_BASELINE = "bp"     # the name of the non-local reference: rule `fa` (-e*x) under backpropagated errors
 
 
+# the known spiking rules a spiking run is compared with, by its search task's objective: pair STDP for pattern
+# detection, reward-modulated STDP for reward tasks, the error-driven rules (e-prop, BP-STDP) for supervised ones
+SPIKING_BASELINES = {"detection": ("stdp_add", "stdp_mult"), "reward": ("r_stdp",),
+                     "classification": ("eprop", "bp_stdp"), "regression": ("bp_stdp",)}
+
+
 def default_baselines(cfg: SearchConfig, objective: str | None = None) -> tuple[str, ...]:
     """The baselines of a run: ``cfg.baselines`` if set, else FA and BP for supervised rate tasks, Oja for PCA,
-    none for spiking tasks (their configs name theirs)."""
+    and for spiking tasks the known rules of :data:`SPIKING_BASELINES` for the task's objective."""
     if cfg.baselines is not None:
         return tuple(cfg.baselines)
-    if cfg.model == "spiking":
-        return ()
     if objective is None:
         objective = cfg.make_task(cfg.tasks.search[0]).objective
+    if cfg.model == "spiking":
+        return SPIKING_BASELINES.get(objective, ())
     return ("oja",) if objective == "pca" else ("fa", BP_BASELINE)
 
 
 def _check_baseline(spec, model: str, path: str) -> None:
     from ..rules.formula import compile_formula
     from ..rules.program import RuleError
-    from ..rules.registry import RULES, SPACES
+    from ..rules.known import RULES, SPACES
     if not isinstance(spec, str) or not spec.strip():
         raise _err(path, "expected a known rule name or a formula")
     if spec == BP_BASELINE:
@@ -1245,7 +1345,7 @@ def rule_in_space(spec: str, space, model: str = "rate"):
     """A known rule name or a formula, compiled and padded into ``space`` (RuleError if it does not fit)."""
     from ..rules.formula import compile_formula
     from ..rules import RuleError, pad
-    from ..rules.registry import RULES, SPACES
+    from ..rules.known import RULES, SPACES
     if spec in RULES:
         r = RULES[spec]
         if r.model != model:

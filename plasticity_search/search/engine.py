@@ -31,7 +31,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from ..inner import check_space
+from ..rate.online import check_space
 from . import finalize as fin
 from .canonical import canonical, snap_variants
 from .config import SearchConfig, load_config, rule_in_space
@@ -130,8 +130,12 @@ class Search:
         state.key = key
         state.generation += 1
         self._track_best(state)
+        elapsed = state.counters.get("elapsed_s", 0.0) + between
+        state.counters["elapsed_s"] = elapsed + time.perf_counter() - t0
+        if self.done(state):            # the generation that ends the search: the strategy's final local search
+            extra.update(strat.finish(jax.random.fold_in(k_extra, 2), state, self.evaluators))
         dt = time.perf_counter() - t0
-        state.counters["elapsed_s"] = state.counters.get("elapsed_s", 0.0) + between + dt
+        state.counters["elapsed_s"] = elapsed + dt
         n_step = state.counters.pop("_step_evaluated", 0)
         c = state.counters
         ever, ever_c = state.archive.best()

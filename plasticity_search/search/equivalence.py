@@ -10,7 +10,7 @@ import numpy as np
 
 from ..rules.formula import compile_formula, to_sympy
 from ..rules.program import Program, Space
-from ..rules.registry import RATE_SPACE, RULES
+from ..rules.known import RATE_SPACE, RULES
 from ..rules.variables import VARIABLES
 
 

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ..inner import InnerConfig, instance_keys, make_evaluator, task_batch
+from ..models import MODELS, model_name
 from ..rules.fec import fec_hashes
 from ..rules.program import Program, Space, complexities
 from .fitness import FitnessFn
@@ -62,7 +62,7 @@ class SplitEval:
     def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None,
                  small: int | None = None, floor: int = MIN_BUCKET):
         self.space, self.fitness = space, fitness
-        self.items = items                       # [(task, evaluator, data, keys)]
+        self.items = items                       # [(task, evaluate, instances)] (the models' contract)
         self.buckets = buckets(chunk, small, floor)
         self.small = small_bucket(small, self.buckets[-1])
         self.mesh = None
@@ -74,22 +74,20 @@ class SplitEval:
             self.buckets = sorted({dist.padded_size(b, self.mesh) for b in self.buckets})
             if self.small is not None:
                 self.small = dist.padded_size(self.small, self.mesh)
-            self.items = [(t, fn, dist.replicate(d, self.mesh), dist.replicate(k, self.mesh))
-                          for t, fn, d, k in self.items]
+            self.items = [(t, fn, dist.replicate(inst, self.mesh)) for t, fn, inst in self.items]
 
     @classmethod
-    def build(cls, space, tasks_and_entries, network, fitness, split, chunk, steps=None, seeds=None, devices=None,
-              spiking=None, small=None, floor=MIN_BUCKET):
+    def build(cls, space, tasks_and_entries, settings, fitness, split, chunk, steps=None, seeds=None, devices=None,
+              small=None, floor=MIN_BUCKET):
+        """``settings``: {model name: the run's settings of that model} (the rate network, the spiking options)."""
         items = []
         for task, entry in tasks_and_entries:
             st = steps if steps is not None else entry.steps
             sd = entry.seed_list if seeds is None else entry.seed_list[:seeds]
-            if task.kind == "spiking":
-                items.append(_spiking_item(space, task, spiking, sd, split, st))
-                continue
-            cfg = InnerConfig(network=network, steps=st)
-            fn = make_evaluator(space, task, cfg)
-            items.append((task, fn, task_batch(task, sd, split, st), instance_keys(sd, split)))
+            name = model_name(task)
+            model = MODELS[name]
+            cfg = model.model_config(settings.get(name), st)
+            items.append((task, model.make_evaluator(space, task, cfg), model.make_instances(task, sd, split, st)))
         return cls(space, items, fitness, chunk, devices, small, floor)
 
     def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
@@ -139,8 +137,8 @@ class SplitEval:
             if self.mesh is not None:
                 from .. import distributed as dist
                 chunk = dist.shard_population(chunk, self.mesh)
-            for t, (task, fn, data, keys) in enumerate(self.items):
-                metrics, cv = fn(chunk, data, keys)
+            for t, (task, fn, inst) in enumerate(self.items):
+                metrics, cv = fn(chunk, inst)
                 if self.mesh is not None:
                     metrics, cv = dist.gather((metrics, cv if curves else None))
                 for k, v in metrics.items():
@@ -153,20 +151,6 @@ class SplitEval:
         if curves:
             return fit, per_task, [np.concatenate(c, 0) if c else None for c in per_curve]
         return fit, per_task
-
-
-def _spiking_item(space, task, spiking_cfg, seeds, split, steps):
-    """(task, fn, data, keys) for a spiking task: ``fn(pop, data, keys) -> (metrics [P, S], None)``."""
-    from ..spiking import make_evaluator as spiking_evaluator, make_instances
-    from ..spiking.evaluate import Instances
-
-    ev = spiking_evaluator(space, task, spiking_cfg)
-    inst = make_instances(task, seeds, split, steps)
-
-    def fn(pop, data, keys):
-        return ev(pop, Instances(data, keys)), None
-
-    return task, fn, inst.data, inst.keys
 
 
 def n_seeds(entry, n: int):
@@ -204,8 +188,8 @@ class Evaluator:
         # program) keeps its own size: it never depends on budget.chunk
         kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(min(chunk, self.chunk))))
         return SplitEval.build(self.space if space is None else space, entries,
-                               self.network if network is None else network, self.fit, split,
-                               min(chunk, self.chunk), devices=self.devices, spiking=self.spiking, **kw)
+                               {"rate": self.network if network is None else network, "spiking": self.spiking},
+                               self.fit, split, min(chunk, self.chunk), devices=self.devices, **kw)
 
     def split(self, split: str, chunk: int | None = None) -> SplitEval | None:
         chunk = chunk or self.chunk
@@ -225,6 +209,18 @@ class Evaluator:
             self._evals["hurdle"] = self.build(self.tasks["search"], "search", self.chunk, steps=h.steps,
                                                seeds=h.seeds)
         return self._evals["hurdle"]
+
+    def refine_split(self, chunk: int) -> SplitEval | None:
+        """The search tasks with ``hybrid.seeds`` seeds each (None when unset): what an evosax refinement judges
+        constants on, less noisy than the generations' few seeds (the same split: no select or final data)."""
+        n = self.cfg.hybrid.seeds
+        if n is None:
+            return None
+        key = ("refine", chunk)
+        if key not in self._evals:
+            entries = [(t, dataclasses.replace(e, seeds=n_seeds(e, n))) for t, e in self.tasks["search"]]
+            self._evals[key] = self.build(entries, "search", chunk)
+        return self._evals[key]
 
     def choice_entries(self, split: str = "select") -> list:
         """The task entries of ``split``; on select with ``hall_of_fame.select_seeds`` seeds each."""
@@ -290,9 +286,10 @@ class Evaluator:
         state.archive.add(progs, fit, cplx, hashes)
         return Evaluated(progs, fit, hashes, cplx, self.fit.penalized(fit, cplx))
 
-    def rescore_select(self, state: SearchState, progs: Program, sel_fitness, hashes) -> None:
-        """Re-score the top ``select_top_k`` distinct candidates (by selection fitness) on the select tasks."""
-        k = self.cfg.hall_of_fame.select_top_k
+    def rescore_select(self, state: SearchState, progs: Program, sel_fitness, hashes, k: int | None = None) -> None:
+        """Re-score the top ``k`` (default ``select_top_k``) distinct candidates (by selection fitness) on the
+        select tasks."""
+        k = self.cfg.hall_of_fame.select_top_k if k is None else k
         ev = self.split("select")
         if k == 0 or ev is None:
             return

@@ -18,7 +18,7 @@ from ..rules.program import complexity, dce, index, stack
 from .baselines import as_array, instance_fitness, resolve_baselines, score_baselines as _score_baselines
 from .canonical import canonical, snap_variants
 from .config import default_baselines
-from .curves import baseline_label, panels, rank_label
+from .panels import baseline_label, panels, rank_label
 from .fitness import json_float, summarize_metrics
 from .hall_of_fame import Entry, HallOfFame, choose_best, pareto_front
 from .state import SearchState, copy_state, np_prog
@@ -123,7 +123,7 @@ def choice_line(search, split: str, per_task: list, i: int) -> str:
 
 
 def baseline_specs(search) -> tuple[str, ...]:
-    return default_baselines(search.cfg, search.tasks["search"][0][0].objective if search.model == "rate" else None)
+    return default_baselines(search.cfg, search.tasks["search"][0][0].objective)
 
 
 def score_baselines(search, split: str = "final", min_size: int = 0) -> tuple[list[dict], list]:

@@ -4,7 +4,7 @@ Per instance (one task, one seed)::
 
     f = sign(metric) * metric - sum_j weight_j * |penalty_metric_j - target_j|
 
-where ``sign`` comes from :data:`plasticity_search.inner.METRIC_SIGN` (+1 higher is better, -1 lower is better).
+where ``sign`` comes from :data:`plasticity_search.rate.online.METRIC_SIGN` (+1 higher is better, -1 lower is better).
 A candidate's fitness is the mean of ``f`` over every instance of every task of a split; if any instance is
 non-finite (NaN/inf metrics, diverged weights) the candidate gets the worst fitness, ``-inf`` internally and
 :data:`WORST_JSON` in JSON output. Selection uses ``fitness - complexity_penalty * complexity``; the hall of fame keeps
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..inner import METRIC_SIGN
+from ..rate.online import METRIC_SIGN
 
 WORST = float("-inf")
 WORST_JSON = -1e9          # the worst fitness as written to JSON (which has no infinities)

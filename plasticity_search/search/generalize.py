@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inner import METRIC_SIGN, InnerConfig, evaluate_population
+from ..rate import METRIC_SIGN, InnerConfig, evaluate_population
 from ..rules.program import Program, Space, stack
 from .baselines import resolve_baselines
 from .config import DEFAULT_METRIC, GeneralizationConfig, SearchConfig, task_metrics
@@ -43,7 +43,10 @@ def auto_conditions(cfg: SearchConfig) -> list[dict]:
     hidden = list(net.hidden)
     base = {"task": entry.task, "args": dict(entry.args), "steps": entry.steps}
     if hidden:
-        out.append({**base, "network": {"hidden": hidden + hidden[-1:]}, "name": "one layer deeper"})
+        deeper = {"hidden": hidden + hidden[-1:]}
+        if net.layer_rules is not None:      # the new layer takes the rule of the layer it repeats
+            deeper["layer_rules"] = list(net.layer_rules[:-1]) + list(net.layer_rules[-2:])
+        out.append({**base, "network": deeper, "name": "one layer deeper"})
         out.append({**base, "network": {"hidden": [2 * h for h in hidden]}, "name": "twice as wide"})
     act = "relu" if net.activation == "tanh" else "tanh"
     out.append({**base, "network": {"activation": act}, "name": f"{act} activation"})

@@ -45,7 +45,7 @@ def allowed_classes() -> dict[str, type]:
     import optax
 
     from ..rules.program import Program
-    from .metagrad import MetaGradState
+    from .meta_gradient import MetaGradState
     from .regevo import RegEvoState
 
     classes: list[type] = [Program, RegEvoState, MetaGradState]

@@ -25,7 +25,7 @@ import numpy as np
 from jax import lax
 
 from ..rules.program import Program, RuleError, Space
-from ..rules.registry import RULES
+from ..rules.known import RULES
 from .plasticity import (RuleHyper, add_spikes, apply_rule, decay_traces, rule_hyper, side_inputs,
                          zero_traces)
 

@@ -6,11 +6,11 @@
 
 Splits 'search', 'select' and 'final' are disjoint (see `base.py`). Built-in rate tasks: digits, digits_fewshot,
 mnist1d, mnist1d_fewshot, yinyang, teacher_student, pca; `idx:PATH` for user MNIST-format files. Built-in spiking
-tasks (`spiking.py`): spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward. This package
+tasks (`spike_tasks.py`): spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward. This package
 registers every built-in task (:data:`BUILTIN_TASKS`, in this order) in the registry (`registry.py`).
 """
 
-from .base import MAX_SEED, OBJECTIVES, SPLITS, Task, TaskData, TaskError
+from .base import MAX_SEED, OBJECTIVES, SPLITS, Instances, Task, TaskData, TaskError
 from .digits import DigitsTask
 from .fewshot import FewShotTask
 from .idx import IdxTask
@@ -18,7 +18,7 @@ from .mnist1d import MNIST1DTask, make_mnist1d
 from .pca import PCATask
 from .pooled import PooledTask, Pools
 from .registry import list_tasks, make, register
-from .spiking import SPIKING_TASKS
+from .spike_tasks import SPIKING_TASKS
 from .teacher_student import TeacherStudentTask
 from .yinyang import YinYangTask
 
@@ -41,6 +41,7 @@ __all__ = [
     "MAX_SEED",
     "OBJECTIVES",
     "SPLITS",
+    "Instances",
     "DigitsTask",
     "FewShotTask",
     "IdxTask",

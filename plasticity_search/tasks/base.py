@@ -63,6 +63,15 @@ class TaskData(NamedTuple):
     pc1: np.ndarray  # (n_in,) unit-norm first principal component of the input distribution (pca); zeros otherwise
 
 
+class Instances(NamedTuple):
+    """Task instances as a model evaluates them (the evaluator contract, :mod:`plasticity_search.models`): the
+    task's :class:`TaskData` stacked over S seeds (arrays with a leading axis S) and the S instance keys (JAX PRNG
+    keys; how a key derives from (seed, split) is the model's)."""
+
+    data: TaskData
+    keys: object
+
+
 @dataclass(frozen=True)
 class Task:
     """Static, hashable description of a task family; one per registered name.

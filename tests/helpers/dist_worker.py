@@ -10,8 +10,8 @@ from plasticity_search import distributed as dist
 
 def main(out_path: str) -> None:
     dist.initialize()   # from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
-    from plasticity_search.inner import InnerConfig, evaluate_population
-    from plasticity_search.networks import NetworkConfig
+    from plasticity_search.rate import InnerConfig, evaluate_population
+    from plasticity_search.rate import NetworkConfig
     from plasticity_search.rules import RATE_SPACE, random_population
     from plasticity_search.tasks import make
 

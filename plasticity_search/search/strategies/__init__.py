@@ -2,7 +2,7 @@
 
 Adding a strategy: a module with a :class:`.base.Strategy` subclass, and one line in :data:`STRATEGIES`.
 """
-from .base import Strategy
+from .protocol import Strategy
 from .coefficients import CoeffES
 from .evolution import Evolution, Hybrid
 from .metagrad import MetaGradient

@@ -18,7 +18,7 @@ import numpy as np
 from ..coeffs import coeff_es, structure_parametrization
 from ..fitness import json_float
 from ..state import np_prog
-from .base import Strategy
+from .protocol import Strategy
 
 
 class Thetas(NamedTuple):

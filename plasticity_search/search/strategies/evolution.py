@@ -5,7 +5,9 @@
   random population replaces one that found no better member for that many generations.
 * ``hybrid``: the same, with a local search plugged in (as hal-cgp's ``local_search``): every ``hybrid.every``
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
-  fitter replaces its parent in the population (Lamarckian).
+  fitter replaces its parent in the population (Lamarckian). With ``hybrid.final_steps`` the search ends with a
+  longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct members, whose results are
+  re-scored on the select tasks so that the hall of fame sees them.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from ...rules.program import Program, index, stack
 from ..fitness import WORST
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
 from ..state import np_prog, take
-from .base import Strategy
+from .protocol import Strategy
 from .refine import make_local_search
 
 
@@ -51,9 +53,20 @@ class Evolution(Strategy):
     def improve(self, key, search_state, evaluator) -> dict:
         extra = {}
         if self.local_search is not None and (search_state.generation + 1) % self.cfg.hybrid.every == 0:
-            extra["n_refined"] = self._refine(search_state, jax.random.fold_in(key, 0), evaluator)
+            extra["n_refined"] = len(self._refine(search_state, jax.random.fold_in(key, 0), evaluator))
         self._maybe_restart(search_state, jax.random.fold_in(key, 1), evaluator)
         return extra
+
+    def finish(self, key, search_state, evaluator) -> dict:
+        h = self.cfg.hybrid
+        if self.local_search is None or not h.final_steps:
+            return {}
+        improved = self._refine(search_state, key, evaluator, h.final_top_k, h.final_steps)
+        if improved:
+            progs = stack(improved)
+            evaluator.rescore_select(search_state, progs, np.zeros(len(improved)), fec_hashes(progs, self.ctx.space),
+                                     k=len(improved))
+        return {"n_polished": len(improved)}
 
     def select_pool(self, state, ev):
         pop = np_prog(state.population)
@@ -85,29 +98,32 @@ class Evolution(Strategy):
         c["n_restarts"] = c.get("n_restarts", 0) + 1
 
     # --- Lamarckian local search on the best distinct members ----------------------------------------------------
-    def _refine(self, st, key, evaluator) -> int:
+    def _refine(self, st, key, evaluator, top_k: int | None = None, steps: int | None = None) -> list:
+        """Local search on the ``top_k`` (default ``hybrid.top_k``) best distinct members; the improved programs."""
+        top_k = self.cfg.hybrid.top_k if top_k is None else top_k
         pop = np_prog(st.strategy.population)
         pf = np.asarray(st.strategy.fitness, np.float64)
         order = np.argsort(-np.where(np.isfinite(pf), pf, -np.inf), kind="stable")
         hashes = fec_hashes(pop, self.ctx.space)
         picked, seen = [], set()
         for i in order:
-            if len(picked) >= self.cfg.hybrid.top_k or not np.isfinite(pf[i]):
+            if len(picked) >= top_k or not np.isfinite(pf[i]):
                 break
             if hashes[i] not in seen:
                 seen.add(hashes[i])
                 picked.append(int(i))
-        n_improved = 0
+        improved = []
         for r, i in enumerate(picked):
             base_fit = st.fec.get(hashes[i], WORST)
-            new_prog, new_fit = self.local_search(jax.random.fold_in(key, r), index(pop, i), base_fit, st, evaluator)
-            if new_prog is not None and new_fit > base_fit:
+            new_prog, new_fit = self.local_search(jax.random.fold_in(key, r), index(pop, i), base_fit, st, evaluator,
+                                                  steps)
+            if new_prog is not None:           # the local search returns a program only when it improved
                 new = stack([new_prog])
                 sel = self.ctx.fit.penalized(np.array([new_fit]), evaluator.complexities(new))
                 st.strategy = self.regevo.replace_members(st.strategy, np.array([i]), new, sel)
-                n_improved += 1
-        st.counters["n_refined"] = st.counters.get("n_refined", 0) + n_improved
-        return n_improved
+                improved.append(np_prog(new_prog))
+        st.counters["n_refined"] = st.counters.get("n_refined", 0) + len(improved)
+        return improved
 
 
 class Hybrid(Evolution):

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ...inner import METRIC_SIGN, InnerConfig, InnerLoop, instance_keys, task_batch
+from ...rate import METRIC_SIGN, InnerConfig, InnerLoop, instance_keys, task_batch
 from ..fitness import json_float
-from ..metagrad import MetaGrad
+from ..meta_gradient import MetaGrad
 from .coefficients import Constants, Thetas
 
 

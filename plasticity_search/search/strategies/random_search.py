@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from ..regevo import RegularizedEvolution, jitted
 from ..state import np_prog
-from .base import Strategy
+from .protocol import Strategy
 
 
 class RandomSearch(Strategy):

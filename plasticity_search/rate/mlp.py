@@ -11,7 +11,10 @@ gymnax-style: static configuration in :class:`NetworkConfig`, pure functions ove
   ``fa``   B_l fixed random (Lillicrap et al. 2016),
   ``dfa``  delta_l = f'(a_l) * (D_l e) with D_l fixed random from the output (Noekland 2016),
   ``sign`` B_l = sign(W_{l+1})^T * mean|W_{l+1}| (Liao et al. 2016; scaled so deep nets stay stable).
-  Feedback matrices are drawn from the seed and never change, unless ``feedback_rule`` names a second rule for B
+* Per-layer rules: ``readout_rule`` (e.g. ``'fa'``) trains the readout layer with a fixed rule while the searched
+  (or evaluated) rule trains the hidden layers; ``layer_rules`` gives one entry per layer (a fixed rule, or None for
+  the searched rule). Both are compiled by the rule language in the inner loop (:mod:`.online`).
+* Feedback matrices are drawn from the seed and never change, unless ``feedback_rule`` names a second rule for B
   (e.g. Kolen-Pollack ``-e*x - lam*w``): it is written in the same rule language and evaluated on the local
   quantities of the forward layer that B mirrors (post = the neuron sending the error, pre = the neuron receiving
   it, ``w`` = the feedback weight), and its update is applied transposed to B.
@@ -72,6 +75,11 @@ class NetworkConfig:
     tau_theta: float = 100.0      # BCM threshold theta = running mean of y^2 (steps)
     feedback_rule: str | None = None   # plastic feedback: a rule (name or formula) for B, e.g. 'kolen_pollack'
     feedback_lr: float | None = None   # its learning rate (default: lr)
+    readout_rule: str | None = None    # a fixed rule (name or formula) for the readout layer, e.g. 'fa'; the searched
+                                       # (or evaluated) rule then trains the hidden layers only
+    readout_lr: float | None = None    # the readout rule's learning rate (default: lr)
+    layer_rules: tuple[str | None, ...] | None = None   # one entry per layer from the input (hidden..., readout):
+                                       # a fixed rule, or None for the searched rule (at least one None)
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -88,6 +96,47 @@ class NetworkConfig:
             raise NetworkError(f"a plastic feedback rule needs feedback 'fa' (got '{self.feedback}')")
         if self.batch_size < 1:
             raise NetworkError(f"batch_size must be >= 1, got {self.batch_size}")
+        self._check_layer_rules()
+
+    def _check_layer_rules(self) -> None:
+        for name in ("readout_rule", "feedback_rule"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise NetworkError(f"{name} must be a rule name or formula, got {v!r}")
+        if self.readout_lr is not None and self.readout_rule is None:
+            raise NetworkError("readout_lr needs readout_rule (it is the readout rule's learning rate)")
+        if self.readout_rule is not None:
+            if self.layer_rules is not None:
+                raise NetworkError("set readout_rule or layer_rules, not both")
+            if not self.hidden:
+                raise NetworkError("readout_rule needs at least one hidden layer (the other rule trains the hidden "
+                                   "layers)")
+        if isinstance(self.layer_rules, list):
+            object.__setattr__(self, "layer_rules", tuple(self.layer_rules))    # hashable (a jit static argument)
+        if self.layer_rules is not None:
+            n = len(self.hidden) + 1
+            if not isinstance(self.layer_rules, tuple) or len(self.layer_rules) != n:
+                got = len(self.layer_rules) if isinstance(self.layer_rules, tuple) else repr(self.layer_rules)
+                raise NetworkError(f"layer_rules needs one entry per layer ({n}: {len(self.hidden)} hidden and the "
+                                   f"readout), got {got}")
+            for i, v in enumerate(self.layer_rules):
+                if v is not None and (not isinstance(v, str) or not v.strip()):
+                    raise NetworkError(f"layer_rules[{i}] must be a rule name or formula, or null for the searched "
+                                       f"rule, got {v!r}")
+            if all(v is not None for v in self.layer_rules):
+                raise NetworkError("layer_rules gives every layer a fixed rule: leave at least one entry null (the "
+                                   "searched rule)")
+
+    def layer_rule_specs(self) -> tuple:
+        """Per layer from the input (hidden..., readout): ``(rule, lr)`` of a fixed rule, or None where the searched
+        (or evaluated) rule applies. All None unless ``readout_rule`` or ``layer_rules`` is set."""
+        n = len(self.hidden) + 1
+        if self.layer_rules is not None:
+            return tuple(None if r is None else (r.strip(), self.lr) for r in self.layer_rules)
+        if self.readout_rule is not None:
+            lr = self.readout_lr if self.readout_lr is not None else self.lr
+            return (None,) * (n - 1) + ((self.readout_rule.strip(), lr),)
+        return (None,) * n
 
     def with_(self, **kw) -> "NetworkConfig":
         return replace(self, **kw)

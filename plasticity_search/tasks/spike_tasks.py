@@ -3,9 +3,9 @@
 Each task is a frozen ``Task`` dataclass: its fields hold the task's data protocol *and* the network it is scored
 with (sizes, neuron and encoder settings), so ``make("spiking_digits", n_hidden=200)`` is a different experiment.
 ``sample(seed, split, steps)`` returns a ``TaskData`` of float32 arrays like every task; what a row means is task
-specific (below). The simulation (:mod:`plasticity_search.spiking.inner`) adds the randomness that is cheaper to draw
+specific (below). The simulation (:mod:`plasticity_search.spiking.simulate`) adds the randomness that is cheaper to draw
 inside JAX (Poisson spikes of the classification tasks) from a key derived from the same (seed, split):
-:func:`plasticity_search.spiking.tasks.instance_key`. So one (seed, split, steps) always gives the same numbers.
+:func:`plasticity_search.spiking.spiking_model.instance_key`. So one (seed, split, steps) always gives the same numbers.
 
 ==================  ====================================================================================  ==============
 task                TaskData                                                                              ``steps`` =
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import Task, TaskData, epoch_indices, one_hot, split_rngs
+from .base import Task, TaskData, TaskError, epoch_indices, one_hot, split_rngs
 from .registry import make
 
 __all__ = ["SpikingTask", "SpikingClassificationTask", "PatternTask", "TeacherTask", "RewardTask", "SPIKING_TASKS"]
@@ -52,7 +52,7 @@ class SpikingTask(Task):
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SpikingClassificationTask(SpikingTask):
-    """Online classification of encoded samples by a LIF hidden layer and a readout (e-prop style network).
+    """Online classification of encoded samples by one or two LIF hidden layers and a readout (e-prop style network).
 
     Each sample of the base task is presented for ``t_pres_ms`` (neuron membranes reset at the start; traces and
     eligibilities run on). Encoders: 'poisson' (rate ``max_rate_hz * x``, or Gaussian receptive fields with
@@ -61,7 +61,8 @@ class SpikingClassificationTask(SpikingTask):
     ``softmax(v_out) - onehot`` every step; 'spikes': LIF outputs, prediction = argmax spike count (ties by
     membrane), output error ``(rate_est / target_rate - onehot)`` with a 20 ms rate filter. The error the rule
     sees at the output is divided by the presentation length T (the gradient of the presentation's time-averaged
-    loss), hidden neurons get it through the feedback pathway. Metrics: online_accuracy (each stream sample is
+    loss), hidden neurons get it through the feedback pathway (with ``n_hidden2`` > 0 there are two hidden layers:
+    'fa' sends the error down layer by layer through fixed random matrices, 'dfa' straight from the output). Metrics: online_accuracy (each stream sample is
     first classified by a plasticity-free pass with the weights it finds, then learned), final_accuracy and
     final_loss (cross-entropy of softmax(mean readout)) on the eval set with the final weights frozen.
     """
@@ -81,12 +82,27 @@ class SpikingClassificationTask(SpikingTask):
     max_rate_hz: float = 200.0
     t_pres_ms: float = 50.0
     n_hidden: int = 100
+    n_hidden2: int = 0          # a second hidden LIF layer of this width (0: none), e.g. 64-100-100-10
     readout: str = "membrane"
     target_rate_hz: float = 100.0
     w_in: float = 1.0           # input weights ~ N(0, w_in^2 / n_inputs) ...
     w_out: float = 1.0          # ... output weights ~ N(0, w_out^2 / n_hidden)
     gain_in: float = 1.5        # membrane jump per unit weight and input spike
     gain_out: float = 0.5
+    w_hid: float = 1.0          # second hidden layer (n_hidden2 > 0): weights ~ N(0, w_hid^2 / n_hidden) ...
+    gain_hid: float = 1.5       # ... and its membrane jump per unit weight and spike
+
+    def __post_init__(self):
+        if not (isinstance(self.n_hidden, int) and self.n_hidden >= 1):
+            raise TaskError(f"task {self.name!r}: n_hidden must be an integer >= 1, got {self.n_hidden!r}")
+        if not (isinstance(self.n_hidden2, int) and self.n_hidden2 >= 0):
+            raise TaskError(f"task {self.name!r}: n_hidden2 must be an integer >= 0 (0: one hidden layer), "
+                            f"got {self.n_hidden2!r}")
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        """Widths of the hidden LIF layers."""
+        return (self.n_hidden,) + ((self.n_hidden2,) if self.n_hidden2 > 0 else ())
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -109,28 +125,38 @@ class SpikingClassificationTask(SpikingTask):
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PatternTask(SpikingTask):
-    """Detect a frozen spike pattern embedded in noise (Masquelier et al. 2008; Jordan et al. 2021).
+    """Detect a frozen spike pattern embedded in equal-rate noise (Masquelier, Guyonneau & Thorpe 2008).
 
-    ``n_in`` afferents fire at ``rate_hz`` (3 Hz); time is cut into segments of ``pattern_ms`` (100 ms), and
-    every ``period`` segments (every 400 ms) one segment carries the same frozen pattern. Within a segment an
-    afferent fires at most once: with probability ``rate_hz * pattern_ms / 1000`` (0.3, which keeps the mean
-    rate) at a uniform step (a Bernoulli approximation of the Poisson process; exact Poisson would put two spikes
-    in 3.7 % of the segments). The pattern is one such segment, frozen per (seed, split).
+    Time is cut into segments of ``pattern_ms`` (100 ms); one in every ``period`` segments (every 400 ms; the
+    segments k with k % period == 1, so that training ends on background, not on a pattern) carries the frozen
+    pattern. A random ``pattern_frac`` (half, as in Masquelier et al.) of the ``n_in`` afferents take part in
+    it: each of them fires exactly once in *every* segment, at its frozen step (plus a jitter of up to
+    ``jitter_ms``, fresh per presentation) in pattern segments and at a uniform random step elsewhere. The other
+    afferents fire once per segment with probability ``rate_hz * pattern_ms / 1000`` at a uniform step, in pattern
+    segments too. With the default ``rate_hz`` of 10 Hz every afferent fires once in every segment, so every
+    afferent has the same rate, inside and outside the pattern: the pattern is in the spike *times* only (the
+    pattern is cut from the same statistics as the rest, and no rate, count or population rate gives it away;
+    Masquelier et al. made the rates equal for the same reason, with an at-least-once-per-50-ms constraint).
+    Below 10 Hz the distractors fire less often than the pattern afferents, but each afferent's own rate is still
+    the same inside and outside the pattern.
+
     One LIF neuron (tau_m 18 ms, reset to 0, 2 ms refractory) receives ``gain * w @ s``, w in [0, 1] initially
     uniform in [w0_lo, w0_hi]; input spikes reach the membrane one step (1 ms) after emission. After training on
     the stream, a test stream (x_eval: fresh noise, the same pattern) is replayed with frozen weights and the
     neuron's *free* membrane ``u`` (no threshold, no reset) is recorded. Detection SNR (a d' of the window peak):
     with ``m_k = max u`` in test segment k (100 ms), ``snr = (mean m_k over pattern segments - mean m_k over
     background segments) / std(m_k over background segments)`` (the first test segment is skipped);
-    ``snr_before`` is the same for the initial weights (about 0: the pattern is just noise to them), ``rate_hz``
-    the neuron's mean firing rate during training. The peak, not the mean, of the membrane is what decides a
-    detection: pair STDP makes the neuron respond at one time in the pattern (Masquelier et al. 2008) and
+    ``snr_before`` is the same for the initial weights, ``rate_hz`` the neuron's mean firing rate during training.
+    With equal rates, weights that ignore timing give a pattern peak that is one more draw from the background's
+    distribution: snr is about 0 on average over seeds (about +-1 per seed). The peak, not the mean, of the
+    membrane is what decides a detection: pair STDP makes the neuron respond at one time in the pattern and
     depresses the afferents that follow its spike, so the window-mean response hardly changes.
     """
 
     name: str = "stdp_pattern"
     kind: str = field(default="spiking", init=False)
-    description: str = "frozen 100 ms spike pattern every 400 ms in 3 Hz noise, 1000 afferents, one LIF; snr"
+    description: str = ("frozen 100 ms spike pattern every 400 ms, 1000 afferents at 10 Hz, equal rates in and out "
+                        "of the pattern, one LIF; snr")
     n_in: int = 1000
     n_out: int = 1
     objective: str = field(default="detection", init=False)
@@ -139,12 +165,21 @@ class PatternTask(SpikingTask):
     tau_mem: float = 18.0
     t_ref: float = 2.0
     reset: str = "zero"
-    rate_hz: float = 3.0
+    rate_hz: float = 10.0             # distractor rate (pattern afferents: once per segment, 1000 / pattern_ms Hz)
     pattern_ms: float = 100.0
     period: int = 4
-    gain: float = 0.032
+    pattern_frac: float = 0.5
+    jitter_ms: float = 1.0
+    gain: float = 0.01
     w0_lo: float = 0.3
     w0_hi: float = 0.7
+
+    def __post_init__(self):
+        if not 0.0 < self.rate_hz * self.pattern_ms / 1000.0 <= 1.0:
+            raise TaskError(f"stdp_pattern: rate_hz * pattern_ms / 1000 must be in (0, 1] (at most one spike per "
+                            f"afferent and segment), got {self.rate_hz * self.pattern_ms / 1000.0:g}")
+        if not 0.0 < self.pattern_frac <= 1.0 or self.jitter_ms < 0 or self.period < 2:
+            raise TaskError("stdp_pattern: need 0 < pattern_frac <= 1, jitter_ms >= 0 and period >= 2")
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -154,23 +189,31 @@ class PatternTask(SpikingTask):
     def seg_steps(self) -> int:
         return int(round(self.pattern_ms / self.dt))
 
-    def _segments(self, rng, n: int) -> np.ndarray:
-        p = min(1.0, self.rate_hz * self.pattern_ms / 1000.0)
-        fire = rng.random((n, self.n_in)) < p
-        t = rng.integers(0, self.seg_steps, size=(n, self.n_in))
-        return np.where(fire, t, -1).astype(np.float32)
+    def pattern(self, seed: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """(frozen spike step of each afferent [n_in] (-1: not in the pattern), members [n_in] bool) of one
+        (seed, split)."""
+        rng = split_rngs(seed, split, 3)[0]
+        members = np.zeros(self.n_in, bool)
+        members[rng.permutation(self.n_in)[:max(1, int(round(self.pattern_frac * self.n_in)))]] = True
+        t = rng.integers(0, self.seg_steps, size=self.n_in)
+        return np.where(members, t, -1).astype(np.float32), members
 
-    def _stream(self, rng, pattern, n):
-        x = self._segments(rng, n)
-        is_pat = (np.arange(n) % self.period) == (self.period - 1)
-        x[is_pat] = pattern
-        return x, is_pat.astype(np.float32)[:, None]
+    def _stream(self, rng, pattern, members, n):
+        T = self.seg_steps
+        p = self.rate_hz * self.pattern_ms / 1000.0
+        fire = members[None, :] | (rng.random((n, self.n_in)) < p)
+        x = np.where(fire, rng.integers(0, T, size=(n, self.n_in)), -1)
+        is_pat = (np.arange(n) % self.period) == 1       # a stream of whole periods ends on background
+        j = int(round(self.jitter_ms / self.dt))
+        jit = rng.integers(-j, j + 1, size=(int(is_pat.sum()), self.n_in))
+        x[is_pat] = np.where(members[None, :], np.clip(pattern[None, :] + jit, 0, T - 1), x[is_pat])
+        return x.astype(np.float32), is_pat.astype(np.float32)[:, None]
 
     def _generate(self, seed: int, split: str, steps: int) -> TaskData:
-        pat_rng, stream_rng, eval_rng = split_rngs(seed, split, 3)
-        pattern = self._segments(pat_rng, 1)[0]
-        x, y = self._stream(stream_rng, pattern, steps)
-        xe, ye = self._stream(eval_rng, pattern, self.n_eval)
+        pattern, members = self.pattern(seed, split)
+        _, stream_rng, eval_rng = split_rngs(seed, split, 3)
+        x, y = self._stream(stream_rng, pattern, members, steps)
+        xe, ye = self._stream(eval_rng, pattern, members, self.n_eval)
         return TaskData(x, y, xe, ye, np.zeros(self.n_in, np.float32))
 
 

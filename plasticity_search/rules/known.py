@@ -137,8 +137,14 @@ _RULES = [
               "psi_j * (filtered pre spikes)", defaults={"lr": 0.01, "tau_plus": 20.0},
               criteria=("C1", "C2", "C3", "C4")),
     KnownRule("bp_stdp", "-e*tx", "spiking", "Tavanaei & Maida 2019, Neurocomputing 330:39",
-              "BP-STDP: error (target minus output spiking, via B to hidden neurons) times the presynaptic spike "
-              "count over a window (here an exponential trace)", defaults={"lr": 0.01, "tau_plus": 20.0},
+              "BP-STDP: dw_ij = mu xi_i sum_{t-eps..t} s_j, the error xi_i of the post neuron (target minus "
+              "output spiking at the output; at hidden neurons the errors of the layer above sent back through the "
+              "weights, here through the run's feedback pathway: --feedback bp is theirs, fa/dfa random) times the "
+              "presynaptic spike count over a window (here the pre trace tx, an exponential window of tau_plus); "
+              "e = output - target, hence the minus. Differs from the paper: an exponential instead of a boxcar "
+              "window, and hidden errors are not gated by 'the hidden neuron spiked in the window' (one program "
+              "serves every layer; that gate would silence readouts that never spike)",
+              defaults={"lr": 0.01, "tau_plus": 20.0},
               criteria=("C1", "C2", "C4")),
     KnownRule("urbanczik_senn", "(sy - phi_max*sigmoid(beta*(v - 1)))*tx", "spiking",
               "Urbanczik & Senn 2014, Neuron 81:521",

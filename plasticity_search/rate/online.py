@@ -1,7 +1,7 @@
 """The online inner loop: train a rate network with a rule, one sample per update, and score it.
 
-``make_evaluator(space, task, cfg)`` returns one jitted function that runs a whole *population of different rule
-programs* on a batch of task instances (tasks x seeds)::
+``compiled_population(space, task, cfg)`` returns one jitted function that runs a whole *population of different
+rule programs* on a batch of task instances (tasks x seeds)::
 
     evaluate(pop, data, keys) -> {metric: [P, S]}, curves [P, S, C]
 
@@ -14,7 +14,9 @@ Rule inputs per step (rate space variables): post side ``y`` (activity), ``a`` (
 the feedback pathway), ``ybar``/``theta`` (running means of y and y^2); pre side ``x`` (activity; biases are weights
 from an always-on neuron with x = 1), ``xbar``, ``e_pre`` (error at the pre neuron, 0 for network inputs); globals
 ``r = -loss`` of the current sample and ``rbar`` its running mean. All layers are concatenated into one post vector
-and one pre vector so each side's program runs once per step for the whole network.
+and one pre vector so each side's program runs once per step for the whole network. With per-layer rules
+(``network.readout_rule`` / ``layer_rules``) each fixed rule's program runs the same way, and each layer's update
+takes its slice of the P/Q vectors of its own rule (the assignment is static configuration).
 
 Metrics (per objective): classification ``online_accuracy`` (predicted before each update), ``final_accuracy``,
 ``final_loss``; regression ``online_mse``, ``final_mse``, ``final_loss``; pca ``pc1_alignment`` (|cos(w, PC1)|) and
@@ -30,11 +32,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import distributed as dist
-from .networks.rate import NetState, NetworkConfig, RateNet
-from .rules.program import Program, RuleError, Space
-from .rules.resolve import resolve_rule
-from .tasks import Task, TaskData
+from .mlp import NetState, NetworkConfig, RateNet
+from ..rules.program import Program, RuleError, Space
+from ..rules.resolve import resolve_rule
+from ..tasks import Task, TaskData
 
 RATE_VARIABLES = {"post": ("y", "a", "e", "ybar", "theta"), "pre": ("x", "xbar", "e_pre"), "global": ("r", "rbar")}
 
@@ -46,7 +47,7 @@ METRICS = {
 # direction of each metric: +1 higher is better, -1 lower is better
 METRIC_SIGN = {"online_accuracy": 1, "final_accuracy": 1, "final_loss": -1, "online_mse": -1, "final_mse": -1,
                "pc1_alignment": 1, "weight_norm": 0, "finite": 1,
-               # metrics of the spiking tasks (plasticity_search.spiking.tasks), for searches on them
+               # metrics of the spiking tasks (plasticity_search.tasks.spike_tasks), for searches on them
                "snr": 1, "snr_before": 0, "rate_hz": 0, "neg_rmse": 1, "neg_rmse_before": 0, "total_reward": 1,
                "late_accuracy": 1}
 
@@ -96,6 +97,24 @@ class InnerLoop:
             fb_space = fb.space
             check_space(fb_space)
             self.fb_prog, self.fb_space = jax.tree.map(jnp.asarray, fb.program), fb_space
+        # per-layer rules: layer_fixed[l] is None (the searched program trains layer l) or (index into self.fixed,
+        # learning rate); self.fixed holds each distinct fixed rule once as (space, program), compiled like the
+        # feedback rule. Which layer takes which rule is static configuration, so the choice is made at trace time.
+        self.fixed, self.layer_fixed = [], []
+        names: dict = {}
+        for spec in cfg.network.layer_rule_specs():
+            if spec is None:
+                self.layer_fixed.append(None)
+                continue
+            rule, lr = spec
+            if rule not in names:
+                r = resolve_rule(rule)
+                if r.model != "rate":
+                    raise RuleError(f"layer rule '{rule}' is a {r.model} rule, not a rate rule")
+                check_space(r.space)
+                names[rule] = len(self.fixed)
+                self.fixed.append((r.space, jax.tree.map(jnp.asarray, r.program)))
+            self.layer_fixed.append((names[rule], float(lr)))
 
     # --- state --------------------------------------------------------------------------------------------------
     def init(self, key) -> InnerState:
@@ -156,23 +175,28 @@ class InnerLoop:
             extra = (None, None)
             if self.fb_prog is not None:
                 extra = self._rule_vectors(self.fb_space, self.fb_prog, pv, qv, g)
-            return P, Q, score, loss, pv, qv, extra
+            fixed = tuple(self._rule_vectors(fsp, fp, pv, qv, g) for fsp, fp in self.fixed)
+            return P, Q, score, loss, pv, qv, extra, fixed
 
         B = x.shape[0]
         if B == 1:   # online: no batch axis in the hot path
-            P, Q, score, loss, pv, qv, fbPQ = jax.tree.map(lambda v: v[None], per_sample(x[0], y[0]))
+            P, Q, score, loss, pv, qv, fbPQ, fixedPQ = jax.tree.map(lambda v: v[None], per_sample(x[0], y[0]))
         else:
-            P, Q, score, loss, pv, qv, fbPQ = jax.vmap(per_sample)(x, y)     # P [B, K, N], Q [B, K, M]
-        K = P.shape[1]
-        term_s = jnp.tile(prog.term_s, B) if B > 1 else prog.term_s
-        term_tgt = jnp.tile(prog.term_tgt, B) if B > 1 else prog.term_tgt
+            P, Q, score, loss, pv, qv, fbPQ, fixedPQ = jax.vmap(per_sample)(x, y)     # P [B, K, N], Q [B, K, M]
+        tile = lambda v: jnp.tile(v, B) if B > 1 else v  # noqa: E731
         W_new = []
         for l in range(net.n_layers):
             ps = slice(int(self.post_off[l]), int(self.post_off[l + 1]))
             qs = slice(int(self.pre_off[l]), int(self.pre_off[l + 1]))
-            Pl = P[:, :, ps].reshape(B * K, -1)
-            Ql = Q[:, :, qs].reshape(B * K, -1)
-            W_new.append(space.update_weights(term_s, term_tgt, Pl, Ql, st.net.W[l], cfg.lr / B))
+            if self.layer_fixed[l] is None:          # the searched (evaluated) program
+                lsp, lprog, lP, lQ, lr = space, prog, P, Q, cfg.lr
+            else:                                    # a fixed per-layer rule (readout_rule / layer_rules)
+                j, lr = self.layer_fixed[l]
+                (lsp, lprog), (lP, lQ) = self.fixed[j], fixedPQ[j]
+            K = lP.shape[1]
+            Pl = lP[:, :, ps].reshape(B * K, -1)
+            Ql = lQ[:, :, qs].reshape(B * K, -1)
+            W_new.append(lsp.update_weights(tile(lprog.term_s), tile(lprog.term_tgt), Pl, Ql, st.net.W[l], lr / B))
         B_new = st.net.B
         if self.fb_prog is not None:
             # B[l] mirrors W[l+1]: evaluate the feedback rule on layer l+1's local quantities, apply transposed
@@ -262,42 +286,10 @@ class InnerLoop:
 
 
 @lru_cache(maxsize=32)
-def make_evaluator(space: Space, task: Task, cfg: InnerConfig):
-    """jit(vmap_pop(vmap_instance(train + score))): (pop, data [S, ...], keys [S]) -> ({metric: [P, S]}, [P, S, C])."""
+def compiled_population(space: Space, task: Task, cfg: InnerConfig):
+    """jit(vmap_pop(vmap_instance(train + score))): (pop, data [S, ...], keys [S]) -> ({metric: [P, S]}, [P, S, C]).
+    The evaluator contract (``make_evaluator``, instances, one rule) is :mod:`.rate_model`."""
     loop = InnerLoop(space, task, cfg)
     per_instance = jax.vmap(loop.evaluate_one, in_axes=(None, 0, 0))
     per_pop = jax.vmap(per_instance, in_axes=(0, None, None))
     return jax.jit(per_pop)
-
-
-def instance_keys(seeds: Sequence[int], split: str) -> jax.Array:
-    """Weight-init keys per instance: the same for every candidate (common random numbers)."""
-    off = {"search": 0, "select": 1, "final": 2}[split]
-    return jax.vmap(lambda s: jax.random.fold_in(jax.random.key(s), off))(jnp.asarray(list(seeds), jnp.uint32))
-
-
-def task_batch(task: Task, seeds: Sequence[int], split: str, steps: int | None) -> TaskData:
-    data = task.sample_batch(list(seeds), split, steps)
-    return TaskData(*[jnp.asarray(a) for a in data])
-
-
-def evaluate_population(pop: Program, space: Space, task: Task, cfg: InnerConfig, seeds: Sequence[int],
-                        split: str = "search", devices: int | None = None):
-    """Metrics {name: np.ndarray [P, S]} and learning curves [P, S, C] for a population of programs.
-
-    ``devices``: shard the population axis over that many devices (None: do not shard; see distributed.py).
-    The population is padded to a multiple of the device count and the padding is removed from the results.
-    """
-    data = task_batch(task, seeds, split, cfg.steps)
-    keys = instance_keys(seeds, split)
-    fn = make_evaluator(space, task, cfg)
-    n = int(np.asarray(pop.term_on).shape[0])
-    if devices is None:
-        metrics, curves = fn(jax.tree.map(jnp.asarray, pop), data, keys)
-        return {k: np.asarray(v) for k, v in metrics.items()}, np.asarray(curves)
-    mesh = dist.population_mesh(devices)
-    padded = dist.pad_population(pop, dist.padded_size(n, mesh))
-    metrics, curves = fn(dist.shard_population(padded, mesh), dist.replicate(data, mesh),
-                         dist.replicate(keys, mesh))
-    metrics, curves = dist.gather((metrics, curves))
-    return {k: v[:n] for k, v in metrics.items()}, curves[:n]

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..inner import InnerLoop
+from ..rate.online import InnerLoop
 from .coeffs import Parametrization
 
 

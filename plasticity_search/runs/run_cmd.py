@@ -1,8 +1,57 @@
-"""The ``run`` and ``inspect`` subcommands (added to ``plasticity-search`` by :func:`add_commands`)."""
+"""The ``run`` and ``inspect`` subcommands (added to ``plasticity-search`` by :func:`add_commands`).
+
+Building the parser imports nothing heavy (the command line's start-up): the search layer, JAX and the run
+machinery load inside the commands.
+"""
 from __future__ import annotations
 
 import os
+import re
 import sys
+
+_DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def read_value(text: str, what: str):
+    """One command-line value as YAML, with the config's bounded safe loader (no code runs, no tags); ``1e-3``,
+    which YAML 1.1 reads as a string, is the number it looks like. ConfigError for a document over the bounds,
+    yaml.YAMLError for a syntax error."""
+    from ..search.config import load_yaml
+
+    value = load_yaml(text, what)
+    if isinstance(value, str) and _EXPONENT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def parse_sets(items) -> dict:
+    """``--set KEY=VALUE`` (repeatable) -> {dotted key: value}. KEY is a dotted config key (``network.feedback``,
+    ``search.population``); VALUE is YAML (``dfa``, ``128``, ``[64, 32]``, ``null``) read with the config's bounded
+    safe loader: no code runs, no tags. The config validates the result exactly like the same keys in the file."""
+    from ..search.config import ConfigError
+
+    out = {}
+    for item in items or ():
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set: expected KEY=VALUE with a dotted config key, got {item!r}")
+        if not _DOTTED.match(key):
+            raise ConfigError(f"--set {key}: not a dotted config key (e.g. network.feedback, search.population)")
+        if key in out:
+            raise ConfigError(f"--set {key}: given twice")
+        for other in out:
+            if other.startswith(key + ".") or key.startswith(other + "."):
+                raise ConfigError(f"--set {key}: overlaps --set {other}")
+        try:
+            out[key] = read_value(text, f"--set {key}")
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a YAML syntax error is bad input
+            problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(f"--set {key}: value {text!r} is not valid YAML ({problem})") from None
+    return out
 
 
 def cmd_run(args) -> int:
@@ -13,8 +62,10 @@ def cmd_run(args) -> int:
     from .inspect import format_table, inspect_data
     from .runner import execute, plan_run_shared
 
+    sets = parse_sets(args.set)
     plan = plan_run_shared(args.config, out=args.out, seed=args.seed, generations=args.generations,
-                           resume=args.resume, wandb=args.wandb, curves=not args.no_curves, devices=args.devices)
+                           resume=args.resume, wandb=args.wandb, curves=not args.no_curves, devices=args.devices,
+                           sets=sets)
     main = not multi or dist.is_main_process()
     if plan.already_finished:
         if main:
@@ -54,16 +105,25 @@ def cmd_run(args) -> int:
         rel = os.path.relpath(result.wandb_dir)
         mode = plan.wandb_mode
         print(f"wandb          {rel}" + (f"   (upload later: wandb sync {rel})" if mode == "offline" else ""))
-    spiking = plan.cfg.model == "spiking"
-    targets = "sympy|latex|jax|numpy|torch|json" + ("|brian2|nestml" if spiking else "")
-    print(f"export a rule  plasticity-search export {result.run_dir}:0 --to {targets}")
-    if not spiking:
-        entry = plan.cfg.tasks.search[0]
-        task, net = plan.cfg.make_task(entry), plan.cfg.network_config()
-        layers = net.spec(task.n_in, task.n_out)
-        print(f"compare        plasticity-search evaluate {result.run_dir}:0 fa bp --task {entry.task} "
-              f"--network {layers} --lr {net.lr:g}   (paired, same seeds and initial weights)")
+    for line in next_steps(result.run_dir, plan.cfg):
+        print(line)
     return 0
+
+
+def next_steps(run_dir: str, cfg) -> list[str]:
+    """The commands printed after a run: export the chosen rule (every target the model supports: brian2 and
+    nestml for spiking rules) and, for rate runs, compare it with FA and BP on the same seeds."""
+    spiking = cfg.model == "spiking"
+    targets = "sympy|latex|jax|numpy|torch|json" + ("|brian2|nestml" if spiking else "")
+    out = [f"export a rule  plasticity-search export {run_dir}:0 --to {targets}"]
+    if not spiking:
+        entry = cfg.tasks.search[0]
+        task, net = cfg.make_task(entry), cfg.network_config()
+        layers = net.spec(task.n_in, task.n_out)
+        args = "".join(f" --task-arg {k}={v}" for k, v in (entry.args or {}).items())
+        out.append(f"compare        plasticity-search evaluate {run_dir}:0 fa bp --task {entry.task}{args} "
+                   f"--network {layers} --lr {net.lr:g}   (paired, same seeds and initial weights)")
+    return out
 
 
 def _checked(cmd):
@@ -87,6 +147,9 @@ def add_commands(sub) -> None:
     s.add_argument("config", metavar="CONFIG.yaml", help="search config (YAML); with --resume also a run directory")
     s.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
     s.add_argument("--seed", type=int, help="override the config's seed")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one config key, e.g. --set network.feedback=dfa --set search.population=128 "
+                        "(repeatable; VALUE is YAML; validated like the file and written to the run's config.yaml)")
     s.add_argument("--generations", type=int, metavar="N",
                    help="override the generation budget (on --resume: extend it)")
     s.add_argument("--resume", action="store_true", help="continue the run in the run directory from its checkpoint")
@@ -106,13 +169,24 @@ def add_commands(sub) -> None:
                    help="skip the learning curves of the top rules vs FA/BP baselines at the end")
     s.set_defaults(func=cmd_run)
 
-    from .inspect import cmd_inspect
-
-    s = sub.add_parser("inspect", help="show a run's hall of fame; redraw its plots and report.html",
+    s = sub.add_parser("inspect", help="show a run's hall of fame (several runs: side by side); redraw its plots "
+                                       "and report.html",
                        description="PySR-style table of a run's hall of fame (finished or running); writes "
-                                   "plots/*.png and report.html in the run directory.")
-    s.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `plasticity-search run`")
+                                   "plots/*.png and report.html in the run directory. With several run directories: "
+                                   "the runs side by side (chosen rule, final metrics, paired differences to the "
+                                   "baselines, the config keys that differ); nothing is written.")
+    s.add_argument("run_dir", metavar="RUN_DIR", nargs="+",
+                   help="a run directory made by `plasticity-search run` (several: compare them)")
     s.add_argument("--top", type=int, metavar="K", help="show the first K ranks only")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--no-plots", action="store_true", help="print only; do not redraw plots/report.html")
-    s.set_defaults(func=_checked(cmd_inspect))
+    s.set_defaults(func=_checked(_cmd_inspect))
+
+
+def _cmd_inspect(args) -> int:
+    if len(args.run_dir) > 1:
+        from .inspect import cmd_inspect_many
+        return cmd_inspect_many(args)
+    from .inspect import cmd_inspect
+    args.run_dir = args.run_dir[0]
+    return cmd_inspect(args)

@@ -2,7 +2,7 @@
 
 :func:`simulate` dispatches on the task's type; each ``_run_*`` function takes
 ``(task, space, prog, hyper, data, key, feedback)`` with ``data`` one instance's ``TaskData`` (JAX arrays) and
-``key`` its :func:`~plasticity_search.spiking.tasks.instance_key`, and returns a dict of scalar metrics plus
+``key`` its :func:`~plasticity_search.spiking.spiking_model.instance_key`, and returns a dict of scalar metrics plus
 ``finite`` (1.0 if every final weight and metric is finite). Where ``finite`` is 0 the task's metrics are NaN, so a
 rule that exploded can never look good. Initial weights and feedback matrices depend on the key only (the same for
 every candidate), and so do the Poisson spikes: under ``vmap`` over a population they are drawn once.
@@ -18,7 +18,7 @@ from .encoders import latency_spikes, poisson_spikes, population_rates, times_to
 from .lif import LIFParams, readout_step
 from .network import NetSpec, feedback_matrices, forward, init_state, learn, reset_neurons
 from .plasticity import RuleHyper
-from ..tasks.spiking import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
+from ..tasks.spike_tasks import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
 
 __all__ = ["simulate", "metric_names"]
 
@@ -64,16 +64,29 @@ def _encode(task: SpikingClassificationTask, x, key):
 
 
 def _class_spec(task, feedback) -> NetSpec:
-    return NetSpec((task.n_inputs, task.n_hidden, task.n_out), lif=_lif(task), readout=task.readout,
-                   out_tau=task.tau_mem, gains=(task.gain_in, task.gain_out), feedback=feedback)
+    hid = task.hidden
+    return NetSpec((task.n_inputs,) + hid + (task.n_out,), lif=_lif(task), readout=task.readout,
+                   out_tau=task.tau_mem, gains=(task.gain_in,) + (task.gain_hid,) * (len(hid) - 1) + (task.gain_out,),
+                   feedback=feedback)
+
+
+def _class_weights(task, spec: NetSpec, k_w1, k_w2, key):
+    """Initial weights: input layer N(0, w_in^2/n_in), hidden-to-hidden N(0, w_hid^2/n), readout N(0, w_out^2/n)
+    (a one-hidden-layer network draws exactly what it always did; the second hidden layer's from its own key)."""
+    sizes = spec.sizes
+    ws = [task.w_in * jax.random.normal(k_w1, (sizes[1], sizes[0])) / jnp.sqrt(sizes[0])]
+    for l in range(2, len(sizes) - 1):
+        k = jax.random.fold_in(key, 100 + l)
+        ws.append(task.w_hid * jax.random.normal(k, (sizes[l], sizes[l - 1])) / jnp.sqrt(sizes[l - 1]))
+    ws.append(task.w_out * jax.random.normal(k_w2, (sizes[-1], sizes[-2])) / jnp.sqrt(sizes[-2]))
+    return tuple(ws)
 
 
 def _run_classification(task, space, prog, hyper, data, key, feedback):
     spec = _class_spec(task, feedback)
     k_w1, k_w2, k_b, k_stream, k_eval = jax.random.split(key, 5)
-    n_in, H, C = spec.sizes
-    w1 = task.w_in * jax.random.normal(k_w1, (H, n_in)) / jnp.sqrt(n_in)
-    w2 = task.w_out * jax.random.normal(k_w2, (C, H)) / jnp.sqrt(H)
+    C = spec.sizes[-1]
+    ws0 = _class_weights(task, spec, k_w1, k_w2, key)
     B = feedback_matrices(k_b, spec)
     spiking_out = task.readout == "spikes"
     T = task.n_pres
@@ -116,7 +129,7 @@ def _run_classification(task, space, prog, hyper, data, key, feedback):
         (state, _), _ = lax.scan(step, (state, jnp.zeros((C,), jnp.float32)), spikes)
         return state, _decide(acc, vacc) == jnp.argmax(y)
 
-    state = init_state(spec, (w1, w2))
+    state = init_state(spec, ws0)
     steps = data.x_stream.shape[0]
     state, correct = lax.scan(present, state, (data.x_stream, data.y_stream, jnp.arange(steps)))
 

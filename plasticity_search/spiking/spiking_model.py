@@ -1,17 +1,19 @@
-"""Evaluate rules on spiking tasks: a population evaluator for the search, and one known rule for the CLI.
+"""The spiking model's side of the evaluator contract (:mod:`plasticity_search.models`): a population evaluator
+for the search, and one known rule for the CLI. The rate model (:mod:`plasticity_search.rate.rate_model`) has the
+same three functions with the same arguments.
 
 Population evaluator (one compile per population shape)::
 
     from plasticity_search.spiking import make_evaluator, make_instances
     evaluate = make_evaluator(space, task, cfg)          # cfg: dict / EvalConfig / None (see EvalConfig)
     inst = make_instances(task, seeds=range(4), split="search", steps=None)
-    metrics = evaluate(pop, inst)                        # or evaluate(pop, inst, hyper)
+    metrics, curves = evaluate(pop, inst)                # or evaluate(pop, inst, hyper); curves is None here
     # metrics: dict name -> jax.Array [P, S]; names = task.metrics + ("finite",)
 
 * ``pop``: a :class:`~plasticity_search.rules.program.Program` of ``space`` with a leading population axis P on
   every field (e.g. ``random_population(key, space, P)``, or ``stack([pad(p, src, space), ...])``).
 * ``inst``: :class:`Instances` ``(data, keys)``: the task's ``TaskData`` stacked over S seeds (JAX arrays with a
-  leading axis S) and the S instance keys (:func:`~plasticity_search.spiking.tasks.instance_key`).
+  leading axis S) and the S instance keys (:func:`instance_key`).
 * ``hyper``: optional :class:`~plasticity_search.spiking.plasticity.RuleHyper` whose fields are scalars or [P]
   arrays (per-candidate learning rates / time constants / bounds); default: from ``cfg``.
 The call is ``jit(vmap_P(vmap_S(simulate)))`` with ``lax.scan`` over time inside; candidates never interact, a
@@ -20,7 +22,8 @@ candidate whose weights or metrics are not finite gets NaN metrics and ``finite 
 Known rule (the ``evaluate`` CLI calls this for tasks of kind 'spiking')::
 
     evaluate_rule(rule, "stdp_pattern", seeds=5, steps=None, split="final", feedback="fa")
-    -> {"snr": {"mean": ..., "std": ...}, "snr_before": {...}, "rate_hz": {...}, "finite": {...}}
+    -> ({"snr": {"mean": ..., "std": ..., "values": [...]}, "snr_before": {...}, "rate_hz": {...},
+         "finite": {...}}, None)
 """
 from __future__ import annotations
 
@@ -33,14 +36,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..rules.program import Program, RuleError, Space
-from ..tasks import TaskData, make
-from ..tasks.spiking import SpikingTask
-from .inner import metric_names, simulate
+from ..tasks import Instances, TaskData, make
+from ..tasks.base import SPLIT_OFFSETS, check_seed, check_split
+from ..tasks.spike_tasks import SpikingTask
+from .simulate import metric_names, simulate
 from .network import FEEDBACKS
 from .plasticity import RuleHyper, rule_hyper
-from .tasks import instance_key
 
-__all__ = ["EvalConfig", "Instances", "make_instances", "make_evaluator", "evaluate_rule", "spiking_task"]
+__all__ = ["EvalConfig", "Instances", "make_instances", "make_evaluator", "evaluate_rule", "model_config",
+           "spiking_task", "instance_key"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,9 +76,15 @@ def _freeze(d: dict) -> tuple:
     return tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in d.items()))
 
 
-class Instances(NamedTuple):
-    data: TaskData        # JAX arrays with a leading seed axis S
-    keys: jax.Array       # [S] instance keys
+def model_config(settings, steps: int | None = None) -> EvalConfig:
+    """The model's settings from a run's: ``settings`` is the run's spiking settings (dict / EvalConfig / None);
+    the number of steps is the instances' (:func:`make_instances`)."""
+    return EvalConfig.from_any(settings)
+
+
+def instance_key(seed: int, split: str):
+    """The JAX key of one task instance: a function of (seed, split) only (disjoint per split)."""
+    return jax.random.key(check_seed(seed) + SPLIT_OFFSETS[check_split(split)])
 
 
 def spiking_task(task) -> SpikingTask:
@@ -103,7 +113,7 @@ def _compiled(space: Space, task: SpikingTask, feedback: str):
 
 
 def make_evaluator(space: Space, task, cfg=None):
-    """``evaluate(pop, instances, hyper=None) -> {metric: [P, S]}`` (see the module docstring)."""
+    """``evaluate(pop, instances, hyper=None) -> ({metric: [P, S]}, None)`` (see the module docstring)."""
     task = spiking_task(task)
     cfg = EvalConfig.from_any(cfg)
     if cfg.feedback not in FEEDBACKS:
@@ -115,7 +125,7 @@ def make_evaluator(space: Space, task, cfg=None):
         P = int(np.shape(pop.term_on)[0])
         h = base if hyper is None else hyper
         h = RuleHyper(*[jnp.broadcast_to(jnp.asarray(x, jnp.float32), (P,)) for x in h])
-        return fn(Program(*[jnp.asarray(x) for x in pop]), h, instances.data, instances.keys)
+        return fn(Program(*[jnp.asarray(x) for x in pop]), h, instances.data, instances.keys), None
 
     evaluate.task = task
     evaluate.space = space
@@ -124,27 +134,27 @@ def make_evaluator(space: Space, task, cfg=None):
     return evaluate
 
 
-def evaluate_rule(rule, task_name: str, seeds: int = 5, steps: int | None = None, split: str = "final",
-                  feedback: str = "fa") -> dict[str, dict[str, float]]:
-    """Score one rule (a ResolvedRule) on a spiking task: {metric: {"mean": m, "std": s, "values": [per seed]}}
-    over ``seeds`` seeds.
+def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: str = "final",
+                  feedback: str = "fa") -> tuple[dict[str, dict], None]:
+    """Score one rule (a ResolvedRule) on a spiking task (a name or a task): ``({metric: {"mean": m, "std": s,
+    "values": [per seed]}}, None)`` over ``seeds`` seeds (no learning curve).
 
     The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults``. Metrics:
     the task's (``task.metrics``) plus ``finite`` (fraction of seeds where everything stayed finite); a metric's
     mean and std are NaN if any seed was not finite.
     """
     if getattr(rule, "model", "spiking") != "spiking":
-        raise RuleError(f"rule '{rule.name}' is a rate rule; task '{task_name}' is spiking")
+        raise RuleError(f"rule '{rule.name}' is a rate rule; task '{getattr(task, 'name', task)}' is a spiking task")
     if int(seeds) < 1:
         raise RuleError(f"seeds must be >= 1, got {seeds}")
-    task = spiking_task(task_name)
+    task = spiking_task(task)
     inst = make_instances(task, range(int(seeds)), split, steps)
     cfg = EvalConfig(_freeze(dict(rule.defaults or {})), feedback)
     pop = Program(*[np.asarray(x)[None] for x in rule.program])
-    out = make_evaluator(rule.space, task, cfg)(pop, inst)
+    out, _ = make_evaluator(rule.space, task, cfg)(pop, inst)
     res = {}
     for k, v in out.items():
         a = np.asarray(v, np.float64)[0]
         res[k] = {"mean": float(a.mean()), "std": float(a.std()),
                   "values": [float(x) if np.isfinite(x) else None for x in a]}
-    return res
+    return res, None

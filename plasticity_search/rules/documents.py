@@ -113,7 +113,8 @@ def space_from_doc(d, where: str = "space") -> Space:
     """A Space from its JSON form (``Space.to_dict()``), every field type-checked and bounded."""
     if not isinstance(d, dict):
         raise RuleError(f"{where}: expected a mapping, got {_type(d)}")
-    known = {"post_vars", "pre_vars", "global_vars", "ops", "syn", "n_post", "n_pre", "n_terms", "elig", "name"}
+    known = {"post_vars", "pre_vars", "global_vars", "ops", "syn", "n_post", "n_pre", "n_terms", "elig", "name",
+             "structure"}
     for k, v in d.items():
         if k not in known:
             raise RuleError(f"{where}.{k}: unknown key (known: {', '.join(sorted(known))})")
@@ -128,8 +129,8 @@ def space_from_doc(d, where: str = "space") -> Space:
                 raise RuleError(f"{where}.{k}: must be in [{lo}, {hi}], got {v}")
         elif k == "elig" and not isinstance(v, bool):
             raise RuleError(f"{where}.elig: expected bool, got {_type(v)}")
-        elif k == "name" and not isinstance(v, str):
-            raise RuleError(f"{where}.name: expected str, got {_type(v)}")
+        elif k in ("name", "structure") and not isinstance(v, str):
+            raise RuleError(f"{where}.{k}: expected str, got {_type(v)}")
     try:
         return Space.from_dict(d)
     except RuleError as exc:
@@ -224,7 +225,7 @@ _POSITIVE_DEFAULTS = ("lr", "feedback_lr", "tau_mean", "tau_theta", "tau_plus", 
 
 def defaults_from_doc(d, where: str = "defaults") -> dict:
     """A rule's simulation defaults: a mapping of names to finite numbers (positive learning rates and time
-    constants), ``w_bounds`` a pair ``[lo, hi]`` with lo < hi."""
+    constants), ``w_bounds`` a pair ``[lo, hi]`` with lo < hi (or null: unbounded)."""
     if d is None:
         return {}
     if not isinstance(d, dict):
@@ -232,6 +233,8 @@ def defaults_from_doc(d, where: str = "defaults") -> dict:
     out = {}
     for k, v in d.items():
         if k == "w_bounds":
+            if v is None:           # unbounded (what a spiking run without w_bounds writes): the same as no entry
+                continue
             if (not isinstance(v, list) or len(v) != 2
                     or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
                     or not v[0] < v[1]):

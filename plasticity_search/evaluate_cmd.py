@@ -5,48 +5,63 @@ with the first by the paired difference of the task's metric and its 95% interva
 from __future__ import annotations
 
 import json
-
-import numpy as np
+import math
+import re
 
 from .errors import UsageError
-from .inner import InnerConfig, evaluate_population
-from .networks.rate import FEEDBACKS, default_network, parse_network_spec
-from .inner import METRIC_SIGN
-from .rules.formula import rule_equation
-from .search.config import BP_BASELINE
-from .search.stats import format_delta, paired_difference, verdict
-from .rules.program import stack
-from .runs import resolve_rule_spec
-from .spiking import evaluate_rule as spiking_evaluate
-from .tasks import make
 
-
-def evaluate_rule(rule, task, network: str | None = None, feedback: str = "fa", seeds: int = 5,
-                  steps: int | None = None, lr: float | None = None, split: str = "final", batch_size: int = 1):
-    """Evaluate a resolved rule on a rate task. Returns a JSON-ready dict."""
-    net = default_network(task.objective)
-    if network:
-        net = parse_network_spec(network, task.n_in, task.n_out, net)
-    lr = lr if lr is not None else float(rule.defaults.get("lr", net.lr))
-    net = net.with_(feedback=feedback, lr=lr, batch_size=batch_size,
-                    tau_mean=float(rule.defaults.get("tau_mean", net.tau_mean)),
-                    tau_theta=float(rule.defaults.get("tau_theta", net.tau_theta)))
-    cfg = InnerConfig(network=net, steps=steps)
-    metrics, curves = evaluate_population(stack([rule.program]), rule.space, task, cfg, range(seeds), split)
-    out = {k: {"mean": _f(np.mean(v[0], dtype=np.float64)), "std": _f(np.std(v[0], dtype=np.float64)),
-               "values": [_f(x) for x in np.asarray(v[0], np.float64)]}
-           for k, v in sorted(metrics.items())}
-    return {
-        "rule": rule.name, "formula": rule.formula, "task": task.name, "kind": task.kind, "feedback": feedback,
-        "network": net.spec(task.n_in, task.n_out),
-        "lr": lr, "steps": steps or task.default_steps, "seeds": seeds, "split": split, "metrics": out,
-        "curve": {"mean": [_f(x) for x in np.mean(curves[0], 0)], "std": [_f(x) for x in np.std(curves[0], 0)]},
-    }
+# Nothing heavy at import time (the command line's start-up): models, the rule language, tasks and the search layer
+# load inside the commands. The feedback pathways are rate.mlp.FEEDBACKS (tests/test_cli_ux.py checks they agree).
+FEEDBACK_NAMES = ("bp", "fa", "dfa", "sign")
 
 
 def _f(x) -> float | None:
+    if x is None:
+        return None
     x = float(x)
-    return x if np.isfinite(x) else None
+    return x if math.isfinite(x) else None
+
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_task_args(items) -> dict:
+    """``--task-arg FIELD=VALUE`` (repeatable) -> {field: value}; each value is one YAML scalar (``20``, ``0.5``,
+    ``true``, ``relu``), read with the config's bounded safe YAML loader: no code runs, no tags."""
+    from .runs.run_cmd import read_value
+
+    out = {}
+    for item in items or ():
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or not _IDENT.match(key):
+            raise UsageError(f"--task-arg: expected FIELD=VALUE with FIELD a task field name, got {item!r}")
+        if key in out:
+            raise UsageError(f"--task-arg: field '{key}' given twice")
+        try:
+            value = read_value(text, f"--task-arg {key}") if text.strip() else None
+        except Exception as exc:  # noqa: BLE001 - any YAML error is bad input
+            raise UsageError(f"--task-arg {key}: value {text!r} is not a YAML scalar "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        if isinstance(value, (dict, list)) or value is None:
+            raise UsageError(f"--task-arg {key}: value {text!r} must be a number, true/false or a word")
+        out[key] = value
+    return out
+
+
+def make_task(name: str, task_args: dict):
+    """``tasks.make(name, **task_args)``, each argument checked like ``args:`` of a config's task entry
+    (type of the task's field; sizes and counts >= 1 and bounded; numbers finite)."""
+    from .search.config import ConfigError, TaskEntry, _check_task_args
+    from .tasks import make
+
+    for k, v in task_args.items():     # before the task is built: its constructor never sees a bad value
+        try:
+            _check_task_args(TaskEntry(task=name, args={k: v}), "task")
+        except ConfigError as exc:      # "task.args.n_in: must be >= 1, got 0" -> "--task-arg n_in: ..."
+            msg = str(exc).split(": ", 1)[-1]
+            raise UsageError(f"--task-arg {k}: {msg}") from None
+    return make(name, **task_args)      # an unknown field: one line naming the settable ones
 
 
 def _check_flags(args) -> None:
@@ -61,12 +76,14 @@ def _check_flags(args) -> None:
             raise UsageError(f"{flag} must be >= 1, got {v}")
         if v is not None and v > hi:
             raise UsageError(f"{flag} must be <= {hi} (the documented maximum), got {v}")
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        raise UsageError(f"--lr must be a finite number > 0, got {args.lr}")
+    for flag, v in (("--lr", args.lr), ("--readout-lr", getattr(args, "readout_lr", None))):
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UsageError(f"{flag} must be a finite number > 0, got {v}")
 
 
 def _check_network(args, task) -> None:
     """Layer widths bounded, and the evaluation (all seeds at once) within the machine's memory."""
+    from .rate.mlp import default_network, parse_network_spec
     from .search.config import MAX_LAYERS, MAX_WIDTH, ConfigError, check_memory, evaluation_bytes
 
     net = parse_network_spec(args.network, task.n_in, task.n_out, default_network(task.objective))
@@ -82,24 +99,35 @@ def _check_network(args, task) -> None:
 
 
 def _evaluate_one(spec: str, task, args) -> dict:
+    from .models import MODELS, model_name
+    from .runs import resolve_rule_spec
+    from .search.config import BP_BASELINE
+
     feedback = args.feedback
-    if spec == BP_BASELINE and task.kind != "spiking":
+    if spec == BP_BASELINE and model_name(task) == "rate":
         spec, feedback = "fa", "bp"
     rule = resolve_rule_spec(spec)
-    if task.kind == "spiking":
-        if rule.model != "spiking":
-            raise UsageError(f"rule '{rule.name}' is a rate rule; task '{task.name}' is a spiking task")
-        metrics = spiking_evaluate(rule, task.name, seeds=args.seeds, steps=args.steps, split=args.split,
-                                   feedback=feedback)
-        metrics = {k: {s: ([_f(x) for x in v[s]] if s == "values" else _f(x)) for s, x in v.items()}
-                   for k, v in metrics.items()}
-        return {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": "spiking",
-                "feedback": feedback, "steps": args.steps, "seeds": args.seeds, "split": args.split,
-                "metrics": metrics}
-    if rule.model != "rate":
-        raise UsageError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
-    out = evaluate_rule(rule, task, args.network, feedback, args.seeds, args.steps, args.lr, args.split,
-                        args.batch_size)
+    name = model_name(task)
+    if rule.model != name:
+        raise UsageError(f"rule '{rule.name}' is a {rule.model} rule; task '{task.name}' is a {name} task")
+    options = ({"network": args.network, "lr": args.lr, "batch_size": args.batch_size} if name == "rate" else {})
+    readout = {"readout_rule": getattr(args, "readout_rule", None), "readout_lr": getattr(args, "readout_lr", None)}
+    if any(v is not None for v in readout.values()):       # per-layer rules (rate networks)
+        if name != "rate":
+            raise UsageError("--readout-rule: spiking tasks bring their own network")
+        options.update(readout)
+    summary, curve = MODELS[name].evaluate_rule(rule, task, seeds=args.seeds, steps=args.steps, split=args.split,
+                                                feedback=feedback, **options)
+    metrics = {k: {s: ([_f(x) for x in v[s]] if s == "values" else _f(x)) for s, x in v.items()}
+               for k, v in summary.items()}
+    out = {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": task.kind, "feedback": feedback}
+    if curve is not None:
+        out.update(network=curve["network"], lr=curve["lr"],
+                   **{k: curve[k] for k in ("readout_rule", "readout_lr") if k in curve})
+    out.update(steps=(args.steps or task.default_steps) if curve is not None else args.steps, seeds=args.seeds,
+               split=args.split, metrics=metrics)
+    if curve is not None:
+        out["curve"] = {"mean": curve["mean"], "std": curve["std"]}
     if feedback == "bp" and args.feedback != "bp":
         out["rule"] = BP_BASELINE
     return out
@@ -107,6 +135,10 @@ def _evaluate_one(spec: str, task, args) -> dict:
 
 def compare(results: list[dict], metric: str, sign: float) -> list[dict]:
     """Paired difference of ``sign * metric`` of every result against the first (same seeds and inits)."""
+    import numpy as np
+
+    from .search.stats import paired_difference, verdict
+
     ref = np.array([np.nan if v is None else v for v in results[0]["metrics"][metric]["values"]]) * sign
     out = []
     for r in results:
@@ -123,8 +155,10 @@ def default_metric(task) -> str:
 
 
 def cmd_evaluate(args) -> int:
+    from .rules.formula import rule_equation
+
     _check_flags(args)
-    task = make(args.task)
+    task = make_task(args.task, parse_task_args(args.task_arg))
     if task.kind != "spiking" and args.network:
         _check_network(args, task)
     specs = [r.strip() if isinstance(r, str) else r for r in args.rule]
@@ -137,7 +171,8 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"rule     {out['rule']}   {rule_equation(out['formula'])}")
     print(f"task     {out['task']} ({out['kind']}, split {out['split']}, {out['seeds']} seeds)   "
-          f"feedback {out['feedback']}" + (f"   network {out['network']}   lr {out['lr']}" if "network" in out else ""))
+          f"feedback {out['feedback']}" + (f"   network {out['network']}   lr {out['lr']}" if "network" in out else "")
+          + (f"   readout rule {out['readout_rule']} (lr {out['readout_lr']})" if "readout_rule" in out else ""))
     for k, v in out["metrics"].items():
         m, s = v["mean"], v["std"]
         print(f"  {k:<18} {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}")
@@ -145,6 +180,10 @@ def cmd_evaluate(args) -> int:
 
 
 def _print_comparison(results: list[dict], task, args) -> int:
+    from .rate.online import METRIC_SIGN
+    from .rules.formula import rule_equation
+    from .search.stats import format_delta
+
     metric = args.metric or default_metric(task)
     if metric not in results[0]["metrics"]:
         raise UsageError(f"--metric: task '{task.name}' reports {', '.join(results[0]['metrics'])}, not '{metric}'")
@@ -157,7 +196,8 @@ def _print_comparison(results: list[dict], task, args) -> int:
         return 0
     first = results[0]
     print(f"task     {task.name} ({task.kind}, split {args.split}, {args.seeds} seeds; every rule on the same "
-          f"data and initial weights)" + (f"   network {first['network']}" if "network" in first else ""))
+          f"data and initial weights)" + (f"   network {first['network']}" if "network" in first else "")
+          + (f"   readout rule {first['readout_rule']} (lr {first['readout_lr']})" if "readout_rule" in first else ""))
     print(f"metric   {metric} ({'higher' if sign > 0 else 'lower'} is better); Δ = paired difference vs "
           f"{first['rule']} (95% interval over seeds)")
     w = max(len(r["rule"]) for r in results)
@@ -176,8 +216,9 @@ def cmd_generalize(args) -> int:
     import os
     import sys
 
+    from .rules.formula import rule_equation
     from .rules.resolve import is_run_rank
-    from .runs import configs
+    from .runs import configs, resolve_rule_spec
     from .runs.rundir import CONFIG_FILE
     from .search.config import MAX_SEEDS
     from .search.generalize import (auto_conditions, condition_name, conditions_of, format_report,
@@ -221,13 +262,20 @@ def add_commands(sub) -> None:
     s.add_argument("rule", nargs="+", help="known rule name, formula in quotes, RUN_DIR:RANK, a rule .json file, "
                                            "or bp")
     s.add_argument("--metric", help="metric of the comparison (default: the task's fitness metric)")
-    s.add_argument("--task", required=True, help="task name (see `plasticity-search tasks`) or idx:PATH")
+    s.add_argument("--task", required=True, help="task name (see `plasticity-search tasks`), idx:PATH, or a task of "
+                                                 "yours as module:function (see README, custom tasks)")
+    s.add_argument("--task-arg", action="append", metavar="FIELD=VALUE",
+                   help="set a field of the task, e.g. --task-arg n_in=20 (repeatable; checked like args: of a "
+                        "config's task entry)")
     s.add_argument("--network", help="layer sizes, e.g. 64-100-10 or 100 (hidden only), optional ':relu'")
-    s.add_argument("--feedback", default="fa", choices=FEEDBACKS, help="pathway that delivers errors (default fa)")
+    s.add_argument("--feedback", default="fa", choices=FEEDBACK_NAMES, help="pathway that delivers errors (default fa)")
     s.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     s.add_argument("--steps", type=int, help="online updates (default: the task's)")
     s.add_argument("--lr", type=float, help="learning rate (default: the rule's)")
     s.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1: online)")
+    s.add_argument("--readout-rule", metavar="RULE", help="a fixed rule for the readout layer (known name or formula, "
+                                                          "e.g. fa); RULE then trains the hidden layers")
+    s.add_argument("--readout-lr", type=float, help="learning rate of --readout-rule (default: that rule's)")
     s.add_argument("--split", default="final", choices=("search", "select", "final"), help="task split (default final)")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.set_defaults(func=cmd_evaluate)

@@ -14,6 +14,8 @@ every checkpoint). Per run the engine calls::
         s, extra = strategy.improve(key2, state_with_s, evaluator)   # optional: local search, restarts
         re-score strategy.select_pool(s, ev) on the select tasks
         best, median, more = strategy.report(s, x, ev)
+    after the generation that ends the search:
+        more = strategy.finish(key3, state, evaluator)                 # optional: a final local search
 
 ``ev`` is an :class:`..evaluator.Evaluated` (raw fitness, FEC hashes, complexity and the complexity-penalised
 selection fitness). ``ask`` and ``tell`` receive the same key (a strategy splits it as it needs).
@@ -64,6 +66,11 @@ class Strategy:
     # --- optional hooks --------------------------------------------------------------------------------------------
     def improve(self, key, search_state, evaluator) -> dict:
         """After ``tell``: change ``search_state.strategy`` in place (local search, restarts); returns metrics."""
+        return {}
+
+    def finish(self, key, search_state, evaluator) -> dict:
+        """After the generation that ends the search (budget, patience, target or time): change
+        ``search_state`` in place (e.g. a longer local search); returns metrics."""
         return {}
 
     def select_pool(self, state, ev) -> tuple[Program, np.ndarray, list]:

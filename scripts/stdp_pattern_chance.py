@@ -1,0 +1,102 @@
+#!/usr/bin/env python
+"""Does stdp_pattern need spike timing? Known STDP rules next to rate rules and Hebbian rules without a timing term.
+
+    python scripts/stdp_pattern_chance.py [--seeds 5] [--steps 600] [--split final] [--json] [RULE ...]
+
+Every rule runs under the settings of ``search_spaces/stdp_pattern.yaml`` (its ``spiking:`` section: learning rate,
+trace time constants, weight bounds), on the same seeds (same streams, same initial weights), on the final split.
+Prints per rule the snr (mean ± std over seeds, and per seed), the output rate, and the paired difference to no
+plasticity (``snr_before`` of the same instances) and to ``stdp_add`` with 95% intervals. Default rules:
+
+* timing rules: ``stdp_add``, ``stdp_mult`` (pair STDP, causal order);
+* rate rules: ``0.01*sx`` (potentiate every input spike), ``-1.4*sy + 0.7*tx`` and ``0.6429*sx - 1.366*sy*tx`` (the
+  rules searches chose on the old, rate-leaking task; issue 15);
+* Hebbian rules without a timing term: ``0.01*tx2*ty2`` (product of ~100 ms rates), ``0.01*(sy*tx + ty*sx)``
+  (coincidence within ~20 ms, no causal order).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+DEFAULT_RULES = ("stdp_add", "stdp_mult", "0.01*sx", "-1.4*sy + 0.7*tx", "0.6429*sx - 1.366*sy*tx",
+                 "0.01*tx2*ty2", "0.01*(sy*tx + ty*sx)")
+KIND = {"stdp_add": "timing (pair STDP)", "stdp_mult": "timing (pair STDP)", "0.01*sx": "rate (pre)",
+        "-1.4*sy + 0.7*tx": "rate (old search)", "0.6429*sx - 1.366*sy*tx": "old search",
+        "0.01*tx2*ty2": "Hebb of rates", "0.01*(sy*tx + ty*sx)": "Hebb, symmetric"}
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def table(rules=DEFAULT_RULES, seeds: int = 5, steps=None, split: str = "final",
+          config: str = os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml")) -> dict:
+    """Score ``rules`` (and stdp_add) on the same instances: {"rows": [...], "snr_before": [...], ...}."""
+    from plasticity_search.rules import pad
+    from plasticity_search.rules.known import SPACES
+    from plasticity_search.rules.program import stack
+    from plasticity_search.rules.resolve import resolve_rule
+    from plasticity_search.search.config import load_config
+    from plasticity_search.search.stats import paired_difference
+    from plasticity_search.spiking.spiking_model import make_evaluator, make_instances
+    from plasticity_search.tasks import make
+
+    cfg = load_config(config)
+    space = SPACES["spiking"]
+    rules = list(rules) if "stdp_add" in rules else ["stdp_add"] + list(rules)
+    progs = []
+    for r in rules:
+        rr = resolve_rule(r)
+        progs.append(pad(rr.program, rr.space, space))
+    task = make("stdp_pattern")
+    ev = make_evaluator(space, task, cfg.spiking_eval_config())
+    m, _ = ev(stack(progs), make_instances(task, range(seeds), split, steps))
+    m = {k: np.asarray(v, np.float64) for k, v in m.items()}
+    ref = m["snr"][rules.index("stdp_add")]
+    rows = []
+    for i, r in enumerate(rules):
+        snr = m["snr"][i]
+        rows.append({"rule": r, "kind": KIND.get(r, ""), "snr_mean": float(np.mean(snr)),
+                     "snr_std": float(np.std(snr)), "snr": [float(x) for x in snr], "rate_hz": float(np.mean(m["rate_hz"][i])),
+                     "vs_before": paired_difference(snr, m["snr_before"][i]),
+                     "vs_stdp_add": paired_difference(snr, ref)})
+    out = {"seeds": seeds, "split": split, "settings": cfg.spiking_eval_config(),
+           "snr_before": [float(x) for x in m["snr_before"][0]], "rows": rows}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("rules", nargs="*", default=list(DEFAULT_RULES), help="known rule names or formulas")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=None, help="training segments (default: the task's, 600)")
+    ap.add_argument("--split", default="final")
+    ap.add_argument("--config", default=os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    try:
+        out = table(args.rules, args.seeds, args.steps, args.split, args.config)
+    except (ValueError, KeyError, OSError) as exc:      # RuleError, ConfigError, TaskError are ValueErrors
+        print(f"stdp_pattern_chance: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return 2
+    rows = out["rows"]
+    if args.json:
+        print(json.dumps(out, indent=1, default=str))
+        return 0
+    f = lambda p: "-" if p["delta"] is None else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]"  # noqa: E731
+    print(f"snr_before (no plasticity): {np.mean(out['snr_before']):.2f} ± {np.std(out['snr_before']):.2f}  "
+          f"{np.round(out['snr_before'], 2).tolist()}")
+    print("| rule | kind | snr (mean ± std) | per seed | output Hz | Δ vs no plasticity | Δ vs stdp_add |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| `{r['rule']}` | {r['kind']} | {r['snr_mean']:.2f} ± {r['snr_std']:.2f} | "
+              f"{', '.join(f'{x:.2f}' for x in r['snr'])} | {r['rate_hz']:.1f} | {f(r['vs_before'])} | "
+              f"{f(r['vs_stdp_add'])} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
