@@ -277,3 +277,47 @@ def test_spiking_coefficient_search_and_hybrid_run():
         assert hof.rule(hof.best).model == "spiking" and np.isfinite(hof.entries[hof.best].fitness)
     assert hyb.info["n_evaluated"] > 0
     assert set(map(str, sp.sympify(es.entries[es.best].formula).free_symbols)) <= {"sx", "sy", "tx", "ty"}
+
+
+def test_archive_replace_puts_a_refined_program_in_its_originals_slot():
+    """A final refinement's result takes its original's place whatever the archive's few-instance scores say."""
+    from plasticity_search.rules.fec import fec_hashes
+    from plasticity_search.rules.formula import compile_formula
+    from plasticity_search.rules.program import complexities, stack
+    from plasticity_search.search.hall_of_fame import Archive
+
+    space = tiny().rule_space()
+    progs = stack([compile_formula(f, space, fit=False)[0] for f in ("y*x - 0.5*y*y*w", "y*x - 0.4*y*y*w", "2*y*x")])
+    hashes, cplx = fec_hashes(progs, space), complexities(progs, space)
+    arch = Archive(space, 1)
+    arch.add(take_first(progs, 1), np.array([0.9]), cplx[:1], hashes[:1])
+    assert arch.replace(hashes[0], progs, 1, 0.5, hashes[1])              # lower score, still takes the slot
+    c = int(cplx[0])
+    assert arch.hashes[c] == [hashes[1]] and arch.fitness[c, 0] == 0.5
+    np.testing.assert_array_equal(arch.program(c, 0).term_coef, np.asarray(progs.term_coef)[1])
+    assert not arch.replace(hashes[2], progs, 2, 1.0, hashes[2])          # not stored: nothing changes
+    assert arch.hashes[c] == [hashes[1]]
+
+
+def take_first(progs, n):
+    from plasticity_search.rules.program import Program
+    return Program(*[np.asarray(x)[:n] for x in progs])
+
+
+def test_expanded_program_has_a_coefficient_per_monomial_and_the_same_update():
+    """What the final refinement tunes: k*e*(e_pre - x) as a*e*e_pre - b*e*x (two free constants, same function)."""
+    from plasticity_search.rules.fec import probe_outputs
+    from plasticity_search.rules.formula import compile_formula
+    from plasticity_search.rules.program import stack
+    from plasticity_search.search.canonical import expanded
+    from plasticity_search.search.coeffs import Parametrization
+
+    cfg = load_config(os.path.join(ROOT, "search_spaces", "fewshot_discovery.yaml"))
+    space = cfg.rule_space()
+    prog, _ = compile_formula("3*e*(e_pre - x) + 0.8*e", space, fit=False)
+    assert int(np.asarray(prog.pre_op).size) and Parametrization.from_program(prog, space).n == 2
+    wide = expanded(prog, space)
+    assert Parametrization.from_program(wide, space).n == 3
+    a, b = probe_outputs(stack([prog, wide]), space)[0]
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert Parametrization.from_program(expanded(wide, space), space).n == 3      # already expanded: unchanged

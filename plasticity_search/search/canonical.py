@@ -2,6 +2,8 @@
 
 * :func:`canonical`: the program recompiled from its simplified formula when that computes the same update and is
   no more complex (equal formulas get equal complexity);
+* :func:`expanded`: the program recompiled from its expanded formula, one term per monomial with a coefficient of
+  its own (what a final refinement tunes: ``k*e*(e_pre - x)`` becomes ``a*e*e_pre - b*e*x``, two free constants);
 * :func:`snap_variants`: rounded versions of a program's constants, nicest first (``hall_of_fame.snap``).
 """
 from __future__ import annotations
@@ -29,6 +31,27 @@ def canonical(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
     if not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=rtol * (np.abs(a).max() + 1e-30))):
         return prog
     return cand if complexity(cand, space) <= complexity(prog, space) else prog
+
+
+def expanded(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
+    """The program recompiled from its expanded formula (a sum of monomials, each its own term and coefficient)
+    when that fits ``space`` and computes the same update on the probe batch; otherwise ``prog``."""
+    import sympy
+
+    from ..rules.fec import probe_outputs
+    from ..rules.formula import from_sympy, to_sympy_raw
+    from ..rules.program import RuleError
+    prog = dce(_np_prog(prog), space)
+    try:
+        dw, de = to_sympy_raw(prog, space, digits=9)
+        cand, _ = from_sympy(sympy.expand(dw), sympy.expand(de), space, fit=False)
+    except (RuleError, TypeError, ValueError, ZeroDivisionError):
+        return prog
+    cand = dce(_np_prog(cand), space)
+    a, b = probe_outputs(stack([prog, cand]), space)[0]
+    if not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=rtol * (np.abs(a).max() + 1e-30))):
+        return prog
+    return cand
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -146,8 +146,14 @@ def score_baselines(search, split: str = "final", min_size: int = 0) -> tuple[li
 
 
 def snap(search, progs, fit):
-    """Try 'nice' constants for each candidate; keep the nicest variant within snap_tol of its fitness."""
+    """Try 'nice' constants for each candidate; keep the nicest variant within snap_tol of its fitness. With
+    ``hybrid.seeds`` candidates and variants are compared on the refinement's search instances (the same split,
+    more instances), so that rounding does not undo a refinement on the noise of a generation's few."""
     tol = search.cfg.hall_of_fame.snap_tol
+    own = search.evaluators.refine_split(search.chunk) if search.cfg.search.strategy == "hybrid" else None
+    judge = own if own is not None else search.evaluator("search")
+    if own is not None:
+        fit = own.evaluate(progs)[0]
     variants, owner = [], []
     for i in range(progs.term_on.shape[0]):
         for v in snap_variants(index(progs, i), search.space):
@@ -156,7 +162,7 @@ def snap(search, progs, fit):
     out = [index(progs, i) for i in range(progs.term_on.shape[0])]
     if not variants:
         return progs
-    vf, _ = search.evaluator("search").evaluate(stack(variants), min_size=search.chunk)
+    vf, _ = judge.evaluate(stack(variants), min_size=search.chunk)
     done = set()
     for j, i in enumerate(owner):       # variants are ordered nicest first
         if i in done or not np.isfinite(fit[i]) or not np.isfinite(vf[j]):

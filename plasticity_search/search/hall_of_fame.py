@@ -82,6 +82,15 @@ class Archive:
             if f > self.fitness[c, j]:
                 self._put(c, j, programs, i, f, hashes[i])
 
+    def replace(self, old_hash: str, programs: Program, i: int, fitness: float, new_hash: str) -> bool:
+        """Put program ``i`` of ``programs`` in the slot of the program hashed ``old_hash`` (whatever the fitness
+        comparison; a refinement's result taking its original's place). False if ``old_hash`` is not stored."""
+        for c in range(self.levels):
+            if old_hash in self.hashes[c]:
+                self._put(c, self.hashes[c].index(old_hash), programs, i, float(fitness), new_hash)
+                return True
+        return False
+
     def _put(self, c, j, programs, i, f, h):
         for dst, src in zip(self.programs, programs):
             dst[c, j] = np.asarray(src)[i]

@@ -6,8 +6,8 @@
 * ``hybrid``: the same, with a local search plugged in (as hal-cgp's ``local_search``): every ``hybrid.every``
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
   fitter replaces its parent in the population (Lamarckian). With ``hybrid.final_steps`` the search ends with a
-  longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct members, whose results are
-  re-scored on the select tasks so that the hall of fame sees them.
+  longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct programs of the run's archive,
+  whose results are re-scored on the select tasks so that the hall of fame sees them.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
+from ..canonical import expanded
 from ..fitness import WORST
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
 from ..state import np_prog, take
@@ -58,15 +59,47 @@ class Evolution(Strategy):
         return extra
 
     def finish(self, key, search_state, evaluator) -> dict:
+        """``hybrid.final_steps``: refine the ``hybrid.final_top_k`` best distinct programs the run has kept (by
+        select fitness when there are select tasks, else by search fitness; not the current population, which a
+        restart may just have replaced), each in its expanded form (a coefficient per monomial, so that
+        ``k*e*(e_pre - x)`` can become ``a*e*e_pre - b*e*x``), and re-score the improved ones on the select tasks."""
         h = self.cfg.hybrid
         if self.local_search is None or not h.final_steps:
             return {}
-        improved = self._refine(search_state, key, evaluator, h.final_top_k, h.final_steps)
-        if improved:
-            progs = stack(improved)
-            evaluator.rescore_select(search_state, progs, np.zeros(len(improved)), fec_hashes(progs, self.ctx.space),
-                                     k=len(improved))
-        return {"n_polished": len(improved)}
+        st = search_state
+        arch = st.select_archive if st.select else st.archive
+        order = sorted(((float(arch.fitness[c, j]), c, j) for c in range(arch.levels) for j in range(arch.per)
+                        if np.isfinite(arch.fitness[c, j]) and arch.fitness[c, j] > WORST),
+                       key=lambda t: (-t[0], t[1], t[2]))
+        picked, seen = [], set()
+        for _, c, j in order:
+            if len(picked) < h.final_top_k and arch.hashes[c][j] not in seen:
+                seen.add(arch.hashes[c][j])
+                picked.append((arch.hashes[c][j], expanded(arch.program(c, j), self.ctx.space)))
+        done = []
+        for r, (old, prog) in enumerate(picked):
+            base_fit = st.fec.get(old, WORST)
+            new_prog, new_fit = self.local_search(jax.random.fold_in(key, r), prog, base_fit, st, evaluator,
+                                                  h.final_steps)
+            if new_prog is not None:
+                done.append((old, np_prog(new_prog), new_fit))
+        if done:
+            self._take_places(st, evaluator, done)
+        return {"n_polished": len(done)}
+
+    def _take_places(self, st, evaluator, done) -> None:
+        """Each refined program takes its original's slots in the archives (the refinement's evidence, on more
+        instances than a generation's, outranks the archives' few-instance scores), with its own search fitness
+        and its select fitness (re-scored here), so that the hall of fame re-scores it in the original's place."""
+        progs = stack([p for _, p, _ in done])
+        hashes = fec_hashes(progs, self.ctx.space)
+        sel = evaluator.split("select")
+        sel_fit = sel.evaluate(progs)[0] if sel is not None else None
+        for i, (old, _, fit) in enumerate(done):
+            st.archive.replace(old, progs, i, fit, hashes[i])
+            if sel_fit is not None:
+                st.select_archive.replace(old, progs, i, sel_fit[i], hashes[i])
+                st.select[hashes[i]] = float(sel_fit[i])
 
     def select_pool(self, state, ev):
         pop = np_prog(state.population)
