@@ -13,7 +13,7 @@ bit-for-bit.
 The engine is built from parts and knows no strategy by name:
 
 * the strategy (``search.strategy``, :data:`.strategies.STRATEGIES`): init / ask / tell with explicit keys
-  (:mod:`.strategies.base`); regularized evolution (``hybrid``: with constant refinement as local search), the
+  (:mod:`.strategies.protocol`); regularized evolution (``hybrid``: with constant refinement as local search), the
   evosax coefficient strategy, the meta-gradient, random search;
 * the evaluator (:mod:`.evaluator`): task sets per split, padding into fixed buckets, hurdles, the FEC cache (a
   child equal to an evaluated program reuses its fitness) and the archive;
