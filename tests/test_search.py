@@ -321,3 +321,18 @@ def test_expanded_program_has_a_coefficient_per_monomial_and_the_same_update():
     a, b = probe_outputs(stack([prog, wide]), space)[0]
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert Parametrization.from_program(expanded(wide, space), space).n == 3      # already expanded: unchanged
+
+
+def test_grown_variants_add_each_missing_monomial_with_both_signs():
+    """The structural step of the final refinement: one more monomial +-scale*P*Q per missing (P, Q)."""
+    from plasticity_search.rules.formula import compile_formula, symbol, to_sympy_raw
+    from plasticity_search.search.canonical import grown
+
+    space = load_config(os.path.join(ROOT, "search_spaces", "fewshot_discovery.yaml")).rule_space()
+    prog, _ = compile_formula("6*e*e_pre - 1.5*e*x", space, fit=False)
+    base = sp.expand(to_sympy_raw(prog, space, digits=9)[0])
+    added = [sp.nsimplify(sp.expand(to_sympy_raw(v, space, digits=9)[0] - base) / sp.Rational(1, 2), rational=True)
+             for v in grown(prog, space, 0.5)]
+    e, x, e_pre, y = (symbol(n) for n in ("e", "x", "e_pre", "y"))
+    missing = [sp.Integer(1), x, e_pre, y, x * y, e_pre * y, e]        # (1, y, e) x (1, x, e_pre) less e*x, e*e_pre
+    assert sorted(map(str, added)) == sorted(str(s * m) for m in missing for s in (1, -1))

@@ -68,7 +68,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       seeds: null                # evosax refinement: judge constants on this many search seeds per task (null:
                                  # the search's own); less noise than the generations' few seeds, same split
       final_steps: null          # end the search with a longer refinement of this many steps (null: none) of
-      final_top_k: 3             # the final_top_k best distinct programs kept, re-scored on the select tasks
+      final_top_k: 3             # the final_top_k best distinct programs kept (expanded, re-scored on select),
+                                 # and of the best one grown by one monomial (the best of the missing ones)
     spiking:                     # spiking tasks (the model of a search is that of its tasks: all rate or all spiking)
       feedback: fa               # error pathway of spiking classification tasks (fa | bp)
       lr: null                   # learning rate of every candidate (null: 1.0)

@@ -7,7 +7,8 @@
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
   fitter replaces its parent in the population (Lamarckian). With ``hybrid.final_steps`` the search ends with a
   longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct programs of the run's archive,
-  whose results are re-scored on the select tasks so that the hall of fame sees them.
+  whose results are re-scored on the select tasks so that the hall of fame sees them, plus a structural step: the
+  best program grown by the one monomial that helps it most (:func:`..canonical.grown`), refined the same way.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
-from ..canonical import expanded
+from ..canonical import expanded, grown
 from ..fitness import WORST
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
 from ..state import np_prog, take
@@ -85,7 +86,34 @@ class Evolution(Strategy):
                 done.append((old, np_prog(new_prog), new_fit))
         if done:
             self._take_places(st, evaluator, done)
-        return {"n_polished": len(done)}
+        grew = self._grow(jax.random.fold_in(key, len(picked)), st, evaluator,
+                          done[0][1] if done and done[0][0] == picked[0][0] else picked[0][1]) if picked else 0
+        return {"n_polished": len(done), "n_grown": grew}
+
+    def _grow(self, key, st, evaluator, prog) -> int:
+        """The structural step of the final refinement: the best kept program with one more monomial (each it
+        lacks, both signs, at a tenth of its largest constant), screened on the refinement's instances; the best
+        variant is refined like the others and offered to the archives (re-scored on select) if it then beats
+        the program it grew from there. Returns 1 if it did, else 0."""
+        h = self.cfg.hybrid
+        judge = evaluator.refine_split(h.population) or evaluator.split("search", h.population)
+        coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
+        variants = grown(prog, self.ctx.space, 0.1 * float(coef.max()) if coef.size else 0.1)
+        if not variants:
+            return 0
+        base = float(judge.evaluate(stack([prog]))[0][0])
+        screen = judge.evaluate(stack(variants))[0]
+        j = int(np.argmax(np.where(np.isfinite(screen), screen, -np.inf)))
+        cand = variants[j]
+        new_prog, _ = self.local_search(key, cand, st.fec.get(fec_hashes(stack([cand]), self.ctx.space)[0], WORST),
+                                        st, evaluator, h.final_steps)
+        best = np_prog(new_prog) if new_prog is not None else cand
+        if not float(judge.evaluate(stack([best]))[0][0]) > base:
+            return 0
+        progs = stack([best])
+        ev = evaluator.evaluate(st, progs, self.cfg.search.fec, chunk=1)       # search fitness, archive offer
+        evaluator.rescore_select(st, progs, ev.selection, ev.hashes, k=1)
+        return 1
 
     def _take_places(self, st, evaluator, done) -> None:
         """Each refined program takes its original's slots in the archives (the refinement's evidence, on more
