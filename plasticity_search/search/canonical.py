@@ -14,44 +14,39 @@ from ..rules.program import Program, Space, complexity, dce, stack
 from .state import np_prog as _np_prog
 
 
-def canonical(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
-    """The program recompiled from its simplified formula when that is no more complex and computes the same
-    update on the probe batch (so equal formulas get equal complexity); otherwise the DCE'd program."""
-    from ..rules.fec import probe_outputs
-    from ..rules.formula import from_sympy, simplify_expr, to_sympy_raw
-    from ..rules.program import RuleError
-    prog = dce(_np_prog(prog), space)
-    try:
-        dw, de = to_sympy_raw(prog, space, digits=9)
-        cand, _ = from_sympy(simplify_expr(dw), simplify_expr(de), space, fit=False)
-    except (RuleError, TypeError, ValueError, ZeroDivisionError):
-        return prog
-    cand = dce(_np_prog(cand), space)
-    a, b = probe_outputs(stack([prog, cand]), space)[0]
-    if not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=rtol * (np.abs(a).max() + 1e-30))):
-        return prog
-    return cand if complexity(cand, space) <= complexity(prog, space) else prog
-
-
-def expanded(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
-    """The program recompiled from its expanded formula (a sum of monomials, each its own term and coefficient)
-    when that fits ``space`` and computes the same update on the probe batch; otherwise ``prog``."""
-    import sympy
-
+def _recompiled(prog: Program, space: Space, rewrite, rtol: float) -> tuple[Program, Program | None]:
+    """(the DCE'd program, the program recompiled from ``rewrite``-ed sympy of its update when that compiles in
+    ``space`` and computes the same update on the probe batch, else None)."""
     from ..rules.fec import probe_outputs
     from ..rules.formula import from_sympy, to_sympy_raw
     from ..rules.program import RuleError
     prog = dce(_np_prog(prog), space)
     try:
         dw, de = to_sympy_raw(prog, space, digits=9)
-        cand, _ = from_sympy(sympy.expand(dw), sympy.expand(de), space, fit=False)
+        cand, _ = from_sympy(rewrite(dw), rewrite(de), space, fit=False)
     except (RuleError, TypeError, ValueError, ZeroDivisionError):
-        return prog
+        return prog, None
     cand = dce(_np_prog(cand), space)
     a, b = probe_outputs(stack([prog, cand]), space)[0]
     if not (np.all(np.isfinite(a)) and np.allclose(a, b, rtol=rtol, atol=rtol * (np.abs(a).max() + 1e-30))):
-        return prog
-    return cand
+        return prog, None
+    return prog, cand
+
+
+def canonical(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
+    """The program recompiled from its simplified formula when that is no more complex and computes the same
+    update on the probe batch (so equal formulas get equal complexity); otherwise the DCE'd program."""
+    from ..rules.formula import simplify_expr
+    prog, cand = _recompiled(prog, space, simplify_expr, rtol)
+    return cand if cand is not None and complexity(cand, space) <= complexity(prog, space) else prog
+
+
+def expanded(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
+    """The program recompiled from its expanded formula (a sum of monomials, each its own term and coefficient)
+    when that fits ``space`` and computes the same update on the probe batch; otherwise ``prog``."""
+    import sympy
+    prog, cand = _recompiled(prog, space, sympy.expand, rtol)
+    return prog if cand is None else cand
 
 
 def grown(prog: Program, space: Space, scale: float) -> list[Program]:

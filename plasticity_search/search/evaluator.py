@@ -162,6 +162,11 @@ def n_seeds(entry, n: int):
     return tuple(seeds + list(range(nxt, nxt + n - len(seeds))))
 
 
+def with_seeds(entries, n: int) -> list:
+    """``(task, entry)`` pairs with ``n`` seeds per entry (:func:`n_seeds`)."""
+    return [(t, dataclasses.replace(e, seeds=n_seeds(e, n))) for t, e in entries]
+
+
 # --------------------------------------------------------------------------------------------------------------
 class Evaluated(NamedTuple):
     """Candidates after :meth:`Evaluator.evaluate` (all numpy, leading axis = candidate)."""
@@ -218,7 +223,7 @@ class Evaluator:
             return None
         key = ("refine", chunk)
         if key not in self._evals:
-            entries = [(t, dataclasses.replace(e, seeds=n_seeds(e, n))) for t, e in self.tasks["search"]]
+            entries = with_seeds(self.tasks["search"], n)
             self._evals[key] = self.build(entries, "search", chunk)
         return self._evals[key]
 
@@ -227,7 +232,7 @@ class Evaluator:
         n = self.cfg.hall_of_fame.select_seeds
         if split != "select" or n is None:
             return self.tasks[split]
-        return [(t, dataclasses.replace(e, seeds=n_seeds(e, n))) for t, e in self.tasks[split]]
+        return with_seeds(self.tasks[split], n)
 
     def choice(self) -> SplitEval | None:
         """The select tasks with ``hall_of_fame.select_seeds`` seeds each: what the final choice is made on."""
