@@ -66,12 +66,13 @@ def protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
 # ---------------------------------------------------------------------------------------------------------------
 def cmd_rules(args) -> int:
     from .rules import RULES
-    from .rules.formula import rule_equation, to_latex
-    from .rules.variables import legend, legend_lines
+    from .rules.variables import legend, legend_lines, rule_equation
 
+    if args.json:       # compiling every rule (sympy): only for --json; the text listing loads neither sympy nor JAX
+        from .rules.formula import to_latex
     out = []
     for r in RULES.values():
-        latex = to_latex(*r.compile()) if args.json else None      # compiling every rule: only for --json
+        latex = to_latex(*r.compile()) if args.json else None
         out.append({"name": r.name, "model": r.model, "formula": r.resolved_formula(), "formula_params": r.formula,
                     "params": r.params, "latex": latex, "variables": r.variables,
                     "defaults": r.defaults, "reference": r.reference, "description": r.description,

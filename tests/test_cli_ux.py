@@ -59,6 +59,38 @@ def test_building_the_parser_loads_neither_jax_nor_sympy():
     assert "usage: plasticity-search" in r.stdout and "--task-arg" in r.stdout and "--set" in r.stdout
 
 
+def test_listing_rules_and_tasks_loads_neither_jax_nor_sympy():
+    """``rules`` (text), ``rules --help`` and ``tasks`` start without JAX or sympy (issue 16 item 9: 3.3 s -> ~0.3 s):
+    the rule registry, the op table and Space load them lazily, the listing reads the stored formulas."""
+    code = ("import json, sys; import plasticity_search.cli as c; "
+            "c.main(['rules']); c.main(['rules', '--help']); c.main(['tasks']); "
+            "print(json.dumps(sorted(m for m in sys.modules)))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    loaded = json.loads(r.stdout.strip().splitlines()[-1])
+    heavy = sorted(m for m in loaded if m.split(".")[0] in ("jax", "jaxlib", "sympy", "matplotlib", "scipy"))
+    assert not heavy, heavy
+    assert "legend:" in r.stdout and "dw = y*(-w*y + x)" in r.stdout and "usage: plasticity-search rules" in r.stdout
+
+
+def test_stored_rule_listing_equals_the_formulas():
+    """known._LISTED (what ``rules`` prints without sympy) is what sympy derives from each rule's formula."""
+    import dataclasses
+
+    from plasticity_search.rules.known import _LISTED, RULES
+
+    stale = {name: (r.derived_formula(), tuple(r.derived_variables())) for name, r in RULES.items()
+             if _LISTED.get(name) != (r.derived_formula(), tuple(r.derived_variables()))}
+    assert not stale and set(_LISTED) == set(RULES), (
+        "update _LISTED in plasticity_search/rules/known.py:\n"
+        + "\n".join(f"    {n!r}: {v!r}," for n, v in stale.items()) + f"\nextra: {sorted(set(_LISTED) - set(RULES))}")
+    for r in RULES.values():
+        assert r.resolved_formula() == _LISTED[r.name][0] and r.variables == list(_LISTED[r.name][1])
+    # a rule that differs from the registered one (other defaults) is derived, not read from the table
+    kp = dataclasses.replace(RULES["kolen_pollack"], params={"lam": 0.5})
+    assert kp.resolved_formula() == "-e*x - 0.5*w" and kp.variables == ["e", "w", "x"]
+
+
 def test_literal_choices_match_their_registries(capsys):
     from plasticity_search import evaluate_cmd
     from plasticity_search.export import TARGETS

@@ -21,7 +21,7 @@ from sympy.printing.str import StrPrinter
 
 from .ops import OP_BY_NAME, SYMPY_HEADS, formula_functions
 from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
-from .variables import VARIABLES
+from .variables import VARIABLES, rule_equation  # noqa: F401 (re-exported; rule_equation is text only)
 
 MAX_FORMULA_CHARS = 4000
 MAX_DEPTH = 64
@@ -637,7 +637,3 @@ def expr_text(e, digits: int | None = DIGITS) -> str:
         return f"dw = {sympy_text(e[0], digits)}; delig = {sympy_text(e[1], digits)}"
     return sympy_text(e, digits)
 
-
-def rule_equation(formula: str) -> str:
-    """``dw = <formula>`` for display; formulas that already name their targets (``dw = ...; delig = ...``) as is."""
-    return formula if re.match(r"\s*d(w|elig)\s*=", formula) else f"dw = {formula}"

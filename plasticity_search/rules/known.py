@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .formula import compile_formula, parse_formula
 from .program import Program, RuleError, Space
+
+# sympy (the formula module) is imported where a formula is parsed or compiled, not here: the listing of
+# ``plasticity-search rules`` reads the table and :data:`_LISTED` only, and starts without sympy or JAX.
 
 RATE_SPACE = Space(name="rate", post_vars=("y", "a", "e", "ybar", "theta"), pre_vars=("x", "xbar", "e_pre"),
                    syn=("1", "w", "w2", "sign_w"))
@@ -44,11 +46,11 @@ class KnownRule:
 
     def resolved_formula(self) -> str:
         """The formula with the parameter defaults substituted (numbers only)."""
-        from .formula import expr_text
-        dw, de = parse_formula(self.formula, self.space, self.params)
-        return expr_text((dw, de) if de != 0 else dw)
+        listed = self._listed()
+        return listed[0] if listed is not None else self.derived_formula()
 
     def compile(self, params: dict | None = None) -> tuple[Program, Space]:
+        from .formula import compile_formula
         p = dict(self.params)
         p.update(params or {})
         return compile_formula(self.formula, self.space, p)
@@ -57,9 +59,28 @@ class KnownRule:
     def variables(self) -> list[str]:
         """The local quantities the rule's formula reads (every parameter taken as nonzero: a family lists the
         variables of all its terms, also those its defaults switch off)."""
+        listed = self._listed()
+        return list(listed[1]) if listed is not None else self.derived_variables()
+
+    # --- the same two, derived from the formula with sympy ----------------------------------------------------
+    def derived_formula(self) -> str:
+        """:meth:`resolved_formula` computed from the formula (sympy)."""
+        from .formula import expr_text, parse_formula
+        dw, de = parse_formula(self.formula, self.space, self.params)
+        return expr_text((dw, de) if de != 0 else dw)
+
+    def derived_variables(self) -> list[str]:
+        """:attr:`variables` computed from the formula (sympy)."""
+        from .formula import parse_formula
         dw, de = parse_formula(self.formula, self.space, {k: 1.0 for k in self.params})
         syms = (dw.free_symbols | (de.free_symbols if de != 0 else set()))
         return sorted(s.name for s in syms)
+
+    def _listed(self) -> tuple[str, tuple[str, ...]] | None:
+        """The stored (resolved formula, variables) of a rule of :data:`RULES` (equal to the registered one), else
+        None."""
+        entry = _LISTED.get(self.name)
+        return entry if entry is not None and RULES.get(self.name) == self else None
 
 
 def _volterra_basis() -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -160,6 +181,31 @@ _RULES = [
 
 RULES: dict[str, KnownRule] = {r.name: r for r in _RULES}
 
+# Each known rule's resolved formula and variables, as :meth:`KnownRule.derived_formula` and
+# :meth:`KnownRule.derived_variables` compute them with sympy: stored so that ``plasticity-search rules`` lists them
+# without loading sympy. tests/test_cli_ux.py checks that every entry equals the derived values (its failure prints
+# the line to paste); a rule missing here is derived (slower, same result).
+_LISTED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "fa": ("-e*x", ("e", "x")),
+    "shervani_tabar": ("-e*x", ("e", "e_pre", "w", "x", "y")),
+    "kolen_pollack": ("-e*x - 0.02*w", ("e", "w", "x")),
+    "hebb": ("x*y", ("x", "y")),
+    "anti_hebb": ("-x*y", ("x", "y")),
+    "oja": ("y*(-w*y + x)", ("w", "x", "y")),
+    "covariance": ("(x - xbar)*(y - ybar)", ("x", "xbar", "y", "ybar")),
+    "bcm": ("x*y*(-theta + y)", ("theta", "x", "y")),
+    "volterra": ("-w*y**2 + x*y", ("w", "x", "y")),
+    "stdp_add": ("-0.0105*sx*ty + 0.01*sy*tx", ("sx", "sy", "tx", "ty")),
+    "stdp_mult": ("-0.01*sx*ty*w + 0.01*sy*tx*(1 - w)", ("sx", "sy", "tx", "ty", "w")),
+    "stdp_triplet": ("-sx*ty*(0.00023*tx2 + 0.007) + sy*tx*(0.0062*ty2 + 5e-10)",
+                     ("sx", "sy", "tx", "tx2", "ty", "ty2")),
+    "r_stdp": ("dw = elig*(r - rbar); delig = -1.5*sx*ty + sy*tx", ("elig", "r", "rbar", "sx", "sy", "tx", "ty")),
+    "eprop": ("-e*psi*tx", ("e", "psi", "tx")),
+    "bp_stdp": ("-e*tx", ("e", "tx")),
+    "urbanczik_senn": ("tx*(sy - 0.1/(exp(5 - 5*v) + 1))", ("sy", "tx", "v")),
+    "vogels": ("0.01*sx*(ty - 0.12) + 0.01*sy*tx", ("sx", "sy", "tx", "ty")),
+}
+
 
 def get(name: str) -> KnownRule:
     if name not in RULES:
@@ -175,7 +221,7 @@ def family_program(rule: KnownRule) -> tuple[Program, Space, np.ndarray, np.ndar
     if not rule.basis:
         raise RuleError(f"rule '{rule.name}' is not a family (it has no term pool)")
     # compile every basis formula into one program: a shared compiler reuses registers across the pool
-    from .formula import _merge, _separate, _SideCompiler, assemble, symbol, TARGET_W
+    from .formula import _merge, _separate, _SideCompiler, assemble, parse_formula, symbol, TARGET_W
     import sympy as sp
     space = rule.space
     post, pre = _SideCompiler(space, "post"), _SideCompiler(space, "pre")

@@ -16,9 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import jax.numpy as jnp
-import sympy as sp
-from sympy.core.function import Application
+# JAX and sympy load on first use, not with the table: listing rules, building a Space or validating a config
+# reads only names, arities and templates (``plasticity-search rules`` starts in a fraction of a second).
+# ``jnp.xxx`` / ``sp.xxx`` below resolve when an op's function is called; SYMPY_HEADS and PRINTED_OPS, which need
+# sympy to derive, are computed on first access (module ``__getattr__``).
+
+
+def _jnp():
+    import jax.numpy as jnp
+    return jnp
+
+
+def _sp():
+    import sympy as sp
+    return sp
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class Op:
 
 
 def _sig_sym(a):
-    return 1 / (1 + sp.exp(-a))
+    return 1 / (1 + _sp().exp(-a))
 
 
 OPS: tuple[Op, ...] = (
@@ -42,33 +53,34 @@ OPS: tuple[Op, ...] = (
     Op("sub", 2, lambda a, b, c: a - b, lambda a, b, c: a - b, "{a} - {b}"),
     Op("mul", 2, lambda a, b, c: a * b, lambda a, b, c: a * b, r"{a} \cdot {b}"),
     Op("div", 2, lambda a, b, c: a / b, lambda a, b, c: a / b, r"\frac{{{a}}}{{{b}}}"),
-    Op("max", 2, lambda a, b, c: jnp.maximum(a, b), lambda a, b, c: sp.Max(a, b), r"\max({a}, {b})",
+    Op("max", 2, lambda a, b, c: _jnp().maximum(a, b), lambda a, b, c: _sp().Max(a, b), r"\max({a}, {b})",
        names=("max", "Max")),
-    Op("min", 2, lambda a, b, c: jnp.minimum(a, b), lambda a, b, c: sp.Min(a, b), r"\min({a}, {b})",
+    Op("min", 2, lambda a, b, c: _jnp().minimum(a, b), lambda a, b, c: _sp().Min(a, b), r"\min({a}, {b})",
        names=("min", "Min")),
     Op("neg", 1, lambda a, b, c: -a, lambda a, b, c: -a, "-{a}"),
     Op("square", 1, lambda a, b, c: a * a, lambda a, b, c: a**2, "{a}^2"),
-    Op("abs", 1, lambda a, b, c: jnp.abs(a), lambda a, b, c: sp.Abs(a), r"\left|{a}\right|",
+    Op("abs", 1, lambda a, b, c: _jnp().abs(a), lambda a, b, c: _sp().Abs(a), r"\left|{a}\right|",
        names=("abs", "Abs")),
-    Op("sign", 1, lambda a, b, c: jnp.sign(a), lambda a, b, c: sp.sign(a), r"\operatorname{{sign}}({a})",
+    Op("sign", 1, lambda a, b, c: _jnp().sign(a), lambda a, b, c: _sp().sign(a), r"\operatorname{{sign}}({a})",
        names=("sign",)),
-    Op("step", 1, lambda a, b, c: jnp.where(a > 0, 1.0, 0.0).astype(a.dtype),
-       lambda a, b, c: sp.Heaviside(a, 0), r"\Theta({a})", names=("step", "Heaviside")),
-    Op("relu", 1, lambda a, b, c: jnp.maximum(a, 0.0), lambda a, b, c: sp.Max(a, 0), r"\max({a}, 0)", names=("relu",)),
+    Op("step", 1, lambda a, b, c: _jnp().where(a > 0, 1.0, 0.0).astype(a.dtype),
+       lambda a, b, c: _sp().Heaviside(a, 0), r"\Theta({a})", names=("step", "Heaviside")),
+    Op("relu", 1, lambda a, b, c: _jnp().maximum(a, 0.0), lambda a, b, c: _sp().Max(a, 0), r"\max({a}, 0)",
+       names=("relu",)),
     Op("recip", 1, lambda a, b, c: 1.0 / a, lambda a, b, c: 1 / a, r"\frac{{1}}{{{a}}}"),
-    Op("tanh", 1, lambda a, b, c: jnp.tanh(a), lambda a, b, c: sp.tanh(a), r"\tanh({a})", transcendental=True,
+    Op("tanh", 1, lambda a, b, c: _jnp().tanh(a), lambda a, b, c: _sp().tanh(a), r"\tanh({a})", transcendental=True,
        names=("tanh",)),
-    Op("sigmoid", 1, lambda a, b, c: 1.0 / (1.0 + jnp.exp(-a)), lambda a, b, c: _sig_sym(a),
+    Op("sigmoid", 1, lambda a, b, c: 1.0 / (1.0 + _jnp().exp(-a)), lambda a, b, c: _sig_sym(a),
        r"\sigma({a})", transcendental=True, names=("sigmoid",)),
-    Op("exp", 1, lambda a, b, c: jnp.exp(a), lambda a, b, c: sp.exp(a), r"\exp({a})", transcendental=True,
+    Op("exp", 1, lambda a, b, c: _jnp().exp(a), lambda a, b, c: _sp().exp(a), r"\exp({a})", transcendental=True,
        names=("exp",)),
-    Op("log", 1, lambda a, b, c: jnp.log(a), lambda a, b, c: sp.log(a), r"\log({a})", transcendental=True,
+    Op("log", 1, lambda a, b, c: _jnp().log(a), lambda a, b, c: _sp().log(a), r"\log({a})", transcendental=True,
        names=("log",)),
-    Op("sqrt", 1, lambda a, b, c: jnp.sqrt(a), lambda a, b, c: sp.sqrt(a), r"\sqrt{{{a}}}", transcendental=True,
+    Op("sqrt", 1, lambda a, b, c: _jnp().sqrt(a), lambda a, b, c: _sp().sqrt(a), r"\sqrt{{{a}}}", transcendental=True,
        names=("sqrt",)),
     Op("cmul", 1, lambda a, b, c: a * c, lambda a, b, c: c * a, r"{c} \cdot {a}", uses_const=True),
     Op("cadd", 1, lambda a, b, c: a + c, lambda a, b, c: a + c, "{a} + {c}", uses_const=True),
-    Op("const", 0, lambda a, b, c: jnp.full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True),
+    Op("const", 0, lambda a, b, c: _jnp().full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True),
 )
 
 OP_BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
@@ -87,6 +99,9 @@ def formula_functions() -> dict[str, tuple[int, Callable]]:
 
 
 def _sympy_forms() -> tuple[dict[type, str], tuple[str, ...]]:
+    sp = _sp()
+    from sympy.core.function import Application
+
     a, b, c = sp.symbols("a b c")
     heads: dict[type, str] = {}
     roots = []
@@ -99,11 +114,21 @@ def _sympy_forms() -> tuple[dict[type, str], tuple[str, ...]]:
     return heads, tuple(roots)
 
 
-# sympy function class -> the op whose sympy form it heads (Abs -> abs, Heaviside -> step, Max -> max, ...)
-SYMPY_HEADS, _ROOT_OPS = _sympy_forms()
-# the ops a printer must spell for its target: the function heads and the fractional powers; every other op's
-# sympy form is arithmetic (+, -, *, /, integer powers) or built from these (sigmoid from exp, relu is max)
-PRINTED_OPS: tuple[str, ...] = tuple(SYMPY_HEADS.values()) + _ROOT_OPS
+# Derived from the sympy forms on first access (``from .ops import SYMPY_HEADS`` included), then module globals:
+# SYMPY_HEADS: dict[type, str]   sympy function class -> the op whose sympy form it heads (Abs -> abs,
+#                                Heaviside -> step, Max -> max, ...)
+# PRINTED_OPS: tuple[str, ...]   the ops a printer must spell for its target: the function heads and the fractional
+#                                powers; every other op's sympy form is arithmetic (+, -, *, /, integer powers) or
+#                                built from these (sigmoid from exp, relu is max)
+_SYMPY_DERIVED = ("SYMPY_HEADS", "_ROOT_OPS", "PRINTED_OPS")
+
+
+def __getattr__(name: str):
+    if name in _SYMPY_DERIVED:
+        heads, roots = _sympy_forms()
+        globals().update(SYMPY_HEADS=heads, _ROOT_OPS=roots, PRINTED_OPS=tuple(heads.values()) + roots)
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -117,10 +142,10 @@ class SynFactor:
 
 
 SYN_FACTORS: tuple[SynFactor, ...] = (
-    SynFactor("1", lambda w, c: jnp.ones_like(w), lambda w, c: sp.Integer(1), "1"),
+    SynFactor("1", lambda w, c: _jnp().ones_like(w), lambda w, c: _sp().Integer(1), "1"),
     SynFactor("w", lambda w, c: w, lambda w, c: w, "w"),
     SynFactor("w2", lambda w, c: w * w, lambda w, c: w**2, "w^2"),
-    SynFactor("sign_w", lambda w, c: jnp.sign(w), lambda w, c: sp.sign(w), r"\operatorname{sign}(w)"),
+    SynFactor("sign_w", lambda w, c: _jnp().sign(w), lambda w, c: _sp().sign(w), r"\operatorname{sign}(w)"),
     SynFactor("elig", lambda w, c: c, lambda w, c: c, r"\mathrm{elig}"),
     SynFactor("w_elig", lambda w, c: w * c, lambda w, c: w * c, r"w \, \mathrm{elig}"),
 )

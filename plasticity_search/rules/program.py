@@ -16,15 +16,19 @@ leading population axis and one ``jit(vmap(...))`` runs all of them with one com
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from .ops import OP_BY_NAME, OPS, SYN_BY_NAME, Op, SynFactor
 from .variables import VARIABLES
+
+if TYPE_CHECKING:
+    import jax
+
+# JAX is imported inside the interpreter methods, not here: the static part (Space, Program, RuleError, liveness)
+# loads without it, so that listing rules or validating a config starts fast (``jax.Array`` below is annotation
+# text only).
 
 TARGET_W = 0
 TARGET_ELIG = 1
@@ -183,6 +187,8 @@ class Space:
         """
         if self.structure == "free":
             return prog
+        import jax.numpy as jnp
+
         K = self.n_terms
         i_elig = self.syn.index("elig")
         no_elig = np.array([s not in ("elig", "w_elig") for s in self.syn])
@@ -233,6 +239,9 @@ class Space:
         register never leaks into the result. Measured on the 2-core CPU, this is ~4x faster than a select over
         all registers (see BENCHMARKS.md). Every op of the space is computed and the instruction's op selected.
         """
+        import jax.numpy as jnp
+        from jax import lax
+
         n = inputs.shape[-1]
         L = op.shape[0]
         n_in = 1 + inputs.shape[0]
@@ -254,6 +263,8 @@ class Space:
 
     def term_vectors(self, prog: Program, post_regs: jax.Array, pre_regs: jax.Array):
         """P [K, N] (with the coefficient folded in, zero for inactive terms) and Q [K, M]."""
+        import jax.numpy as jnp
+
         P = jnp.take(post_regs, jnp.clip(prog.term_p, 0, post_regs.shape[0] - 1), axis=0)
         Q = jnp.take(pre_regs, jnp.clip(prog.term_q, 0, pre_regs.shape[0] - 1), axis=0)
         on = prog.term_on[:, None]
@@ -271,6 +282,9 @@ class Space:
         A select, like the gather, reads exactly one register, so an inf/NaN in an unread register never leaks.
         Larger files keep the gather of :meth:`run_side` (a select costs a pass per register).
         """
+        import jax.numpy as jnp
+        from jax import lax
+
         L = op.shape[0]
         n_in = 1 + len(rows)
         if n_in + L > SELECT_MAX_REGISTERS:
@@ -291,6 +305,8 @@ class Space:
                      n: int, m: int):
         """:meth:`term_vectors` of the registers of the input rows (lists of [n] resp. [m] vectors: the side's
         variables then the globals, broadcast): P [K, n] (coefficient folded in, zero for inactive terms), Q [K, m]."""
+        import jax.numpy as jnp
+
         P = self.side_terms("post", prog.post_op, prog.post_a, prog.post_b, prog.post_c, post_rows, prog.term_p, n)
         Q = self.side_terms("pre", prog.pre_op, prog.pre_a, prog.pre_b, prog.pre_c, pre_rows, prog.term_q, m)
         on = prog.term_on[:, None]
@@ -308,6 +324,9 @@ class Space:
         """
         if P.shape[0] > FUSED_MAX_TERMS or self.elig:
             return w + scale * self.combine_terms(term_s, term_tgt, P, Q, w)[0]
+        import jax.numpy as jnp
+        from jax import lax
+
         # like combine_terms, a term counts only if it targets w and names a factor of the menu
         keep = (term_tgt == TARGET_W) & (term_s >= 0) & (term_s < len(self.syn))
         P = jnp.where(keep[:, None], P, 0.0)
@@ -332,6 +351,8 @@ class Space:
         Each synapse-factor group sums its terms' outer products with :func:`_outer_sum` and multiplies by the
         factor once.
         """
+        import jax.numpy as jnp
+
         if elig is None:
             elig = jnp.zeros_like(w)
         targets = (TARGET_W, TARGET_ELIG) if self.elig else (TARGET_W,)
@@ -360,7 +381,11 @@ class Space:
         P, Q = self.term_vectors(prog, self.post_registers(prog, post_in), self.pre_registers(prog, pre_in))
         return self.combine(prog, P, Q, w, elig)
 
-    def side_inputs(self, side: str, values: dict, n: int, dtype=jnp.float32) -> jax.Array:
+    def side_inputs(self, side: str, values: dict, n: int, dtype=None) -> jax.Array:
+        """The side's input rows [n_vars + n_globals, n] from named values (missing ones 0; dtype default float32)."""
+        import jax.numpy as jnp
+
+        dtype = jnp.float32 if dtype is None else dtype
         own = self.post_vars if side == "post" else self.pre_vars
         rows = []
         for v in own:
@@ -376,6 +401,9 @@ def _read(regs: list, idx) -> jax.Array:
     """Register ``idx`` (clipped) of a Python list of registers: a select reads exactly one of them."""
     if len(regs) == 1:
         return regs[0]
+    import jax.numpy as jnp
+    from jax import lax
+
     return lax.select_n(jnp.clip(idx, 0, len(regs) - 1), *regs)
 
 

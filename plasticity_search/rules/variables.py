@@ -74,6 +74,12 @@ def variables_in(*texts: str) -> list[str]:
     return [v for v in VARIABLES if v in found]
 
 
+def rule_equation(formula: str) -> str:
+    """``dw = <formula>`` for display; formulas that already name their targets (``dw = ...; delig = ...``) as is.
+    (Text only, like :func:`variables_in`: ``plasticity-search rules`` uses it without loading sympy.)"""
+    return formula if re.match(r"\s*d(w|elig)\s*=", formula) else f"dw = {formula}"
+
+
 def legend(names) -> list[dict]:
     """The legend of the variables ``names`` (unknown names skipped), in the order of :data:`VARIABLES`:
     ``[{"name", "latex", "side", "description"}]``."""
