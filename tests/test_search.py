@@ -336,3 +336,24 @@ def test_grown_variants_add_each_missing_monomial_with_both_signs():
     e, x, e_pre, y = (symbol(n) for n in ("e", "x", "e_pre", "y"))
     missing = [sp.Integer(1), x, e_pre, y, x * y, e_pre * y, e]        # (1, y, e) x (1, x, e_pre) less e*x, e*e_pre
     assert sorted(map(str, added)) == sorted(str(s * m) for m in missing for s in (1, -1))
+
+
+def test_swapped_variants_replace_one_monomial_when_the_space_is_full():
+    """At the space's term capacity the structural step swaps: each present monomial dropped, each missing one
+    added with both signs; a program with room gets no swaps by default (it grows)."""
+    from plasticity_search.rules.formula import compile_formula, symbol, to_sympy_raw
+    from plasticity_search.search.canonical import grown
+
+    space = load_config(os.path.join(ROOT, "search_spaces", "fewshot_discovery.yaml")).rule_space()
+    assert space.n_terms == 3
+    prog, _ = compile_formula("6*e*e_pre - 1.5*e*x + 2*e_pre", space, fit=False)
+    assert grown(prog, space, 0.5) == []                                # no room for a fourth monomial
+    e, x, e_pre, y = (symbol(n) for n in ("e", "x", "e_pre", "y"))
+    present = {e * e_pre: 6, e * x: -1.5, e_pre: 2}
+    got = sorted(str(sp.nsimplify(sp.expand(to_sympy_raw(v, space, digits=9)[0]), rational=True))
+                 for v in grown(prog, space, 0.5, swap=True))
+    missing = [sp.Integer(1), x, y, x * y, e_pre * y, e]
+    want = sorted(str(sp.nsimplify(sp.expand(sum(c * m for m, c in present.items() if m != drop) + s * m_new / 2),
+                                   rational=True))
+                  for drop in present for m_new in missing for s in (1, -1))
+    assert got == want

@@ -49,10 +49,12 @@ def expanded(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
     return prog if cand is None else cand
 
 
-def grown(prog: Program, space: Space, scale: float) -> list[Program]:
+def grown(prog: Program, space: Space, scale: float, swap: bool = False) -> list[Program]:
     """Expanded versions of ``prog`` with one more monomial ``+-scale * P * Q`` (P: 1 or a post variable, Q: 1 or
     a pre variable, synapse factor 1), one per monomial it lacks and sign, that fit ``space``: the structural step
-    of a final refinement (the added term's constant is then tuned with the others)."""
+    of a final refinement (the added term's constant is then tuned with the others). With ``swap`` the variants
+    instead replace one of its monomials by one it lacks (for a program that has as many monomials as the space
+    has terms, where no monomial can be added)."""
     import sympy
 
     from ..rules.formula import from_sympy, symbol, to_sympy_raw
@@ -62,20 +64,22 @@ def grown(prog: Program, space: Space, scale: float) -> list[Program]:
     except (RuleError, TypeError, ValueError, ZeroDivisionError):
         return []
     dw, de = sympy.expand(dw), sympy.expand(de)
-    present = set(dw.as_coefficients_dict())
+    present = dw.as_coefficients_dict()
+    bases = [dw] if not swap else [dw - c * m for m, c in present.items()]
     out = []
-    for p_name in ("1",) + tuple(space.post_vars):
-        for q_name in ("1",) + tuple(space.pre_vars):
-            m = (sympy.Integer(1) if p_name == "1" else symbol(p_name)) * \
-                (sympy.Integer(1) if q_name == "1" else symbol(q_name))
-            if m in present:
-                continue
-            for sign in (1.0, -1.0):
-                try:
-                    cand, _ = from_sympy(sympy.expand(dw + sign * float(scale) * m), de, space, fit=False)
-                except (RuleError, TypeError, ValueError, ZeroDivisionError):
+    for base in bases:
+        for p_name in ("1",) + tuple(space.post_vars):
+            for q_name in ("1",) + tuple(space.pre_vars):
+                m = (sympy.Integer(1) if p_name == "1" else symbol(p_name)) * \
+                    (sympy.Integer(1) if q_name == "1" else symbol(q_name))
+                if m in present:
                     continue
-                out.append(dce(_np_prog(cand), space))
+                for sign in (1.0, -1.0):
+                    try:
+                        cand, _ = from_sympy(sympy.expand(base + sign * float(scale) * m), de, space, fit=False)
+                    except (RuleError, TypeError, ValueError, ZeroDivisionError):
+                        continue
+                    out.append(dce(_np_prog(cand), space))
     return out
 
 

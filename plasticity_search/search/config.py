@@ -70,6 +70,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       final_steps: null          # end the search with a longer refinement of this many steps (null: none) of
       final_top_k: 3             # the final_top_k best distinct programs kept (expanded, re-scored on select),
                                  # and of the best one grown by one monomial (the best of the missing ones)
+      final_grow: 1              # rounds of that structural step (each grows the last round's result; 0: none)
+      grow_top_k: 1              # variants of a structural step refined (the best screened ones)
     spiking:                     # spiking tasks (the model of a search is that of its tasks: all rate or all spiking)
       feedback: fa               # error pathway of spiking classification tasks (fa | bp)
       lr: null                   # learning rate of every candidate (null: 1.0)
@@ -242,6 +244,8 @@ class HybridConfig:
     seeds: Optional[int] = None
     final_steps: Optional[int] = None
     final_top_k: int = 3
+    final_grow: int = 1
+    grow_top_k: int = 1
 
 
 @dataclass(frozen=True)
@@ -738,7 +742,8 @@ NUMBER_LIMITS = {
     "hybrid.every": (1, MAX_GENERATIONS, False), "hybrid.top_k": (1, MAX_POPULATION, False),
     "hybrid.steps": (1, MAX_REFINE_STEPS, False), "hybrid.population": (2, MAX_POPULATION, False),
     "hybrid.seeds": (1, MAX_SEEDS, False), "hybrid.final_steps": (1, MAX_REFINE_STEPS, False),
-    "hybrid.final_top_k": (1, MAX_POPULATION, False),
+    "hybrid.final_top_k": (1, MAX_POPULATION, False), "hybrid.final_grow": (0, MAX_TERMS, False),
+    "hybrid.grow_top_k": (1, MAX_POPULATION, False),
     "fitness.complexity_penalty": (0, None, False),
     "budget.generations": (0, MAX_GENERATIONS, False), "budget.time_limit_s": (0, None, True),
     "budget.devices": (1, MAX_DEVICES, False), "budget.chunk": (1, MAX_POPULATION, False),

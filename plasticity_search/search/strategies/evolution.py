@@ -7,8 +7,10 @@
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
   fitter replaces its parent in the population (Lamarckian). With ``hybrid.final_steps`` the search ends with a
   longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct programs of the run's archive,
-  whose results are re-scored on the select tasks so that the hall of fame sees them, plus a structural step: the
-  best program grown by the one monomial that helps it most (:func:`..canonical.grown`), refined the same way.
+  whose results are re-scored on the select tasks so that the hall of fame sees them, plus ``hybrid.final_grow``
+  structural steps: the best program grown by the one monomial that helps it most (:func:`..canonical.grown`;
+  a monomial swapped for another when the space has no room), refined the same way, and the result grown again
+  while growing helps.
 """
 from __future__ import annotations
 
@@ -86,34 +88,47 @@ class Evolution(Strategy):
                 done.append((old, np_prog(new_prog), new_fit))
         if done:
             self._take_places(st, evaluator, done)
-        grew = self._grow(jax.random.fold_in(key, len(picked)), st, evaluator,
-                          done[0][1] if done and done[0][0] == picked[0][0] else picked[0][1]) if picked else 0
+        grew = 0
+        prog = done[0][1] if done and done[0][0] == picked[0][0] else picked[0][1] if picked else None
+        for g in range(h.final_grow if prog is not None else 0):
+            prog = self._grow(jax.random.fold_in(key, len(picked) + g), st, evaluator, prog)
+            if prog is None:
+                break
+            grew += 1
         return {"n_polished": len(done), "n_grown": grew}
 
-    def _grow(self, key, st, evaluator, prog) -> int:
-        """The structural step of the final refinement: the best kept program with one more monomial (each it
-        lacks, both signs, at a tenth of its largest constant), screened on the refinement's instances; the best
-        variant is refined like the others and offered to the archives (re-scored on select) if it then beats
-        the program it grew from there. Returns 1 if it did, else 0."""
+    def _grow(self, key, st, evaluator, prog) -> Program | None:
+        """One structural step of the final refinement: the program with one more monomial (each it lacks, both
+        signs, at a tenth of its largest constant; or, when the space has no room for one more, one of its
+        monomials replaced by one it lacks), screened on the refinement's instances; the ``hybrid.grow_top_k``
+        best variants are refined like the others, and the best of them is offered to the archives (re-scored on
+        select) if it then beats the program it grew from there. Returns that program if it did, else None."""
         h = self.cfg.hybrid
         judge = evaluator.refine_split(h.population) or evaluator.split("search", h.population)
         coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
-        variants = grown(prog, self.ctx.space, 0.1 * float(coef.max()) if coef.size else 0.1)
+        scale = 0.1 * float(coef.max()) if coef.size else 0.1
+        variants = grown(prog, self.ctx.space, scale) or grown(prog, self.ctx.space, scale, swap=True)
         if not variants:
-            return 0
+            return None
         base = float(judge.evaluate(stack([prog]))[0][0])
-        screen = judge.evaluate(stack(variants))[0]
-        j = int(np.argmax(np.where(np.isfinite(screen), screen, -np.inf)))
-        cand = variants[j]
-        new_prog, _ = self.local_search(key, cand, st.fec.get(fec_hashes(stack([cand]), self.ctx.space)[0], WORST),
-                                        st, evaluator, h.final_steps)
-        best = np_prog(new_prog) if new_prog is not None else cand
-        if not float(judge.evaluate(stack([best]))[0][0]) > base:
-            return 0
+        screen = np.asarray(judge.evaluate(stack(variants))[0], np.float64)
+        order = np.argsort(-np.where(np.isfinite(screen), screen, -np.inf), kind="stable")[:h.grow_top_k]
+        best, best_fit = None, base
+        for r, j in enumerate(order):
+            cand = variants[int(j)]
+            new_prog, _ = self.local_search(jax.random.fold_in(key, r), cand,
+                                            st.fec.get(fec_hashes(stack([cand]), self.ctx.space)[0], WORST),
+                                            st, evaluator, h.final_steps)
+            out = np_prog(new_prog) if new_prog is not None else cand
+            fit = float(judge.evaluate(stack([out]))[0][0])
+            if fit > best_fit:
+                best, best_fit = out, fit
+        if best is None:
+            return None
         progs = stack([best])
         ev = evaluator.evaluate(st, progs, self.cfg.search.fec, chunk=1)       # search fitness, archive offer
         evaluator.rescore_select(st, progs, ev.selection, ev.hashes, k=1)
-        return 1
+        return best
 
     def _take_places(self, st, evaluator, done) -> None:
         """Each refined program takes its original's slots in the archives (the refinement's evidence, on more
