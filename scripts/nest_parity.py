@@ -3,6 +3,9 @@ stdp_mult against NEST's built-in ``stdp_synapse``, on the same spike trains.
 
     python scripts/nest_parity.py [--out DIR] [--skip-module]      # prints the tables of BENCHMARKS.md
 
+The exported synapses run the pairing protocol of the Brian2 parity test and, for the rules' slow traces
+(stdp_triplet's A3 terms), the trains of :func:`triplet_protocols`.
+
 Needs ``pip install nest-simulator nestml`` (and, for the module, ``apt-get install g++ make cmake libboost-dev
 libltdl-dev``). The functions are shared with tests/test_nest_builtin.py and tests/test_nest_export.py.
 
@@ -197,25 +200,27 @@ def build_rules_module(rules: dict, out_dir: str, module_name: str = "psparitymo
     synapse)}, 'seconds': {...}}."""
     from plasticity_search.export.nestml import (DEFAULT_NEURON, PAIRED_NEURONS, build_module, codegen_options,
                                                  generate_cpp, nest_wheel_version, paired_model_names,
-                                                 pip_nest_config, synapse_name, to_nestml_source)
+                                                 pip_nest_config, synapse_name, synaptic_vars, to_nestml_source)
 
     models_dir = os.path.join(out_dir, "models")
     os.makedirs(models_dir, exist_ok=True)
-    paths, names = [], {}
+    paths, names, keep = [], {}, {}
     for label, rule in rules.items():
         syn = synapse_name(rule)
         if syn in [s for s, _ in names.values()]:
             raise ValueError(f"two rules export to the same synapse name {syn}")
         names[label] = (syn, rule)
         p = os.path.join(models_dir, f"{syn}.nestml")
+        text = to_nestml_source(rule)
+        keep[syn] = synaptic_vars(text)
         with open(p, "w") as fh:
-            fh.write(to_nestml_source(rule))
+            fh.write(text)
         paths.append(p)
     p = os.path.join(models_dir, f"{DEFAULT_NEURON}.nestml")
     with open(p, "w") as fh:
         fh.write(PAIRED_NEURONS[DEFAULT_NEURON])
     paths.append(p)
-    opts = codegen_options([s for s, _ in names.values()], DEFAULT_NEURON, nest_wheel_version())
+    opts = codegen_options([s for s, _ in names.values()], DEFAULT_NEURON, nest_wheel_version(), keep)
     t0 = time.perf_counter()
     generate_cpp(paths, os.path.join(out_dir, "target"), module_name, opts)
     t1 = time.perf_counter()
@@ -288,6 +293,83 @@ def nest_module_pairing(built: dict, label: str, offsets, resolution: float = 0.
             "delay": delay, "flush": flush}
 
 
+def triplet_protocols(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Pre / post times (ms, post as the synapse sees it: emission + delay) where a rule's slow traces matter
+    (Pfister & Gerstner 2006: the pairing-frequency protocol of Sjostrom et al. 2001, five pairs at +-10 ms, and the
+    triplets of Wang et al. 2005 at 5 ms), and seeded random trains. Post spikes are >= 3 ms apart (the forced
+    neuron's refractory period is 2 ms)."""
+    rng = np.random.default_rng(seed)
+
+    def pairs(hz, dt):
+        pre = np.arange(5) * 1000.0 / hz
+        return pre, pre + dt
+
+    def train(n, min_gap):
+        t = np.cumsum(min_gap + rng.exponential(12.0, n))
+        return np.round(t, 1)
+
+    out = {f"pairs {hz} Hz {dt:+.0f}": pairs(hz, dt) for hz in (20, 40) for dt in (10.0, -10.0)}
+    out["pre-post-post 5/5"] = (np.array([0.0]), np.array([5.0, 10.0]))
+    out["post-pre-post 5/5"] = (np.array([5.0]), np.array([0.0, 10.0]))
+    out["pre-post-pre 5/5"] = (np.array([0.0, 10.0]), np.array([5.0]))
+    out["post-post-pre 5/5"] = (np.array([10.0]), np.array([0.0, 5.0]))
+    # two post spikes between pre spikes: NEST prunes the first post spike from the neuron's history
+    out["post-pre-post-post 5/5/10"] = (np.array([5.0]), np.array([0.0, 10.0, 20.0]))
+    out["random"] = (train(25, 0.5), train(25, 3.0))
+    return out
+
+
+def nest_module_trains(built: dict, label: str, pre_times, post_times, resolution: float = 0.1,
+                       delay: float = 1.0, w0: float = 0.5, params: dict | None = None) -> dict:
+    """One exported synapse in NEST between a pre parrot that spikes at ``pre_times`` and a post neuron forced
+    (1e5 pA inputs) to spike so that the synapse sees its spikes at ``post_times`` (emission + delay), then a flush
+    pre spike. Times are relative to a start ``t0``; returns the realized times (absolute) and NEST's weight
+    change."""
+    _quiet_nest()
+    nest = _nest(resolution)
+    install(built)
+    neuron_model, syn_model = built["models"][label]
+    h = resolution
+    pre_times, post_times = np.asarray(pre_times, np.float64), np.asarray(post_times, np.float64)
+    t0 = 20.0 + delay + max(0.0, -min(pre_times.min(), post_times.min()))
+    last = t0 + max(pre_times.max(), post_times.max())
+    flush = _on_grid(last + FLUSH_MS, h)
+    pre = nest.Create("parrot_neuron")
+    post = nest.Create(neuron_model, params={"tau_syn_exc": 0.2})
+    rec_pre, rec_post = nest.Create("spike_recorder"), nest.Create("spike_recorder")
+    pre_k = np.rint((t0 + pre_times) / h).astype(np.int64)
+    post_k = np.rint((t0 + post_times - delay) / h).astype(np.int64) - _LATENCY_STEPS
+    sg_pre = nest.Create("spike_generator", params={"spike_times": np.r_[pre_k * h, flush] - 1.0})
+    sg_post = nest.Create("spike_generator", params={"spike_times": post_k * h - 1.0})
+    nest.Connect(sg_pre, pre, syn_spec={"delay": 1.0})
+    nest.Connect(sg_post, post, syn_spec={"delay": 1.0, "weight": 1e5})
+    nest.CopyModel(syn_model, "ps_rec", dict(params or {}))
+    nest.Connect(pre, post, syn_spec={"synapse_model": "ps_rec", "weight": w0, "delay": delay})
+    nest.Connect(pre, rec_pre)
+    nest.Connect(post, rec_post)
+    nest.Simulate(_on_grid(flush + 5.0, h))
+    conn = nest.GetConnections(source=pre, synapse_model="ps_rec")
+    t_pre = np.sort(rec_pre.get("events")["times"])
+    t_post = np.sort(rec_post.get("events")["times"])
+    wanted_pre = np.r_[pre_k * h, flush]
+    realized = (len(t_pre) == len(wanted_pre) and len(t_post) == len(post_times)
+                and np.allclose(t_pre, wanted_pre, atol=1e-6)
+                and np.allclose(t_post + delay, np.sort(t0 + post_times), atol=h / 2 + 1e-6))
+    return {"t_pre": t_pre, "t_post": t_post, "delay": delay, "realized": bool(realized),
+            "dw": float(conn.get("w")) - w0}
+
+
+def compare_module_trains(rule, built: dict, label: str, pre_times, post_times, resolution: float = 0.1,
+                          delay: float = 1.0, w0: float = 0.5, params: dict | None = None) -> dict:
+    """:func:`nest_module_trains` and our simulator on its realized spikes: NEST's and our weight change."""
+    run = nest_module_trains(built, label, pre_times, post_times, resolution, delay, w0, params)
+    ours = ours_for_module_run(rule, {"t_pre": [run["t_pre"]], "t_post": [run["t_post"]], "delay": delay},
+                               resolution, w0, **(params or {}))[0]
+    return {"nest": run["dw"], "ours": float(ours), "realized": run["realized"],
+            "rel": abs(run["dw"] - ours) / max(abs(ours), 1e-12), "n_pre": len(run["t_pre"]) - 1,
+            "n_post": len(run["t_post"])}
+
+
 def ours_for_module_run(rule, run: dict, resolution: float, w0: float = 0.5, **overrides) -> np.ndarray:
     """Our simulator on the realized spikes of :func:`nest_module_pairing` (pre, flush; post + delay)."""
     h, out = resolution, []
@@ -296,6 +378,21 @@ def ours_for_module_run(rule, run: dict, resolution: float, w0: float = 0.5, **o
         n = int(max(pre_k.max(), post_k.max()) + 2)
         out.append(ours_on_trains(rule, pre_k, post_k, n, h, w0, **overrides)[-1] - w0)
     return np.array(out)
+
+
+def side_errors(offsets, got, ref) -> dict:
+    """The per-offset relative error on each side of the window: 'ltp' (offset > 0) and 'ltd' (offset < 0), each
+    relative to that side's own changes (|ref| > 1e-3 of the side's largest), so that a side with tiny changes
+    (stdp_triplet's single-pair LTP is A2p = 5e-10 times tx) is checked on its own scale; nan for a side without
+    changes."""
+    offsets, got, ref = np.asarray(offsets), np.asarray(got), np.asarray(ref)
+    out = {}
+    for side, sel in (("ltp", offsets > 0), ("ltd", offsets < 0)):
+        g, r = got[sel], ref[sel]
+        scale = np.abs(r).max() if r.size else 0.0
+        big = np.abs(r) > 1e-3 * scale
+        out[side] = float((np.abs(g - r)[big] / np.abs(r)[big]).max()) if scale > 0 and big.any() else float("nan")
+    return out
 
 
 def rel_error(got, ref):
@@ -317,6 +414,9 @@ def parity_rules() -> dict:
 
 #: learning rates for the module runs: the discovered rule's pre-spike term (0.64 per spike) would clip w at 1
 MODULE_OVERRIDES = {"discovered": {"lr": 0.1}}
+#: initial weights of the module runs (default 0.5): stdp_triplet's single-pair LTP, A2p*tx <= 5e-10, is below the
+#: float32 resolution of a weight of 0.5 (6e-8) in our simulator; from w0 = 0 it is resolved (no bounds, additive)
+MODULE_W0 = {"stdp_triplet": 0.0}
 
 
 def main(argv=None) -> int:
@@ -328,7 +428,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from plasticity_search.spiking.pairing import pairing_dw
     rules = parity_rules()
-    results = {"builtin": [], "module": []}
+    results = {"builtin": [], "module": [], "trains": []}
     print("built-in stdp_synapse vs ours (max |w_nest - w_ours| over all weight read-outs; relative to the largest"
           " weight change)")
     print(f"{'rule':10s} {'trains':8s} {'h':>4s} {'d':>4s} {'pre':>4s} {'post':>4s} {'max abs err':>12s} "
@@ -352,19 +452,36 @@ def main(argv=None) -> int:
             results["build_seconds"] = built["seconds"]
         print("\nexported synapse in NEST vs ours, pairing protocol (offsets of the Brian2 parity test)")
         for label, rule in rules.items():
-            kw = MODULE_OVERRIDES.get(label, {})
+            kw, w0 = MODULE_OVERRIDES.get(label, {}), MODULE_W0.get(label, 0.5)
             for h in RESOLUTIONS:
                 offs = np.unique(np.rint(PAIRING_OFFSETS / h) * h)
-                run = nest_module_pairing(built, label, offs, h, 1.0, params=kw)
-                ours = ours_for_module_run(rule, run, h, **kw)
+                run = nest_module_pairing(built, label, offs, h, 1.0, w0, params=kw)
+                ours = ours_for_module_run(rule, run, h, w0, **kw)
                 agg, per = rel_error(run["dw"], ours)
+                sides = side_errors(offs, run["dw"], ours)
                 ok_offsets = bool(np.allclose(run["realized"], offs, atol=1e-6))
-                pair = pairing_dw(rule, offs, dt=h, **kw)
+                pair = pairing_dw(rule, offs, dt=h, w0=w0, **kw)
                 _, per_p = rel_error(ours, pair)
-                results["module"].append({"rule": label, "h": h, "agg": agg, "per_offset": per,
+                results["module"].append({"rule": label, "h": h, "w0": w0, "agg": agg, "per_offset": per,
+                                          "per_offset_ltp": sides["ltp"], "per_offset_ltd": sides["ltd"],
                                           "realized_ok": ok_offsets, "vs_pairing_dw": per_p})
-                print(f"{label:12s} h={h:3.1f} offsets realized: {ok_offsets}  per-offset rel err {per:.2e}  "
-                      f"(max/largest {agg:.2e});  ours-with-flush vs pairing_dw {per_p:.1e}")
+                print(f"{label:12s} h={h:3.1f} w0={w0:3.1f} offsets realized: {ok_offsets}  per-offset rel err "
+                      f"{per:.2e} (LTP side {sides['ltp']:.2e}, LTD side {sides['ltd']:.2e}; max/largest {agg:.2e});"
+                      f"  ours-with-flush vs pairing_dw {per_p:.1e}")
+        print("\nexported synapse in NEST vs ours, spike trains where slow traces matter (delay 1 ms; relative error "
+              "of the total weight change)")
+        protocols = triplet_protocols()
+        print(f"{'rule':12s} {'h':>4s} " + " ".join(f"{n:>20s}" for n in protocols))
+        for label, rule in rules.items():
+            kw, w0 = MODULE_OVERRIDES.get(label, {}), MODULE_W0.get(label, 0.5)
+            for h in RESOLUTIONS:
+                row = []
+                for pname, (pre, post) in protocols.items():
+                    c = compare_module_trains(rule, built, label, pre, post, h, 1.0, w0, params=kw)
+                    results["trains"].append({"rule": label, "h": h, "trains": pname, **c})
+                    row.append(f"{c['rel']:9.1e} {c['ours']:+.2e}" + ("" if c["realized"] else "!"))
+                print(f"{label:12s} {h:4.1f} " + " ".join(f"{r:>20s}" for r in row))
+        print("(each cell: relative error, our weight change; '!': NEST did not realize the asked spike times)")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=1)

@@ -1,5 +1,6 @@
 """The NESTML export passes NESTML's own parser and context checks (``--target_platform NONE``)."""
 import jax
+import numpy as np
 import pytest
 
 pytest.importorskip("pynestml", reason="nestml not installed (pip install -e '.[nestml]')")
@@ -52,3 +53,29 @@ def test_random_spiking_programs_validate():
         assert validate(text) == [], text
         checked += 1
     assert checked >= 5
+
+
+@pytest.mark.parametrize("v", [5e-10, -5e-10, 1e-10, 2.5e-20, 7.5e-10, 1e10, 3e20, 0.0062, 1e-5, 16.8, 1.0, 0.007])
+def test_constants_reach_the_cpp_as_their_value(v):
+    """NESTML 9 writes float literals into the C++ with ConstantPrinter (``f"{v:#.9g}".rstrip("0")``), which drops
+    the trailing zeros of an exponent too: 5e-10 -> 5.00000000e-1. nestml_float writes those as (ten_times / 10),
+    whose literal survives; every other value stays a plain literal."""
+    from pynestml.codegeneration.printers.constant_printer import ConstantPrinter
+
+    from plasticity_search.export.nestml import nestml_float
+
+    text = nestml_float(v)
+    scaled = text.startswith("(")
+    literal = float(text[1:-len(" / 10)")] if scaled else text)
+    # NESTML parses a minus sign as an operator: the printer sees the magnitude
+    printed = float(ConstantPrinter().print_constant(abs(literal))) * np.sign(literal) / (10 if scaled else 1)
+    assert printed == pytest.approx(v, rel=1e-7), (v, text, printed)
+    exponent = int(f"{abs(v):e}".split("e")[1])
+    assert scaled == (exponent != 0 and exponent % 10 == 0), text
+
+
+def test_stdp_triplet_exports_its_constants_and_synaptic_trace():
+    text = export("stdp_triplet", "nestml")
+    assert "        c3 real = (5e-09 / 10)    # post instruction 1 (cadd)" in text
+    assert "ty2_syn real = 0.0" in text and "c0*tx*(c2*ty2_syn + c3)" in text
+    assert validate(text) == [], text

@@ -11,10 +11,15 @@ Not expressible (a one-line RuleError): rate rules; variables a NEST synapse doe
 terms that need a pre and a post spike in the same step (``sx*sy``), since NEST delivers them to separate
 handlers. :func:`validate` runs NESTML's own parser and context checks (``pip install nestml``).
 
+Two NESTML 9 pitfalls are avoided in the text itself: constants whose exponent is a multiple of ten (``5e-10``) are
+written as ``(5e-09 / 10)`` (:func:`nestml_float`; NESTML would print ``5e-10`` into the C++ as ``5.00000000e-1``),
+and a post trace read in ``onReceive(post_spikes)`` is a synapse-held copy ``TRACE_syn`` (:data:`SYNAPTIC_SUFFIX`).
+
 To run in NEST a synapse must be generated together with a neuron (NESTML moves the post-spike traces into it):
 :func:`nest_files` gives the synapse, a paired neuron (:data:`PAIRED_NEURONS`, ``iaf_psc_exp_neuron``) and the
-code generator options (:func:`codegen_options`: ``neuron_synapse_pairs`` with ``post_ports``, ``weight_variable``
-and an explicit ``nest_version``, so that generating C++ imports no NEST). :func:`generate_cpp` writes the C++
+code generator options (:func:`codegen_options`: ``neuron_synapse_pairs`` with ``post_ports``, ``weight_variable``,
+``strictly_synaptic_vars`` for the ``*_syn`` copies, and an explicit ``nest_version``, so that generating C++ imports
+no NEST). :func:`generate_cpp` writes the C++
 module (NESTML only, no compiler), :func:`pip_nest_config` a ``nest-config`` that works with the pip wheel
 ``nest-simulator`` (whose own ``nest-config`` names the paths of the machine that built the wheel),
 :func:`build_module` runs cmake and make. ``python -m plasticity_search.export.nestml SYNAPSE.nestml`` does all of it
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import mmap
 import os
 import re
@@ -37,6 +43,7 @@ from typing import ClassVar
 import sympy as sp
 
 from ..errors import UsageError
+from ..rules.formula import symbol
 from ..rules.program import RuleError
 from ..rules.resolve import ResolvedRule, resolve_rule
 from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, check_printer, check_synapse_rule,
@@ -46,13 +53,63 @@ from .codegen import (POST_TRACES, PRE_TRACES, TRACE_TAUS, EquationPrinter, chec
 #: the synapse's port for the postsynaptic neuron's spikes, and its weight (NEST's connection weight)
 POST_PORT = "post_spikes"
 WEIGHT_VARIABLE = "w"
+#: suffix of a post trace kept in the synapse (NESTML's ``strictly_synaptic_vars``): the copy that the post-spike
+#: handler reads. NESTML moves the post traces into the paired neuron, which stores their values in its spike
+#: history; a read in ``onReceive(post_spikes)`` needs the entry of the *previous* post spike, which NEST's history
+#: pruning deletes once a pre spike has passed it and a later post spike comes more than max_delay + min_delay after
+#: the next one (two post spikes between pre spikes), and the read then falls back to the initial value 0.
+SYNAPTIC_SUFFIX = "_syn"
+_SYNAPTIC_STATE = re.compile(r"^        ([A-Za-z_][A-Za-z0-9_]*" + SYNAPTIC_SUFFIX + r") real = ", re.MULTILINE)
+
+
+def _nestml_prints(v: float) -> bool:
+    """Does NESTML 9 write the float ``v`` into the C++ (and to ODE-toolbox) as the same number?
+
+    NESTML 9.0's ``ConstantPrinter.print_constant`` writes a float as ``f"{v:#.9g}".rstrip("0")``: the
+    ``rstrip`` meant for the mantissa's trailing zeros also eats the exponent's, so every literal whose exponent is a
+    multiple of ten changes value: ``5e-10`` becomes ``5.00000000e-1`` (0.5), ``1e10`` becomes ``1.00000000e+1``.
+    """
+    if not math.isfinite(v) or v == 0:
+        return True
+    printed = f"{abs(v):#.9g}".rstrip("0")
+    return float(printed) == float(f"{abs(v):.9g}")
+
+
+def nestml_float(v: float) -> str:
+    """A float as NESTML text that NESTML 9 turns into the same number in the C++: :func:`float_text`, or, where
+    NESTML would mangle the exponent (:func:`_nestml_prints`: 5e-10, 1e10, 2.5e-20, ...), ``(ten_times / 10)``."""
+    v = float(v)
+    text = float_text(v)
+    if _nestml_prints(float(text)):
+        return text
+    ten = float_text(float(text) * 10)
+    if not _nestml_prints(float(ten)):  # pragma: no cover - ten times a mangled exponent is never mangled
+        raise RuleError(f"internal error: cannot write {text} so that NESTML prints it")
+    return f"({ten} / 10)"
+
+
+def nestml_quantity(v: float, unit: str) -> str:
+    """``16.8 ms``; ``5e-09 ms / 10`` where NESTML would mangle the literal (:func:`nestml_float`)."""
+    v = float(float_text(v))
+    return f"{float_text(v)} {unit}" if _nestml_prints(v) else f"{nestml_float(v * 10)} {unit} / 10"
 
 
 @check_printer
 class NestmlPrinter(EquationPrinter):
-    """NESTML expressions: ln for the natural log, ** 0.5 for sqrt, conditional expressions for sign/step."""
+    """NESTML expressions: ln for the natural log, ** 0.5 for sqrt, conditional expressions for sign/step; float
+    literals that NESTML 9 would print wrongly into the C++ are written as ``(ten_times / 10)``
+    (:func:`nestml_float`)."""
 
     functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "ln", "tanh": "tanh", "abs": "abs"}
+
+    def _print_Float(self, e):
+        return nestml_float(float(e))
+
+    def _print_Rational(self, e):
+        return nestml_float(float(e)) if e.q != 1 else str(e.p)
+
+    def _print_Exp1(self, e):
+        return nestml_float(math.e)
 
     def op_sqrt(self, b):
         return f"({self._print(b)})**0.5"
@@ -94,7 +151,7 @@ def _num(v: float) -> str:
         return "inf"
     if v == float("-inf"):
         return "-inf"
-    return float_text(v)
+    return nestml_float(v)
 
 
 def to_nestml_source(rule: ResolvedRule) -> str:
@@ -106,12 +163,17 @@ def to_nestml_source(rule: ResolvedRule) -> str:
                         "(sx*sy), which NEST delivers to separate handlers")
     pr = NestmlPrinter()
     name = f"{safe_name(rule, 'plasticity_rule')}_synapse"
-    traces = used_traces(f)
+    all_traces = used_traces(f)
     kw = synapse_defaults(rule, f)
-    taus = trace_taus(rule, traces)
+    taus = trace_taus(rule, all_traces)
     bounds = weight_bounds(rule) or (float("-inf"), float("inf"))
     continuous = f0 != 0 or g0 != 0
-
+    # post traces read at a post spike: a copy TRACE_syn that stays in the synapse (see SYNAPTIC_SUFFIX)
+    read_at_post = {v.name for e in (f2, g2) for v in e.free_symbols}
+    read_elsewhere = {v.name for e in (f0, f1, g0, g1) for v in e.free_symbols}
+    held = [t for t in POST_TRACES if t in read_at_post]
+    f2, g2 = (e.xreplace({symbol(t): symbol(t + SYNAPTIC_SUFFIX) for t in held}) for e in (f2, g2))
+    traces = [t for t in all_traces if t not in held or t in read_elsewhere]
     lines = [
         f"# {name}: plasticity rule exported by plasticity-search",
         f"#     {formula_text(rule)}",
@@ -119,19 +181,28 @@ def to_nestml_source(rule: ResolvedRule) -> str:
         "# w += lr * dw, clipped to [w_min, w_max]; c0, c1, ... are the rule's constants.",
         f"# NEST: generate it paired with a neuron (neuron_synapse_pairs, post_ports: [{POST_PORT}],",
         f"#     weight_variable: {WEIGHT_VARIABLE}): python -m plasticity_search.export.nestml THIS_FILE.nestml",
+    ]
+    if held:
+        copies = ", ".join(t + SYNAPTIC_SUFFIX for t in held)
+        what = "the post trace" + ("s " if len(held) > 1 else " ") + ", ".join(held)
+        lines += [f"# {copies}: {what} as read at a post spike, kept in the synapse (strictly_synaptic_vars):",
+                  "#     in the neuron, such a read can find the previous post spike pruned from its spike history."]
+    lines += [
         f"model {name}:",
         "    state:",
         "        w real = 1.0    # synaptic weight",
     ]
     for t in traces:
         lines.append(f"        {t} real = 0.0")
+    for t in held:
+        lines.append(f"        {t}{SYNAPTIC_SUFFIX} real = 0.0    # {t}, kept in the synapse")
     lines.append("")
     lines.append("    parameters:")
     for (c, role), v in zip(zip(f.consts, f.roles), f.values):
-        lines.append(f"        {c} real = {float_text(v)}    # {role}")
-    lines.append(f"        lr real = {float_text(kw['lr'])}")
+        lines.append(f"        {c} real = {nestml_float(v)}    # {role}")
+    lines.append(f"        lr real = {nestml_float(kw['lr'])}")
     for tau, v in taus.items():
-        lines.append(f"        {tau} ms = {float_text(v)} ms")
+        lines.append(f"        {tau} ms = {nestml_quantity(v, 'ms')}")
     lines.append(f"        w_min real = {_num(bounds[0])}")
     lines.append(f"        w_max real = {_num(bounds[1])}")
     for g, what in (("r", "reward"), ("rbar", "reward baseline")):
@@ -140,14 +211,17 @@ def to_nestml_source(rule: ResolvedRule) -> str:
     if continuous:
         lines.append("        dt_rule ms = 1.0 ms    # the every-step terms are per step of dt_rule")
     lines.append("")
-    if traces:
+    if traces or held:
         lines.append("    equations:")
         for t in traces:
             lines.append(f"        {t}' = -{t} / {TRACE_TAUS[t][0]}")
+        for t in held:
+            lines.append(f"        {t}{SYNAPTIC_SUFFIX}' = -{t}{SYNAPTIC_SUFFIX} / {TRACE_TAUS[t][0]}")
         lines.append("")
     lines += ["    input:", "        pre_spikes <- spike", "        post_spikes <- spike", "",
               "    output:", "        spike", ""]
-    post = _update(f2, g2, pr) + [f"{t} += 1" for t in traces if t in POST_TRACES]
+    post = (_update(f2, g2, pr) + [f"{t} += 1" for t in traces if t in POST_TRACES]
+            + [f"{t}{SYNAPTIC_SUFFIX} += 1" for t in held])
     if post:
         lines.append("    onReceive(post_spikes):")
         lines += [f"        {ln}" for ln in post]
@@ -269,20 +343,33 @@ def synapse_name(rule: ResolvedRule) -> str:
     return f"{safe_name(rule, 'plasticity_rule')}_synapse"
 
 
-def codegen_options(synapse: str | list[str], neuron: str = DEFAULT_NEURON, nest_version: str = NEST_VERSION) -> dict:
+def synaptic_vars(text: str) -> list[str]:
+    """The post-trace copies an exported synapse keeps to itself (``ty2_syn``, ...; :data:`SYNAPTIC_SUFFIX`): its
+    state variables named ``*_syn``, which :func:`codegen_options` passes to NESTML as ``strictly_synaptic_vars``."""
+    return _SYNAPTIC_STATE.findall(text)
+
+
+def codegen_options(synapse: str | list[str], neuron: str = DEFAULT_NEURON, nest_version: str = NEST_VERSION,
+                    strictly_synaptic: dict[str, list[str]] | None = None) -> dict:
     """NESTML code generator options for ``synapse`` (one name or several) generated together with ``neuron``.
 
     ``neuron_synapse_pairs`` (NESTML 9 form; one pair, hence one copy of the neuron, per synapse) routes each
     synapse's ``post_spikes`` port to the neuron's spikes, ``weight_variable`` maps NEST's connection weight to
     ``w``, and ``nest_version`` is explicit so that NESTML does not import NEST to detect it.
+    ``strictly_synaptic`` (synapse -> variables, :func:`synaptic_vars` of its source) becomes
+    ``strictly_synaptic_vars``: state NESTML must not move into the neuron.
     """
     if not _VERSION.fullmatch(nest_version):
         raise NestBuildError(f"nest_version must look like v3.10.0, got '{nest_version}'")
     synapses = [synapse] if isinstance(synapse, str) else list(synapse)
-    return {"neuron_synapse_pairs": [{"neuron": neuron, "synapses": {s: {"post_ports": [POST_PORT]}}}
+    opts = {"neuron_synapse_pairs": [{"neuron": neuron, "synapses": {s: {"post_ports": [POST_PORT]}}}
                                      for s in synapses],
             "weight_variable": {s: WEIGHT_VARIABLE for s in synapses},
             "nest_version": nest_version}
+    keep = {s: list(v) for s, v in (strictly_synaptic or {}).items() if s in synapses and v}
+    if keep:
+        opts["strictly_synaptic_vars"] = keep
+    return opts
 
 
 def paired_model_names(synapse: str, neuron: str = DEFAULT_NEURON) -> tuple[str, str]:
@@ -302,8 +389,10 @@ def nest_files(rule, neuron: str = DEFAULT_NEURON, nest_version: str = NEST_VERS
     if neuron not in PAIRED_NEURONS:
         raise NestBuildError(f"unknown neuron '{neuron}' (known: {', '.join(PAIRED_NEURONS)})")
     syn = synapse_name(rule)
-    return {f"{syn}.nestml": to_nestml_source(rule), f"{neuron}.nestml": PAIRED_NEURONS[neuron],
-            "codegen_opts.json": json.dumps(codegen_options(syn, neuron, nest_version), indent=2) + "\n"}
+    text = to_nestml_source(rule)
+    opts = codegen_options(syn, neuron, nest_version, {syn: synaptic_vars(text)})
+    return {f"{syn}.nestml": text, f"{neuron}.nestml": PAIRED_NEURONS[neuron],
+            "codegen_opts.json": json.dumps(opts, indent=2) + "\n"}
 
 
 def generate_cpp(model_paths: list[str], target_path: str, module_name: str, codegen_opts: dict,
@@ -504,7 +593,7 @@ def main(argv: list[str] | None = None) -> int:
         for p_, t_ in zip(paths, (text, PAIRED_NEURONS[a.neuron])):
             with open(p_, "w") as fh:
                 fh.write(t_)
-        opts = codegen_options(syn, a.neuron, version)
+        opts = codegen_options(syn, a.neuron, version, {syn: synaptic_vars(text)})
         with open(os.path.join(models, "codegen_opts.json"), "w") as fh:
             json.dump(opts, fh, indent=2)
         target = os.path.join(out, "target")
@@ -533,9 +622,11 @@ __all__ = [
     "model_names",
     "nest_files",
     "nest_wheel_version",
+    "nestml_float",
     "paired_model_names",
     "pip_nest_config",
     "synapse_name",
+    "synaptic_vars",
     "to_nestml_source",
     "validate",
 ]
