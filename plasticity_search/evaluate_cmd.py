@@ -258,7 +258,7 @@ def add_commands(sub) -> None:
                                         "same seeds by paired differences",
                        description="Train networks with RULE (and more rules: each compared with the first by the "
                                    "paired difference of the task's metric over the same seeds, data and initial "
-                                   "weights, with a 95%% interval). 'bp' names rule fa under backpropagated errors.")
+                                   "weights, with a 95% interval). 'bp' names rule fa under backpropagated errors.")
     s.add_argument("rule", nargs="+", help="known rule name, formula in quotes, RUN_DIR:RANK, a rule .json file, "
                                            "or bp")
     s.add_argument("--metric", help="metric of the comparison (default: the task's fitness metric)")
@@ -284,7 +284,7 @@ def add_commands(sub) -> None:
                                           "widths, activations) with paired differences",
                        description="Score RULE, plain FA and BP on the held-out conditions of a config "
                                    "(generalization.conditions, or automatic ones), on the final split, each with "
-                                   "the paired difference to FA and BP over the same seeds (95%% interval).")
+                                   "the paired difference to FA and BP over the same seeds (95% interval).")
     g.add_argument("rule", help="known rule name, formula in quotes, RUN_DIR:RANK, or a rule .json file")
     g.add_argument("--config", help="search config giving the network and conditions (default: RUN_DIR's)")
     g.add_argument("--seeds", type=int, help="seeds per condition (default: the config's generalization.seeds)")

@@ -49,12 +49,18 @@ def expanded(prog: Program, space: Space, rtol: float = 1e-5) -> Program:
     return prog if cand is None else cand
 
 
-def grown(prog: Program, space: Space, scale: float, swap: bool = False) -> list[Program]:
+def grown(prog: Program, space: Space, scale, swap: bool = False) -> list[Program]:
     """Expanded versions of ``prog`` with one more monomial ``+-scale * P * Q`` (P: 1 or a post variable, Q: 1 or
-    a pre variable, synapse factor 1), one per monomial it lacks and sign, that fit ``space``: the structural step
-    of a final refinement (the added term's constant is then tuned with the others). With ``swap`` the variants
-    instead replace one of its monomials by one it lacks (for a program that has as many monomials as the space
-    has terms, where no monomial can be added)."""
+    a pre variable, synapse factor 1), one per monomial it lacks, sign and scale (``scale``: a number or a
+    sequence of them), that fit ``space``: the structural step of a final refinement (the added term's constant
+    is then tuned with the others). With ``swap`` the variants instead replace one of its monomials by one it
+    lacks (for a program that has as many monomials as the space has terms, where no monomial can be added)."""
+    return [p for _, p in grown_keyed(prog, space, scale, swap)]
+
+
+def grown_keyed(prog: Program, space: Space, scale, swap: bool = False) -> list[tuple[tuple, Program]]:
+    """:func:`grown` with each variant's structure: (the monomial dropped or None, the monomial added, its sign),
+    equal for the variants that differ only in the added constant's size."""
     import sympy
 
     from ..rules.formula import from_sympy, symbol, to_sympy_raw
@@ -65,9 +71,10 @@ def grown(prog: Program, space: Space, scale: float, swap: bool = False) -> list
         return []
     dw, de = sympy.expand(dw), sympy.expand(de)
     present = dw.as_coefficients_dict()
-    bases = [dw] if not swap else [dw - c * m for m, c in present.items()]
+    bases = [(None, dw)] if not swap else [(str(m), dw - c * m) for m, c in present.items()]
+    scales = [float(scale)] if np.ndim(scale) == 0 else [float(v) for v in scale]
     out = []
-    for base in bases:
+    for dropped, base in bases:
         for p_name in ("1",) + tuple(space.post_vars):
             for q_name in ("1",) + tuple(space.pre_vars):
                 m = (sympy.Integer(1) if p_name == "1" else symbol(p_name)) * \
@@ -75,11 +82,12 @@ def grown(prog: Program, space: Space, scale: float, swap: bool = False) -> list
                 if m in present:
                     continue
                 for sign in (1.0, -1.0):
-                    try:
-                        cand, _ = from_sympy(sympy.expand(base + sign * float(scale) * m), de, space, fit=False)
-                    except (RuleError, TypeError, ValueError, ZeroDivisionError):
-                        continue
-                    out.append(dce(_np_prog(cand), space))
+                    for size in scales:
+                        try:
+                            cand, _ = from_sympy(sympy.expand(base + sign * size * m), de, space, fit=False)
+                        except (RuleError, TypeError, ValueError, ZeroDivisionError):
+                            continue
+                        out.append(((dropped, str(m), sign), dce(_np_prog(cand), space)))
     return out
 
 

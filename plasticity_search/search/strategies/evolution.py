@@ -21,12 +21,15 @@ import numpy as np
 
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
-from ..canonical import expanded, grown
+from ..canonical import expanded, grown_keyed
 from ..fitness import WORST
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
 from ..state import np_prog, take
 from .protocol import Strategy
 from .refine import make_local_search
+
+
+GROW_SCALES = (0.3, 0.1, 0.03, 0.01)    # sizes of a structural step's new monomial, times the largest constant
 
 
 class Evolution(Strategy):
@@ -99,23 +102,27 @@ class Evolution(Strategy):
 
     def _grow(self, key, st, evaluator, prog) -> Program | None:
         """One structural step of the final refinement: the program with one more monomial (each it lacks, both
-        signs, at a tenth of its largest constant; or, when the space has no room for one more, one of its
-        monomials replaced by one it lacks), screened on the refinement's instances; the ``hybrid.grow_top_k``
-        best variants are refined like the others, and the best of them is offered to the archives (re-scored on
-        select) if it then beats the program it grew from there. Returns that program if it did, else None."""
+        signs, at 30%, 10%, 3% and 1% of its largest constant: monomials differ in size by orders of magnitude;
+        or, when the space has no room for one more, one of its monomials replaced by one it lacks), screened on
+        the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best screened size)
+        are refined like the others, and the best of them is offered to the archives (re-scored on select) if it
+        then beats the program it grew from there. Returns that program if it did, else None."""
         h = self.cfg.hybrid
         judge = evaluator.refine_split(h.population) or evaluator.split("search", h.population)
         coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
-        scale = 0.1 * float(coef.max()) if coef.size else 0.1
-        variants = grown(prog, self.ctx.space, scale) or grown(prog, self.ctx.space, scale, swap=True)
-        if not variants:
+        scales = (float(coef.max()) if coef.size else 1.0) * np.array(GROW_SCALES)
+        keyed = grown_keyed(prog, self.ctx.space, scales) or grown_keyed(prog, self.ctx.space, scales, swap=True)
+        if not keyed:
             return None
         base = float(judge.evaluate(stack([prog]))[0][0])
-        screen = np.asarray(judge.evaluate(stack(variants))[0], np.float64)
-        order = np.argsort(-np.where(np.isfinite(screen), screen, -np.inf), kind="stable")[:h.grow_top_k]
+        screen = np.asarray(judge.evaluate(stack([p for _, p in keyed]))[0], np.float64)
+        picked, seen = [], set()
+        for j in np.argsort(-np.where(np.isfinite(screen), screen, -np.inf), kind="stable"):
+            if len(picked) < h.grow_top_k and keyed[j][0] not in seen and np.isfinite(screen[j]):
+                seen.add(keyed[j][0])
+                picked.append(keyed[j][1])
         best, best_fit = None, base
-        for r, j in enumerate(order):
-            cand = variants[int(j)]
+        for r, cand in enumerate(picked):
             new_prog, _ = self.local_search(jax.random.fold_in(key, r), cand,
                                             st.fec.get(fec_hashes(stack([cand]), self.ctx.space)[0], WORST),
                                             st, evaluator, h.final_steps)
