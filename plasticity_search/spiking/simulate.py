@@ -18,7 +18,9 @@ from .encoders import latency_spikes, poisson_spikes, population_rates, times_to
 from .lif import LIFParams, readout_step
 from .network import NetSpec, feedback_matrices, forward, init_state, learn, reset_neurons
 from .plasticity import RuleHyper
+from ..tasks.jordan_tasks import JordanCorrelationTask, JordanRewardTask
 from ..tasks.spike_tasks import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
+from .jordan import run_correlation, run_reward
 
 __all__ = ["simulate", "metric_names"]
 
@@ -37,6 +39,10 @@ def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, fee
         out = _run_teacher(task, space, prog, hyper, data, key)
     elif isinstance(task, RewardTask):
         out = _run_reward(task, space, prog, hyper, data, key)
+    elif isinstance(task, JordanCorrelationTask):      # the protocols of Jordan et al. 2021 (jordan.py)
+        out = run_correlation(task, space, prog, hyper, data, key)
+    elif isinstance(task, JordanRewardTask):
+        out = run_reward(task, space, prog, hyper, data, key)
     else:
         raise TypeError(f"task {getattr(task, 'name', task)!r} is not a spiking task")
     ws, metrics = out

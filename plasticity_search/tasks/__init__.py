@@ -6,7 +6,8 @@
 
 Splits 'search', 'select' and 'final' are disjoint (see `base.py`). Built-in rate tasks: digits, digits_fewshot,
 mnist1d, mnist1d_fewshot, yinyang, teacher_student, pca; `idx:PATH` for user MNIST-format files. Built-in spiking
-tasks (`spike_tasks.py`): spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward. This package
+tasks (`spike_tasks.py`): spiking_digits, spiking_yinyang, stdp_pattern, spiking_teacher, spiking_reward; the protocols
+of Jordan et al. 2021 (`jordan_tasks.py`): jordan_correlation, jordan_reward. This package
 registers every built-in task (:data:`BUILTIN_TASKS`, in this order) in the registry (`registry.py`).
 """
 
@@ -14,6 +15,7 @@ from .base import MAX_SEED, OBJECTIVES, SPLITS, Instances, Task, TaskData, TaskE
 from .digits import DigitsTask
 from .fewshot import FewShotTask
 from .idx import IdxTask
+from .jordan_tasks import JORDAN_TASKS
 from .mnist1d import MNIST1DTask, make_mnist1d
 from .pca import PCATask
 from .pooled import PooledTask, Pools
@@ -31,6 +33,7 @@ BUILTIN_TASKS: tuple[Task, ...] = (
     TeacherStudentTask(),
     PCATask(),
     *SPIKING_TASKS,
+    *JORDAN_TASKS,
 )
 for _task in BUILTIN_TASKS:
     register(_task)

@@ -1,0 +1,93 @@
+"""The tables of the Jordan et al. 2021 protocols (jordan_correlation, jordan_reward): known and published rules on
+the same final seeds (same streams, stimuli, initial weights and noise for every rule), each with its paired
+difference to the first row and a 95% interval.
+
+    python scripts/jordan_protocols.py correlation [--seeds 8] [--rule RUN_DIR:0 ...] [--task-arg end_background_ms=0]
+    python scripts/jordan_protocols.py reward [--seeds 8] [--rule RUN_DIR:0 ...]
+
+A row's simulation settings (lr, trace time constants) are its own: registry rules run with their registry
+defaults, formulas with the settings given here, a run's rule (RUN_DIR:RANK) with its run's.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+import numpy as np
+
+# (label, rule, settings): settings None = the rule's own (registry / run) defaults
+CORRELATION = [
+    ("no plasticity", "0*sy", None),
+    ("stdp_add (A+ 0.01, A- 0.0105)", "stdp_add", None),
+    ("stdp_mult (lambda 0.01)", "stdp_mult", None),
+    ("homeostatic STDP (their Fig. 5 reference; Masquelier 2017)", "0.01*sy*tx - 0.0015*sy", None),
+    ("their evolved LR1 (run 9): 0.01*[sy*(tx - w) - sx*(w*ty - w - ty)]",
+     "0.01*(sy*tx - sy*w - sx*ty*w + sx*w + sx*ty)", None),
+]
+_REWARD_SETTINGS = {"lr": 1.0, "tau_plus": 10.0, "tau_minus": 10.0, "tau_elig": 500.0}
+REWARD = [
+    ("no plasticity", "0*sy", None),
+    ("r_stdp (registry: lr 0.01, tau_elig 1 s)", "r_stdp", None),
+    ("r_stdp, lr 0.1, tau_elig 500 ms (the search config's settings)",
+     "dw = 0.1*(r - rbar)*elig; delig = sy*tx - 1.5*ty*sx", _REWARD_SETTINGS),
+    ("their evolved E*(R - 1), E without the expectation term",
+     "dw = 0.2*(r - r*r)*elig; delig = sy*tx", _REWARD_SETTINGS),
+    ("their evolved E*(R - 1), E = sy*tx - 0.01*v^2*tx (their E)",
+     "dw = 0.2*(r - r*r)*elig; delig = sy*tx - 0.01*v*v*tx", _REWARD_SETTINGS),
+]
+
+
+def _resolve(spec: str, settings):
+    from plasticity_search.runs import resolve_rule_spec
+
+    rule = resolve_rule_spec(spec)
+    if settings is not None:
+        rule = dataclasses.replace(rule, defaults={**(rule.defaults or {}), **settings})
+    return rule
+
+
+def main(argv=None) -> int:
+    from plasticity_search.evaluate_cmd import parse_task_args
+    from plasticity_search.search.stats import paired_difference
+    from plasticity_search.spiking import evaluate_rule
+    from plasticity_search.tasks import make
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("protocol", choices=("correlation", "reward"))
+    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--rule", action="append", default=[], help="another rule (formula or RUN_DIR:RANK)")
+    ap.add_argument("--task-arg", action="append", metavar="FIELD=VALUE")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    task = make(f"jordan_{args.protocol}", **parse_task_args(args.task_arg))
+    metric = task.metrics[0]
+    rows = list(CORRELATION if args.protocol == "correlation" else REWARD) + [(r, r, None) for r in args.rule]
+    out, ref = [], None
+    for label, spec, settings in rows:
+        t0 = time.perf_counter()
+        res, _ = evaluate_rule(_resolve(spec, settings), task, seeds=args.seeds, steps=args.steps)
+        v = np.array([np.nan if x is None else x for x in res[metric]["values"]])
+        ref = v if ref is None else ref
+        p = paired_difference(v, ref)
+        out.append({"label": label, "rule": spec, "settings": settings, "values": v.tolist(),
+                    "mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
+                    "others": {k: res[k]["mean"] for k in res if k not in (metric, "finite")},
+                    "delta": p["delta"], "lo": p["lo"], "hi": p["hi"], "seconds": time.perf_counter() - t0})
+        if not args.json:
+            r = out[-1]
+            d = "" if len(out) == 1 else f"{r['delta']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]"
+            print(f"| {label} | `{spec}` | {r['mean']:.2f} ± {r['std']:.2f} | {r['min']:.2f} | "
+                  + ", ".join(f"{x:.1f}" for x in v) + f" | {d} | "
+                  + ", ".join(f"{k} {x:.2f}" for k, x in r["others"].items()) + " |", flush=True)
+    if args.json:
+        json.dump({"task": task.name, "metric": metric, "seeds": args.seeds, "split": "final", "rows": out},
+                  sys.stdout, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
