@@ -32,6 +32,21 @@ from .refine import make_local_search
 GROW_SCALES = (0.3, 0.1, 0.03, 0.01)    # sizes of a structural step's new monomial, times the largest constant
 
 
+def top_distinct(fitness, keys, k: int) -> list[int]:
+    """Indices of the ``k`` fittest entries with distinct ``keys`` (the first of each key), best first; ties in
+    index order; non-finite fitness never picked."""
+    f = np.asarray(fitness, np.float64)
+    f = np.where(np.isfinite(f), f, -np.inf)
+    picked, seen = [], set()
+    for i in np.argsort(-f, kind="stable"):
+        if len(picked) >= k or f[i] == -np.inf:
+            break
+        if keys[i] not in seen:
+            seen.add(keys[i])
+            picked.append(int(i))
+    return picked
+
+
 class Evolution(Strategy):
     def __init__(self, ctx, local_search: Callable | None = None):
         super().__init__(ctx)
@@ -74,14 +89,12 @@ class Evolution(Strategy):
             return {}
         st = search_state
         arch = st.select_archive if st.select else st.archive
-        order = sorted(((float(arch.fitness[c, j]), c, j) for c in range(arch.levels) for j in range(arch.per)
-                        if np.isfinite(arch.fitness[c, j]) and arch.fitness[c, j] > WORST),
-                       key=lambda t: (-t[0], t[1], t[2]))
-        picked, seen = [], set()
-        for _, c, j in order:
-            if len(picked) < h.final_top_k and arch.hashes[c][j] not in seen:
-                seen.add(arch.hashes[c][j])
-                picked.append((arch.hashes[c][j], expanded(arch.program(c, j), self.ctx.space)))
+        slots = [(c, j) for c in range(arch.levels) for j in range(arch.per)]
+        fit = np.array([arch.fitness[c, j] for c, j in slots], np.float64)
+        best = top_distinct(np.where(fit > WORST, fit, -np.inf), [arch.hashes[c][j] for c, j in slots],
+                            h.final_top_k)
+        picked = [(arch.hashes[c][j], expanded(arch.program(c, j), self.ctx.space))
+                  for c, j in (slots[i] for i in best)]
         done = []
         for r, (old, prog) in enumerate(picked):
             base_fit = st.fec.get(old, WORST)
@@ -116,11 +129,7 @@ class Evolution(Strategy):
             return None
         base = float(judge.evaluate(stack([prog]))[0][0])
         screen = np.asarray(judge.evaluate(stack([p for _, p in keyed]))[0], np.float64)
-        picked, seen = [], set()
-        for j in np.argsort(-np.where(np.isfinite(screen), screen, -np.inf), kind="stable"):
-            if len(picked) < h.grow_top_k and keyed[j][0] not in seen and np.isfinite(screen[j]):
-                seen.add(keyed[j][0])
-                picked.append(keyed[j][1])
+        picked = [keyed[j][1] for j in top_distinct(screen, [k for k, _ in keyed], h.grow_top_k)]
         best, best_fit = None, base
         for r, cand in enumerate(picked):
             new_prog, _ = self.local_search(jax.random.fold_in(key, r), cand,
@@ -186,15 +195,8 @@ class Evolution(Strategy):
         top_k = self.cfg.hybrid.top_k if top_k is None else top_k
         pop = np_prog(st.strategy.population)
         pf = np.asarray(st.strategy.fitness, np.float64)
-        order = np.argsort(-np.where(np.isfinite(pf), pf, -np.inf), kind="stable")
         hashes = fec_hashes(pop, self.ctx.space)
-        picked, seen = [], set()
-        for i in order:
-            if len(picked) >= top_k or not np.isfinite(pf[i]):
-                break
-            if hashes[i] not in seen:
-                seen.add(hashes[i])
-                picked.append(int(i))
+        picked = top_distinct(pf, hashes, top_k)
         improved = []
         for r, i in enumerate(picked):
             base_fit = st.fec.get(hashes[i], WORST)
