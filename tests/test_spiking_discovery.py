@@ -24,25 +24,29 @@ THREE = Space(post_vars=("sy", "ty"), pre_vars=("sx", "tx"), global_vars=("r", "
 
 
 def _typed(pop, space: Space):
-    """Every program of ``pop`` is pre x post -> elig -> M(globals) * elig -> w (the three_factor layout)."""
+    """Every program of ``pop`` is pre x post -> elig -> M(globals) * elig -> w (the three_factor layout; the last
+    ``space.weight_terms`` slots write w, the last one always on)."""
     P = jax.tree.map(np.asarray, pop)
     n_pv, n_qv, n_g = len(space.post_vars), len(space.pre_vars), len(space.global_vars)
     i_elig = space.syn.index("elig")
-    assert P.term_on[:, -1].all() and (P.term_tgt[:, -1] == TARGET_W).all()
-    assert (P.term_s[:, -1] == i_elig).all() and (P.term_q[:, -1] == 0).all()
-    assert (P.term_p[:, -1] >= 1 + n_pv).all()                                   # M: a global or an instruction
-    assert (P.term_tgt[:, :-1] == TARGET_ELIG).all() and (P.term_s[:, :-1] != i_elig).all()
-    assert P.term_on[:, :-1].any(axis=1).all()                                   # at least one eligibility term
-    p, q = P.term_p[:, :-1], P.term_q[:, :-1]
+    J = space.weight_terms
+    assert P.term_on[:, -1].all() and (P.term_tgt[:, -J:] == TARGET_W).all()
+    assert (P.term_s[:, -J:] == i_elig).all() and (P.term_q[:, -J:] == 0).all()
+    assert (P.term_p[:, -J:] >= 1 + n_pv).all()                                  # M: a global or an instruction
+    assert (P.term_tgt[:, :-J] == TARGET_ELIG).all() and (P.term_s[:, :-J] != i_elig).all()
+    assert P.term_on[:, :-J].any(axis=1).all()                                   # at least one eligibility term
+    p, q = P.term_p[:, :-J], P.term_q[:, :-J]
     assert not ((p >= 1 + n_pv) & (p < 1 + n_pv + n_g)).any()                    # elig terms read no global
     assert not ((q >= 1 + n_qv) & (q < 1 + n_qv + n_g)).any()
 
 
-def _three_factor_formula(prog, space) -> bool:
-    """The rule writes the eligibility trace, and its dw is a multiple of the trace."""
-    dw, de = to_sympy(prog, space)
+def _three_factor_formula(prog, space, strict: bool = True) -> bool:
+    """The rule writes the eligibility trace, and its dw is a multiple of the trace (``strict=False``: a dElig that
+    simplifies to 0, e.g. two eligibility terms that cancel, is allowed: such a rule never changes a weight)."""
+    out = to_sympy(prog, space)
+    dw, de = out if isinstance(out, tuple) else (out, 0)
     sym = {s.name: s for s in sympy.sympify(dw).free_symbols}
-    return de != 0 and "elig" in sym and sympy.expand(dw).subs(sym["elig"], 0) == 0
+    return (de != 0 or not strict) and "elig" in sym and sympy.expand(dw).subs(sym["elig"], 0) == 0
 
 
 def test_three_factor_space_types_random_programs_and_every_mutation():
@@ -58,6 +62,37 @@ def test_three_factor_space_types_random_programs_and_every_mutation():
     free = Space(post_vars=("sy",), pre_vars=("sx",), global_vars=("r",), syn=("1", "elig"), n_terms=2)
     prog = unstack(random_population(jax.random.key(3), free, 2))[0]
     assert all(np.array_equal(a, b) for a, b in zip(free.constrain(prog), prog))
+
+
+def test_three_factor_weight_terms_make_the_third_factor_a_sum_of_reads():
+    """weight_terms = 2: the last two slots write dw = (c1 M1 + c2 M2) * elig, so that r - rbar (the reward
+    prediction error) is one program of the space; random programs and mutants keep the typing, and some of
+    them read both globals."""
+    import dataclasses
+    two = dataclasses.replace(THREE, n_terms=4, weight_terms=2)
+    pop = random_population(jax.random.key(0), two, 128, 3)
+    _typed(pop, two)
+    step = jax.jit(jax.vmap(lambda k, p: mutate(k, p, two)))
+    both = 0
+    for i in range(4):
+        pop = step(jax.random.split(jax.random.key(i + 1), 128), pop)
+        _typed(pop, two)
+    for prog in unstack(pop):
+        assert _three_factor_formula(prog, two, strict=False), to_text(prog, two)
+        out = to_sympy(prog, two)
+        dw = out[0] if isinstance(out, tuple) else out
+        both += {"r", "rbar"} <= {s.name for s in sympy.sympify(dw).free_symbols}
+    assert both > 0
+    # the reward prediction error itself, written in the space: two weight slots reading r and rbar
+    from plasticity_search.rules.formula import compile_formula
+    prog, _ = compile_formula("dw = (r - rbar)*elig; delig = sy*tx - sx*ty", two, fit=False)
+    prog = jax.tree.map(np.asarray, prog)
+    assert to_text(prog, two) == "dw = elig*(r - rbar); delig = -sx*ty + sy*tx"
+    assert Space.from_dict(two.to_dict()) == two
+    with pytest.raises(RuleError, match="weight_terms"):
+        dataclasses.replace(THREE, weight_terms=3)
+    with pytest.raises(RuleError, match="weight_terms"):
+        dataclasses.replace(THREE, weight_terms=0)
 
 
 def test_three_factor_space_refuses_what_it_cannot_type():
@@ -86,7 +121,7 @@ def test_spiking_reward_three_factor_search_runs_from_random_programs():
     assert hof.entries and [b["name"] for b in hof.baselines] == ["r_stdp"]
     for entry in hof.entries:
         rule = hof.rule(entry.rank)
-        assert _three_factor_formula(rule.program, rule.space), entry.formula
+        assert _three_factor_formula(rule.program, rule.space, strict=False), entry.formula
         assert entry.paired["r_stdp"]["n"] == 2
     assert np.isfinite(hof.baselines[0]["fitness"])
 

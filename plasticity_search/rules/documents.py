@@ -114,15 +114,15 @@ def space_from_doc(d, where: str = "space") -> Space:
     if not isinstance(d, dict):
         raise RuleError(f"{where}: expected a mapping, got {_type(d)}")
     known = {"post_vars", "pre_vars", "global_vars", "ops", "syn", "n_post", "n_pre", "n_terms", "elig", "name",
-             "structure"}
+             "structure", "weight_terms"}
     for k, v in d.items():
         if k not in known:
             raise RuleError(f"{where}.{k}: unknown key (known: {', '.join(sorted(known))})")
         if k in ("post_vars", "pre_vars", "global_vars", "ops", "syn"):
             if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or len(v) > 256:
                 raise RuleError(f"{where}.{k}: expected a list of names, got {_type(v)}")
-        elif k in ("n_post", "n_pre", "n_terms"):
-            lo, hi = (1, MAX_TERMS) if k == "n_terms" else (0, MAX_INSTRUCTIONS)
+        elif k in ("n_post", "n_pre", "n_terms", "weight_terms"):
+            lo, hi = (1, MAX_TERMS) if k in ("n_terms", "weight_terms") else (0, MAX_INSTRUCTIONS)
             if not _is_int(v):
                 raise RuleError(f"{where}.{k}: expected int, got {_type(v)} {v!r}"[:200])
             if not lo <= v <= hi:

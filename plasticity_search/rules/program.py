@@ -92,6 +92,7 @@ class Space:
     name: str = "custom"
     structure: str = "free"  # 'free': any term may target w or elig with any factor; 'three_factor': typed slots
                              # (:meth:`constrain`): dElig = sum of pre x post terms, dW = M(post, globals) * elig
+    weight_terms: int = 1    # three_factor: the last weight_terms slots write dW (M = their sum, e.g. r - rbar)
 
     def __post_init__(self):
         for v in self.post_vars + self.pre_vars + self.global_vars:
@@ -116,10 +117,13 @@ class Space:
         if self.structure == "three_factor":
             if "elig" not in self.syn:
                 raise RuleError("structure 'three_factor' needs the synapse factor 'elig' in syn")
-            if self.n_terms < 2:
-                raise RuleError("structure 'three_factor' needs n_terms >= 2 (eligibility terms and a weight term)")
+            if self.n_terms < self.weight_terms + 1:
+                raise RuleError(f"structure 'three_factor' needs n_terms >= weight_terms + 1 = {self.weight_terms + 1}"
+                                " (eligibility terms and weight terms)")
             if not self.global_vars:
                 raise RuleError("structure 'three_factor' needs global variables (r, rbar) for the third factor")
+        if self.weight_terms < 1:
+            raise RuleError(f"weight_terms must be >= 1, got {self.weight_terms}")
         for n in ("n_post", "n_pre", "n_terms"):
             if getattr(self, n) < (1 if n == "n_terms" else 0):
                 raise RuleError(f"{n} must be >= {1 if n == 'n_terms' else 0}, got {getattr(self, n)}")
@@ -160,7 +164,7 @@ class Space:
         return {"post_vars": list(self.post_vars), "pre_vars": list(self.pre_vars),
                 "global_vars": list(self.global_vars), "ops": list(self.ops), "syn": list(self.syn),
                 "n_post": self.n_post, "n_pre": self.n_pre, "n_terms": self.n_terms, "elig": self.elig,
-                "name": self.name, "structure": self.structure}
+                "name": self.name, "structure": self.structure, "weight_terms": self.weight_terms}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Space":
@@ -174,15 +178,16 @@ class Space:
     def constrain(self, prog: Program) -> Program:
         """``prog`` projected onto the space's structure (pure JAX on one program; identity for 'free').
 
-        'three_factor' (a three-factor rule by construction): term slots ``0..K-2`` write the eligibility trace
-        (``dElig = sum_k c_k P_k(post) Q_k(pre) S_k``, S_k from the menu's factors without elig), the last slot
-        writes the weight through the trace: ``dW = c M(post, globals) * elig`` (Q = 1; factor elig, or w_elig
-        where the program picked it). The weight slot is always on, and so is at least one eligibility slot, so
-        every program of the space is pre x post -> elig -> third factor -> w; what the search chooses is which
-        pre x post terms, which third factor M (e.g. r, r - rbar) and their constants. Register reads are typed
-        too: an eligibility term reads no global input register directly (a read of r or rbar is moved to a
-        variable of its side), and the weight term's M reads a global or an instruction (a read of the constant 1
-        or a post variable is moved to a global); instructions may read anything.
+        'three_factor' (a three-factor rule by construction): term slots ``0..K-1-J`` write the eligibility trace
+        (``dElig = sum_k c_k P_k(post) Q_k(pre) S_k``, S_k from the menu's factors without elig), the last
+        ``J = weight_terms`` slots write the weight through the trace: ``dW = sum_j c_j M_j(post, globals) * elig``
+        (Q = 1; factor elig, or w_elig where the program picked it), so with J = 2 the third factor can be a
+        weighted sum of two reads such as ``r - rbar``. The last slot is always on, and so is at least one
+        eligibility slot, so every program of the space is pre x post -> elig -> third factor -> w; what the search
+        chooses is which pre x post terms, which third factor M (e.g. r, r - rbar) and their constants. Register
+        reads are typed too: an eligibility term reads no global input register directly (a read of r or rbar is
+        moved to a variable of its side), and a weight term's M reads a global or an instruction (a read of the
+        constant 1 or a post variable is moved to a global); instructions may read anything.
         Random programs and every mutation of :mod:`.mutation` end with this projection.
         """
         if self.structure == "free":
@@ -192,14 +197,14 @@ class Space:
         K = self.n_terms
         i_elig = self.syn.index("elig")
         no_elig = np.array([s not in ("elig", "w_elig") for s in self.syn])
-        w_slot = jnp.arange(K) == K - 1
+        w_slot = jnp.arange(K) >= K - self.weight_terms
         s = jnp.asarray(prog.term_s)
         s_ok = jnp.asarray(no_elig)[jnp.clip(s, 0, len(self.syn) - 1)]
         s_elig = jnp.where(s_ok, s, 0)                                   # eligibility slots: no elig factor
         s_w = jnp.full_like(s, i_elig)                                   # weight slot: elig (or w_elig)
         if "w_elig" in self.syn:
             s_w = jnp.where(s == self.syn.index("w_elig"), s, s_w)
-        on = jnp.asarray(prog.term_on) | w_slot
+        on = jnp.asarray(prog.term_on) | (jnp.arange(K) == K - 1)
         on = on.at[0].set(on[0] | ~jnp.any(on & ~w_slot))
         coef = jnp.asarray(prog.term_coef)
         coef = jnp.where(w_slot & (coef == 0), 1.0, coef).astype(coef.dtype)

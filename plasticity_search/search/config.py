@@ -27,8 +27,9 @@ Schema (keys and defaults; ``null`` = YAML None)::
       n_post: 3                  # instructions of the post-side program
       n_pre: 2                   # instructions of the pre-side program
       n_terms: 4                 # separable terms
-      structure: free            # free | three_factor (spiking, elig: term slots 0..K-2 write the eligibility
-                                 # trace from pre x post terms, the last writes dw = M(post, r, rbar) * elig)
+      structure: free            # free | three_factor (spiking, elig: term slots 0..K-1-J write the eligibility
+                                 # trace from pre x post terms, the last J write dw = M(post, r, rbar) * elig)
+      weight_terms: 1            # J: weight slots of three_factor (2: M can be a sum of two reads, e.g. r - rbar)
     search:
       strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid | random_search
       population: 64             # regularized evolution: population size; evosax: ES population per generation
@@ -949,8 +950,10 @@ def _check_space(cfg: SearchConfig, model: str):
     from ..rules.program import STRUCTURES
     if sp.structure not in STRUCTURES:
         raise _err("space.structure", f"unknown structure '{sp.structure}' (known: {', '.join(STRUCTURES)})")
-    if sp.structure == "three_factor" and not ("elig" in sp.syn and sp.n_terms >= 2):
-        raise _err("space.structure", "'three_factor' needs 'elig' in space.syn and space.n_terms >= 2")
+    _at_least("space.weight_terms", sp.weight_terms, 1)
+    if sp.structure == "three_factor" and not ("elig" in sp.syn and sp.n_terms >= sp.weight_terms + 1):
+        raise _err("space.structure", "'three_factor' needs 'elig' in space.syn and space.n_terms >= "
+                   f"space.weight_terms + 1 = {sp.weight_terms + 1}")
     return cfg.rule_space()
 
 
