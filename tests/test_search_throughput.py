@@ -57,6 +57,7 @@ def test_buckets_are_powers_of_two():
 
 def test_plan_covers_every_program_with_least_padding():
     ev = SplitEval.__new__(SplitEval)
+    ev.tight, ev.mesh = False, None
     for buckets, small in (([256, 512, 1024], None), ([4, 256, 512, 1024], 4), ([8, 16, 32], None), ([1], None)):
         # (the plan works for any sorted sizes; runs use evaluator.buckets)
         ev.buckets, ev.small = buckets, small
@@ -76,6 +77,11 @@ def test_plan_covers_every_program_with_least_padding():
     assert ev.plan(4) == [(4, 4)]           # the select re-scoring of 4 candidates is not padded to 256
     assert ev.plan(20) == [(20, 256)]       # a slice of a big batch never runs as 4-candidate calls
     assert ev.plan(1025) == [(1024, 1024), (1, 256)]
+    # a tight split (the end of a run: a few candidates on many seeds): the rest in one call of the power of two
+    # holding it, never padded to the search's batch
+    ev.buckets, ev.small, ev.tight = [16, 32], None, True
+    assert ev.plan(5) == [(5, 8)] and ev.plan(1) == [(1, 1)] and ev.plan(16) == [(16, 16)]
+    assert ev.plan(40) == [(32, 32), (8, 8)] and ev.plan(33) == [(32, 32), (1, 1)] and ev.plan(20) == [(20, 32)]
 
 
 def test_select_rescoring_gets_its_own_small_bucket():
@@ -85,6 +91,8 @@ def test_select_rescoring_gets_its_own_small_bucket():
     assert s.evaluator("select").plan(4) == [(4, 4)]          # not padded to 16
     assert s.evaluator("select").plan(20) in ([(16, 16), (4, 16)], [(20, 32)])   # never a slice in the small one
     assert s.evaluator("search").buckets == [16, 32, 64]
+    # the end of a run: the final split and the select choice are tight, the per-generation splits are not
+    assert s.evaluator("final").plan(5) == [(5, 8)] and s.evaluator("search").plan(5) == [(5, 16)]
     # a fixed small request (a refinement's ES population of 8, one program) keeps its own size
     assert s.evaluator("search", 8).buckets == [8] and s.evaluator("search", 1).buckets == [1]
 
@@ -189,3 +197,33 @@ def test_batched_complexity_and_hashes_equal_the_per_program_ones(space_name):
         dw, _ = probe_outputs(progs, space)
         ref = [hashlib.blake2b(_quantize(dw[i]).tobytes(), digest_size=12).hexdigest() for i in range(300)]
         assert fec_hashes(progs, space) == ref
+
+
+# --- the end of a run: calls side by side, FA in the candidates' call --------------------------------------------
+def test_overlapped_keeps_order_and_raises():
+    from plasticity_search.search.overlap import overlapped
+    assert overlapped([lambda i=i: i * i for i in range(5)]) == [0, 1, 4, 9, 16]
+    assert overlapped([lambda: 1], workers=4) == [1] and overlapped([]) == []
+
+    def boom():
+        raise ValueError("boom")
+    with pytest.raises(ValueError, match="boom"):
+        overlapped([lambda: 1, boom])
+
+
+def test_finalize_side_by_side_equals_one_after_the_other(monkeypatch):
+    """The final scores (candidates and FA in one call) and BP run side by side; the hall of fame is exactly that
+    of the same calls one after the other, and FA's entry equals FA scored on its own."""
+    import plasticity_search.search.baselines as bl
+    from plasticity_search.search.overlap import overlapped
+    over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+            "network.hidden": [8], "budget.generations": 2, "baselines": ["fa", "bp"]}
+    ref = _hof(load_config(TINY, over))
+    seq = lambda thunks, workers=None: overlapped(thunks, workers=1)  # noqa: E731
+    monkeypatch.setattr(bl, "overlapped", seq)
+    assert _hof(load_config(TINY, over)) == ref
+    doc = json.loads(ref)
+    fa = next(b for b in doc["baselines"] if b["name"] == "fa")
+    s = Search(load_config(TINY, over))
+    alone, _, _ = s.score_baselines("final")
+    assert next(b for b in alone if b["name"] == "fa")["instances"] == fa["instances"]

@@ -14,10 +14,11 @@ from typing import Any, Callable
 import numpy as np
 
 from ..rules.formula import compile_formula, to_text
-from ..rules.program import Program, RuleError, Space, stack
+from ..rules.program import Program, RuleError, Space, index, stack
 from ..rules.known import RULES, SPACES
 from .config import BP_BASELINE, rule_in_space
 from .fitness import json_float, summarize_metrics
+from .overlap import overlapped
 
 
 @dataclass(frozen=True)
@@ -47,33 +48,55 @@ def resolve_baselines(specs, space: Space, model: str, network) -> list[Baseline
     return out
 
 
-def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
-                    min_size: int = 0) -> tuple[list[dict], list]:
+def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness, min_size: int = 0,
+                    with_programs: tuple | None = None, parallel: bool = True) -> tuple[list[dict], list, tuple | None]:
     """Score baselines, grouped by (space, network) so that each group is one batch of one evaluator.
 
     ``evaluator_for(space, network, n)`` returns a :class:`~.engine.SplitEval` on the comparison split.
     Returns (JSON-able dicts with per-instance fitness under ``instances``, per baseline its per-task learning
-    curves [S, C] or None). ``min_size`` pads each batch like the candidates' (one compile for both).
+    curves [S, C] or None, the result of ``with_programs``). ``min_size`` pads each batch like the candidates'
+    (one compile for both). ``with_programs`` = (programs, space, network): programs that run in the same call as
+    the baselines of their space and network (the hall of fame and FA: one call at the end of a run, not two);
+    their (fitness, per-task metrics, curves) come back third (None without them). The groups' calls run side by
+    side (:func:`.overlap.overlapped`) unless ``parallel`` is False (evaluators sharded over a device mesh).
     """
     groups: dict = {}
     for i, b in enumerate(baselines):
         groups.setdefault((repr(b.space.to_dict()), repr(b.network)), []).append(i)
+    riders = None
+    if with_programs is not None:
+        progs, space, network = with_programs
+        riders = (progs, groups.setdefault((repr(space.to_dict()), repr(network)), []), space, network)
     out: list = [None] * len(baselines)
     curves: list = [None] * len(baselines)
+    ride = None
+    calls = []
     for idx in groups.values():
-        first = baselines[idx[0]]
-        ev = evaluator_for(first.space, first.network, len(idx))
-        own = ev.buckets[-1] <= len(idx)           # an evaluator of its own: no padding to the candidates' batch
-        fit, per_task, cvs = ev.evaluate(stack([baselines[i].program for i in idx]), curves=True,
-                                         min_size=0 if own else min_size)
-        for j, i in enumerate(idx):
+        progs = [baselines[i].program for i in idx]
+        n_ride = 0
+        if riders is not None and idx is riders[1]:
+            n_ride = int(np.asarray(riders[0].term_on).shape[0])
+            progs = [index(riders[0], r) for r in range(n_ride)] + progs
+            space, network = riders[2], riders[3]
+        else:
+            space, network = baselines[idx[0]].space, baselines[idx[0]].network
+        ev = evaluator_for(space, network, len(progs))
+        own = ev.buckets[-1] <= len(progs)         # an evaluator of its own: no padding to the candidates' batch
+        calls.append((idx, n_ride, lambda ev=ev, p=stack(progs), m=0 if own or n_ride else min_size:
+                      ev.evaluate(p, curves=True, min_size=m)))
+    results = overlapped([c for _, _, c in calls], workers=None if parallel else 1)
+    for (idx, n_ride, _), (fit, per_task, cvs) in zip(calls, results):
+        if n_ride:
+            ride = (fit[:n_ride], [{k: v[:n_ride] for k, v in m.items()} for m in per_task],
+                    [None if c is None else c[:n_ride] for c in cvs])
+        for j, i in enumerate(idx, start=n_ride):
             curves[i] = [None if c is None else c[j] for c in cvs]
             b = baselines[i]
             metrics = {"fitness": json_float(fit[j])}
             metrics.update(summarize_metrics([{k: v[j] for k, v in m.items()} for m in per_task]))
             out[i] = {"name": b.name, "formula": b.formula, "feedback": b.feedback, "fitness": json_float(fit[j]),
                       "metrics": metrics, "instances": instance_fitness(fitness, per_task, j)}
-    return out, curves
+    return out, curves, ride
 
 
 def instance_fitness(fitness, per_task: list[dict], j: int) -> list:

@@ -192,10 +192,10 @@ class Search:
     def baseline_specs(self) -> tuple[str, ...]:
         return fin.baseline_specs(self)
 
-    def score_baselines(self, split: str = "final", min_size: int = 0) -> tuple[list[dict], list]:
-        """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), and their
-        learning curves."""
-        return fin.score_baselines(self, split, min_size)
+    def score_baselines(self, split: str = "final", min_size: int = 0, with_programs=None, parallel: bool = True):
+        """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), their
+        learning curves and the scores of ``with_programs`` (evaluated in the same call; see finalize)."""
+        return fin.score_baselines(self, split, min_size, with_programs, parallel)
 
 
 # --------------------------------------------------------------------------------------------------------------

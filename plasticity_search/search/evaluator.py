@@ -60,10 +60,11 @@ def buckets(chunk: int, small: int | None = None, floor: int = MIN_BUCKET) -> li
 # --------------------------------------------------------------------------------------------------------------
 class SplitEval:
     def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None,
-                 small: int | None = None, floor: int = MIN_BUCKET):
+                 small: int | None = None, floor: int = MIN_BUCKET, tight: bool = False):
         self.space, self.fitness = space, fitness
         self.items = items                       # [(task, evaluate, instances)] (the models' contract)
         self.buckets = buckets(chunk, small, floor)
+        self.tight = tight                       # plan: what is left after full calls in one call, padded to 2^k
         self.small = small_bucket(small, self.buckets[-1])
         self.mesh = None
         if devices is not None:
@@ -78,7 +79,7 @@ class SplitEval:
 
     @classmethod
     def build(cls, space, tasks_and_entries, settings, fitness, split, chunk, steps=None, seeds=None, devices=None,
-              small=None, floor=MIN_BUCKET):
+              small=None, floor=MIN_BUCKET, tight=False):
         """``settings``: {model name: the run's settings of that model} (the rate network, the spiking options)."""
         items = []
         for task, entry in tasks_and_entries:
@@ -88,20 +89,27 @@ class SplitEval:
             model = MODELS[name]
             cfg = model.model_config(settings.get(name), st)
             items.append((task, model.make_evaluator(space, task, cfg), model.make_instances(task, sd, split, st)))
-        return cls(space, items, fitness, chunk, devices, small, floor)
+        return cls(space, items, fitness, chunk, devices, small, floor, tight)
 
     def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
         """(programs, padded size) of each compiled call for ``n`` programs: a batch that fits the small bucket
         runs in it; otherwise full calls of the largest bucket, then the rest split over the other buckets with
         the least padding (then the fewest calls). An FEC-thinned batch of 700 out of 1024 runs as 512 + 256, not
         as 1024. ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one
-        compile)."""
+        compile). A ``tight`` split (the end of a run: a few candidates on many seeds, where padding is paid in
+        full) runs what is left after the full calls in one call at the power of two holding it."""
         if self.small is not None and 0 < n <= self.small and min_size <= self.small:
             return [(n, self.small)]
         big = [b for b in self.buckets if b != self.small]
         top = big[-1]
         out = [(top, top)] * (n // top)
         rest = n % top
+        if rest and self.tight:
+            size = min(top, 1 << (max(rest, min_size, 1) - 1).bit_length())
+            if self.mesh is not None:
+                from .. import distributed as dist
+                size = dist.padded_size(size, self.mesh)
+            return out + [(rest, size)]
         if rest:
             if min_size > rest:
                 return out + [(rest, next(b for b in big if b >= min(min_size, top)))]
@@ -197,13 +205,16 @@ class Evaluator:
                                self.fit, split, min(chunk, self.chunk), devices=self.devices, **kw)
 
     def split(self, split: str, chunk: int | None = None) -> SplitEval | None:
+        """The evaluator of a split's tasks; the final split (scored once, at the end, on a few candidates and
+        the baselines) is ``tight``: its calls are padded to the next power of two, not to the search's batch."""
         chunk = chunk or self.chunk
         key = (split, chunk)
         if key not in self._evals:
             if not self.tasks[split]:
                 return None
             small = self.cfg.hall_of_fame.select_top_k if split == "select" else None
-            self._evals[key] = self.build(self.tasks[split], split, chunk, small=small or None)
+            self._evals[key] = self.build(self.tasks[split], split, chunk, small=small or None,
+                                          tight=split == "final")
         return self._evals[key]
 
     def hurdle(self) -> SplitEval | None:
@@ -238,8 +249,8 @@ class Evaluator:
         """The select tasks with ``hall_of_fame.select_seeds`` seeds each: what the final choice is made on."""
         if self.cfg.hall_of_fame.select_seeds is None or not self.tasks["select"]:
             return self.split("select")
-        if "choice" not in self._evals:
-            self._evals["choice"] = self.build(self.choice_entries("select"), "select", self.chunk)
+        if "choice" not in self._evals:       # scored once, at the end: tight like the final split
+            self._evals["choice"] = self.build(self.choice_entries("select"), "select", self.chunk, tight=True)
         return self._evals["choice"]
 
     def complexities(self, progs: Program) -> np.ndarray:

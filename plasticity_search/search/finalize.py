@@ -49,21 +49,24 @@ def finalize(search, state: SearchState) -> HallOfFame:
     scores = {"search": (search_fit, search_m)}
     cmp_split = "final" if search.tasks["final"] else ("select" if search.tasks["select"] else "search")
     cand_curves = None
-    for split in ("select", "final"):
-        e = search.choice_evaluator() if split == "select" else search.evaluator(split)
-        if e is not None:
-            if split == cmp_split:
-                fit_s, m_s, cand_curves = e.evaluate(progs, curves=True)
-                scores[split] = (fit_s, m_s)
-            else:
-                scores[split] = e.evaluate(progs)
+    # the select choice first (its calls usually have the final split's shapes: side by side, two threads would
+    # compile the same program twice), then on the comparison split the candidates and the baselines of their
+    # space (FA) in one call, side by side with the other baselines' calls (BP)
+    par = search.evaluators.devices is None          # a device mesh: one sharded call after the other
+    if search.tasks["select"] and cmp_split != "select":
+        scores["select"] = search.choice_evaluator().evaluate(progs)
+    if cmp_split == "search":
+        baselines, base_curves, _ = search.score_baselines(cmp_split, min_size=len(progs.term_on), parallel=par)
+    else:
+        baselines, base_curves, (fit_s, m_s, cand_curves) = search.score_baselines(cmp_split, with_programs=progs,
+                                                                                   parallel=par)
+        scores[cmp_split] = (fit_s, m_s)
     choose_split = "select" if "select" in scores else "search"
     cf = scores[choose_split][0]
     front = pareto_front(list(cf), list(cplx))
     best_local = choose_best([cf[i] for i in front], [cplx[i] for i in front], hofc.choose, hofc.eps)
     rest = sorted((i for k, i in enumerate(front) if k != best_local), key=lambda i: -_fin(cf[i]))
     order = [front[best_local]] + rest
-    baselines, base_curves = search.score_baselines(cmp_split, min_size=len(progs.term_on))   # shares their compile
     inf = dict(info(search, state), compared_on=cmp_split,
                choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local]))
     if cand_curves is not None:
@@ -126,23 +129,28 @@ def baseline_specs(search) -> tuple[str, ...]:
     return default_baselines(search.cfg, search.tasks["search"][0][0].objective)
 
 
-def score_baselines(search, split: str = "final", min_size: int = 0) -> tuple[list[dict], list]:
-    """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), and their
-    learning curves; see :func:`.baselines.score_baselines`."""
+def score_baselines(search, split: str = "final", min_size: int = 0, with_programs=None,
+                    parallel: bool = True) -> tuple[list[dict], list, tuple | None]:
+    """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), their
+    learning curves, and the (fitness, per-task metrics, curves) of ``with_programs`` (programs of the run's space,
+    evaluated in the same call as the baselines of that space); see :func:`.baselines.score_baselines`."""
+    own_ev = search.choice_evaluator() if split == "select" else search.evaluator(split)
     specs = search.baseline_specs()
     if not specs or not search.tasks[split]:
-        return [], []
+        return [], [], None if with_programs is None else own_ev.evaluate(with_programs, curves=True)
     net = search.network
     bls = resolve_baselines(specs, search.space, search.model, net if search.model == "rate" else None)
+    own_net = net if search.model == "rate" else None
 
     def evaluator_for(space, network, n):
-        if space is search.space and network == net:
-            return search.choice_evaluator() if split == "select" else search.evaluator(split)
+        if space is search.space and network == own_net:
+            return own_ev
         # a baseline outside the run's space or network has its own compile: a batch of exactly its size
         return search.evaluators.build(search.evaluators.choice_entries(split), split, max(n, 1), space=space,
                                        network=network, floor=1)
 
-    return _score_baselines(bls, evaluator_for, search.fit, min_size)
+    ride = None if with_programs is None else (with_programs, search.space, own_net)
+    return _score_baselines(bls, evaluator_for, search.fit, min_size, with_programs=ride, parallel=parallel)
 
 
 def snap(search, progs, fit):

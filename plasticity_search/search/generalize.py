@@ -23,6 +23,7 @@ from ..rate import METRIC_SIGN, InnerConfig, evaluate_population
 from ..rules.program import Program, Space, stack
 from .baselines import resolve_baselines
 from .config import DEFAULT_METRIC, GeneralizationConfig, SearchConfig, task_metrics
+from .overlap import overlapped
 from .stats import paired_difference
 
 FEWSHOT_FAMILIES = ("digits_fewshot", "mnist1d_fewshot")
@@ -78,26 +79,34 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
 
     conditions = conditions_of(cfg) if conditions is None else conditions
     n_default = int(seeds or cfg.generalization.seeds)
-    rows = []
+    plans, calls = [], []
+
+    def call(pop, sp, task, icfg, sd):
+        calls.append(lambda: evaluate_population(pop, sp, task, icfg, sd, split)[0])
+        return len(calls) - 1
+
     for c in conditions:
         task = make(c["task"], **dict(c.get("args") or {}))
         net = cfg.network_config().with_(**{k: (tuple(v) if isinstance(v, list) else v)
                                             for k, v in (c.get("network") or {}).items()})
         metric = cfg.fitness.metric if cfg.fitness.metric in task_metrics(task) else DEFAULT_METRIC[task.objective]
-        sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
         sd = list(range(int(c.get("seeds") or n_default)))
         icfg = InnerConfig(network=net, steps=c.get("steps"))
         fa, bp = resolve_baselines(("fa", "bp"), space, "rate", net)
         if fa.space is space:          # the rule and FA in one batch: one compile
-            m, _ = evaluate_population(stack([prog, fa.program]), space, task, icfg, sd, split)
-            r, f = np.asarray(m[metric][0], np.float64), np.asarray(m[metric][1], np.float64)
+            j = call(stack([prog, fa.program]), space, task, icfg, sd)
+            r_at, f_at = (j, 0), (j, 1)
         else:
-            m, _ = evaluate_population(stack([prog]), space, task, icfg, sd, split)
-            mf, _ = evaluate_population(stack([fa.program]), fa.space, task, icfg, sd, split)
-            r, f = np.asarray(m[metric][0], np.float64), np.asarray(mf[metric][0], np.float64)
-        mb, _ = evaluate_population(stack([bp.program]), bp.space, task, InnerConfig(network=bp.network,
-                                                                                     steps=c.get("steps")), sd, split)
-        b = np.asarray(mb[metric][0], np.float64)
+            r_at, f_at = (call(stack([prog]), space, task, icfg, sd), 0), (call(stack([fa.program]), fa.space,
+                                                                                task, icfg, sd), 0)
+        b_at = (call(stack([bp.program]), bp.space, task, InnerConfig(network=bp.network, steps=c.get("steps")),
+                     sd), 0)
+        plans.append((c, task, net, metric, sd, r_at, f_at, b_at))
+    results = overlapped(calls)        # every condition's calls side by side: independent, results unchanged
+    rows = []
+    for c, task, net, metric, sd, *at in plans:
+        r, f, b = (np.asarray(results[j][metric][i], np.float64) for j, i in at)
+        sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
         row = {"condition": condition_name(c), "task": c["task"], "network": dict(c.get("network") or {}),
                "layers": net.spec(task.n_in, task.n_out),
                "metric": metric, "seeds": len(sd), "rule": _mean(r), "fa": _mean(f), "bp": _mean(b),
