@@ -70,19 +70,19 @@ def test_three_factor_weight_terms_make_the_third_factor_a_sum_of_reads():
     them read both globals."""
     import dataclasses
     two = dataclasses.replace(THREE, n_terms=4, weight_terms=2)
-    pop = random_population(jax.random.key(0), two, 128, 3)
+    pop = random_population(jax.random.key(0), two, 64, 3)
     _typed(pop, two)
     step = jax.jit(jax.vmap(lambda k, p: mutate(k, p, two)))
-    both = 0
-    for i in range(4):
-        pop = step(jax.random.split(jax.random.key(i + 1), 128), pop)
+    for i in range(3):
+        pop = step(jax.random.split(jax.random.key(i + 1), 64), pop)
         _typed(pop, two)
-    for prog in unstack(pop):
+    P = jax.tree.map(np.asarray, pop)
+    g0 = 1 + len(two.post_vars)                         # register of r; rbar is the next one
+    reads = P.term_on[:, -2:] & (P.term_p[:, -2:] >= g0) & (P.term_p[:, -2:] < g0 + 2)
+    both = reads.all(axis=1) & (P.term_p[:, -2] != P.term_p[:, -1])
+    assert both.any()                                   # some programs weigh r against rbar
+    for prog in [p for p, b in zip(unstack(pop), both) if b][:4] + unstack(pop)[:4]:
         assert _three_factor_formula(prog, two, strict=False), to_text(prog, two)
-        out = to_sympy(prog, two)
-        dw = out[0] if isinstance(out, tuple) else out
-        both += {"r", "rbar"} <= {s.name for s in sympy.sympify(dw).free_symbols}
-    assert both > 0
     # the reward prediction error itself, written in the space: two weight slots reading r and rbar
     from plasticity_search.rules.formula import compile_formula
     prog, _ = compile_formula("dw = (r - rbar)*elig; delig = sy*tx - sx*ty", two, fit=False)
