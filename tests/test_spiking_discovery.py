@@ -49,13 +49,19 @@ def _three_factor_formula(prog, space, strict: bool = True) -> bool:
     return (de != 0 or not strict) and "elig" in sym and sympy.expand(dw).subs(sym["elig"], 0) == 0
 
 
-def test_three_factor_space_types_random_programs_and_every_mutation():
-    pop = random_population(jax.random.key(0), THREE, 64, 2)
-    _typed(pop, THREE)
-    step = jax.jit(jax.vmap(lambda k, p: mutate(k, p, THREE)))
-    for i in range(4):
+def _typed_through_mutations(space: Space, init_terms: int, rounds: int):
+    """64 random programs of ``space`` mutated ``rounds`` times, every generation checked by :func:`_typed`."""
+    pop = random_population(jax.random.key(0), space, 64, init_terms)
+    _typed(pop, space)
+    step = jax.jit(jax.vmap(lambda k, p: mutate(k, p, space)))
+    for i in range(rounds):
         pop = step(jax.random.split(jax.random.key(i + 1), 64), pop)
-        _typed(pop, THREE)
+        _typed(pop, space)
+    return pop
+
+
+def test_three_factor_space_types_random_programs_and_every_mutation():
+    pop = _typed_through_mutations(THREE, 2, 4)
     for prog in unstack(pop)[:16]:
         assert _three_factor_formula(prog, THREE), to_text(prog, THREE)
     # a free space is left alone
@@ -70,12 +76,7 @@ def test_three_factor_weight_terms_make_the_third_factor_a_sum_of_reads():
     them read both globals."""
     import dataclasses
     two = dataclasses.replace(THREE, n_terms=4, weight_terms=2)
-    pop = random_population(jax.random.key(0), two, 64, 3)
-    _typed(pop, two)
-    step = jax.jit(jax.vmap(lambda k, p: mutate(k, p, two)))
-    for i in range(3):
-        pop = step(jax.random.split(jax.random.key(i + 1), 64), pop)
-        _typed(pop, two)
+    pop = _typed_through_mutations(two, 3, 3)
     P = jax.tree.map(np.asarray, pop)
     g0 = 1 + len(two.post_vars)                         # register of r; rbar is the next one
     reads = P.term_on[:, -2:] & (P.term_p[:, -2:] >= g0) & (P.term_p[:, -2:] < g0 + 2)
