@@ -63,10 +63,10 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
     groups: dict = {}
     for i, b in enumerate(baselines):
         groups.setdefault((repr(b.space.to_dict()), repr(b.network)), []).append(i)
-    riders = None
+    ride_group = None                  # the group (list of baseline indices) the programs ride with
     if with_programs is not None:
-        progs, space, network = with_programs
-        riders = (progs, groups.setdefault((repr(space.to_dict()), repr(network)), []), space, network)
+        ride_progs, ride_space, ride_net = with_programs
+        ride_group = groups.setdefault((repr(ride_space.to_dict()), repr(ride_net)), [])
     out: list = [None] * len(baselines)
     curves: list = [None] * len(baselines)
     ride = None
@@ -74,10 +74,10 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
     for idx in groups.values():
         progs = [baselines[i].program for i in idx]
         n_ride = 0
-        if riders is not None and idx is riders[1]:
-            n_ride = int(np.asarray(riders[0].term_on).shape[0])
-            progs = [index(riders[0], r) for r in range(n_ride)] + progs
-            space, network = riders[2], riders[3]
+        if idx is ride_group:
+            n_ride = int(np.asarray(ride_progs.term_on).shape[0])
+            progs = [index(ride_progs, r) for r in range(n_ride)] + progs
+            space, network = ride_space, ride_net
         else:
             space, network = baselines[idx[0]].space, baselines[idx[0]].network
         ev = evaluator_for(space, network, len(progs))

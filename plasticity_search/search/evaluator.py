@@ -21,6 +21,7 @@ from ..models import MODELS, model_name
 from ..rules.fec import fec_hashes
 from ..rules.program import Program, Space, complexities
 from .fitness import FitnessFn
+from .hall_of_fame import top_distinct
 from .state import SearchState, np_prog, take
 
 
@@ -309,17 +310,8 @@ class Evaluator:
         ev = self.split("select")
         if k == 0 or ev is None:
             return
-        sel_fitness = np.asarray(sel_fitness, np.float64)
-        order = np.argsort(-np.where(np.isfinite(sel_fitness), sel_fitness, -np.inf), kind="stable")
-        pick, seen = [], set()
-        for i in order:
-            if len(pick) >= k or not np.isfinite(sel_fitness[i]):
-                break
-            h = hashes[i]
-            if h in seen or h in state.select:
-                continue
-            seen.add(h)
-            pick.append(int(i))
+        scored = np.array([h in state.select for h in hashes], bool)     # already re-scored: never picked again
+        pick = top_distinct(np.where(scored, -np.inf, np.asarray(sel_fitness, np.float64)), hashes, k)
         if not pick:
             return
         sub = take(np_prog(progs), pick)

@@ -141,6 +141,21 @@ def choose_best(fitness, complexity, rule: str = "eps", eps: float = 0.01) -> in
     return min(ok, key=lambda i: (complexity[i], -f[i]))
 
 
+def top_distinct(fitness, keys, k: int) -> list[int]:
+    """Indices of the ``k`` fittest entries with distinct ``keys`` (the first of each key), best first; ties in
+    index order; non-finite fitness never picked."""
+    f = np.asarray(fitness, np.float64)
+    f = np.where(np.isfinite(f), f, -np.inf)
+    picked, seen = [], set()
+    for i in np.argsort(-f, kind="stable"):
+        if len(picked) >= k or f[i] == -np.inf:
+            break
+        if keys[i] not in seen:
+            seen.add(keys[i])
+            picked.append(int(i))
+    return picked
+
+
 def _f(x) -> float:
     x = -np.inf if x is None else float(x)
     return x if np.isfinite(x) else -np.inf
@@ -304,4 +319,4 @@ def _jsonable(x):
     return x
 
 
-__all__ = ["HallOfFame", "Entry", "Archive", "pareto_front", "choose_best", "max_complexity"]
+__all__ = ["HallOfFame", "Entry", "Archive", "pareto_front", "choose_best", "top_distinct", "max_complexity"]

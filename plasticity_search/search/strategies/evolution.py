@@ -23,6 +23,7 @@ from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
 from ..canonical import expanded, grown_keyed
 from ..fitness import WORST
+from ..hall_of_fame import top_distinct
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
 from ..state import np_prog, take
 from .protocol import Strategy
@@ -30,21 +31,6 @@ from .refine import make_local_search
 
 
 GROW_SCALES = (0.3, 0.1, 0.03, 0.01)    # sizes of a structural step's new monomial, times the largest constant
-
-
-def top_distinct(fitness, keys, k: int) -> list[int]:
-    """Indices of the ``k`` fittest entries with distinct ``keys`` (the first of each key), best first; ties in
-    index order; non-finite fitness never picked."""
-    f = np.asarray(fitness, np.float64)
-    f = np.where(np.isfinite(f), f, -np.inf)
-    picked, seen = [], set()
-    for i in np.argsort(-f, kind="stable"):
-        if len(picked) >= k or f[i] == -np.inf:
-            break
-        if keys[i] not in seen:
-            seen.add(keys[i])
-            picked.append(int(i))
-    return picked
 
 
 class Evolution(Strategy):
