@@ -110,7 +110,8 @@ def _evaluate_one(spec: str, task, args) -> dict:
     name = model_name(task)
     if rule.model != name:
         raise UsageError(f"rule '{rule.name}' is a {rule.model} rule; task '{task.name}' is a {name} task")
-    options = ({"network": args.network, "lr": args.lr, "batch_size": args.batch_size} if name == "rate" else {})
+    options = ({"network": args.network, "lr": args.lr, "batch_size": args.batch_size} if name == "rate"
+               else {"lr": args.lr})
     readout = {"readout_rule": getattr(args, "readout_rule", None), "readout_lr": getattr(args, "readout_lr", None)}
     if any(v is not None for v in readout.values()):       # per-layer rules (rate networks)
         if name != "rate":
@@ -124,6 +125,9 @@ def _evaluate_one(spec: str, task, args) -> dict:
     if curve is not None:
         out.update(network=curve["network"], lr=curve["lr"],
                    **{k: curve[k] for k in ("readout_rule", "readout_lr") if k in curve})
+    else:       # spiking: the rule's simulation settings (a run's rule carries the run's), --lr replacing its lr
+        from .spiking.plasticity import hyper_dict
+        out["lr"] = hyper_dict(rule.defaults, **({} if args.lr is None else {"lr": args.lr}))["lr"]
     out.update(steps=(args.steps or task.default_steps) if curve is not None else args.steps, seeds=args.seeds,
                split=args.split, metrics=metrics)
     if curve is not None:
@@ -171,7 +175,8 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"rule     {out['rule']}   {rule_equation(out['formula'])}")
     print(f"task     {out['task']} ({out['kind']}, split {out['split']}, {out['seeds']} seeds)   "
-          f"feedback {out['feedback']}" + (f"   network {out['network']}   lr {out['lr']}" if "network" in out else "")
+          f"feedback {out['feedback']}" + (f"   network {out['network']}" if "network" in out else "")
+          + (f"   lr {out['lr']}" if "lr" in out else "")
           + (f"   readout rule {out['readout_rule']} (lr {out['readout_lr']})" if "readout_rule" in out else ""))
     for k, v in out["metrics"].items():
         m, s = v["mean"], v["std"]

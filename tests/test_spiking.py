@@ -210,12 +210,34 @@ def test_evaluate_rule_api_and_errors():
     assert set(res) == {"neg_rmse", "neg_rmse_before", "finite"}
     assert all(set(v) == {"mean", "std", "values"} for v in res.values()) and res["finite"]["mean"] == 1.0
     assert all(len(v["values"]) == 2 for v in res.values())          # per seed, for paired comparisons
+    frozen, _ = evaluate_rule(resolve_rule("bp_stdp"), "spiking_teacher", seeds=2, steps=300, split="select", lr=0.0)
+    np.testing.assert_allclose(frozen["neg_rmse"]["values"], frozen["neg_rmse_before"]["values"], rtol=1e-5)
+    np.testing.assert_allclose(frozen["neg_rmse_before"]["values"], res["neg_rmse_before"]["values"], rtol=1e-6)
+    assert res["neg_rmse"]["mean"] > frozen["neg_rmse"]["mean"]       # the rule's own lr learns; lr 0 does not
     with pytest.raises(RuleError):
         evaluate_rule(resolve_rule("oja"), "spiking_teacher")
     with pytest.raises(RuleError):
         evaluate_rule(resolve_rule("bp_stdp"), "digits")
     with pytest.raises(RuleError):
         evaluate_rule(resolve_rule("bp_stdp"), "spiking_teacher", feedback="nope")
+
+
+def test_evaluate_cli_lr_reaches_spiking_rules(capsys):
+    """``evaluate --lr`` replaces a spiking rule's learning rate (it used to be ignored) and is shown."""
+    from plasticity_search import cli
+    args = ["evaluate", "bp_stdp", "--task", "spiking_teacher", "--seeds", "2", "--steps", "300", "--split",
+            "select", "--json"]
+    assert cli.main(args + ["--lr", "0"]) == 2                           # bad flag: one line, exit 2
+    capsys.readouterr()
+    assert cli.main(args + ["--lr", "1e-9"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["lr"] == 1e-9
+    m = out["metrics"]
+    np.testing.assert_allclose(m["neg_rmse"]["values"], m["neg_rmse_before"]["values"], rtol=1e-4)
+    assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["lr"] == resolve_rule("bp_stdp").defaults["lr"]
+    assert out["metrics"]["neg_rmse"]["mean"] > out["metrics"]["neg_rmse_before"]["mean"]
 
 
 # ------------------------------------------------------------------------------------------------------- tasks

@@ -135,11 +135,12 @@ def make_evaluator(space: Space, task, cfg=None):
 
 
 def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: str = "final",
-                  feedback: str = "fa") -> tuple[dict[str, dict], None]:
+                  feedback: str = "fa", lr: float | None = None) -> tuple[dict[str, dict], None]:
     """Score one rule (a ResolvedRule) on a spiking task (a name or a task): ``({metric: {"mean": m, "std": s,
     "values": [per seed]}}, None)`` over ``seeds`` seeds (no learning curve).
 
-    The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults``. Metrics:
+    The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults`` (a run's
+    rule carries the run's spiking settings; a formula has none); ``lr`` replaces the learning rate. Metrics:
     the task's (``task.metrics``) plus ``finite`` (fraction of seeds where everything stayed finite); a metric's
     mean and std are NaN if any seed was not finite.
     """
@@ -149,7 +150,10 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
         raise RuleError(f"seeds must be >= 1, got {seeds}")
     task = spiking_task(task)
     inst = make_instances(task, range(int(seeds)), split, steps)
-    cfg = EvalConfig(_freeze(dict(rule.defaults or {})), feedback)
+    defaults = dict(rule.defaults or {})
+    if lr is not None:
+        defaults["lr"] = float(lr)
+    cfg = EvalConfig(_freeze(defaults), feedback)
     pop = Program(*[np.asarray(x)[None] for x in rule.program])
     out, _ = make_evaluator(rule.space, task, cfg)(pop, inst)
     res = {}
