@@ -108,13 +108,17 @@ def _nice_ratio(r: float) -> float:
     return float(s * _NICE_RATIOS[np.argmin(np.abs(_NICE_RATIOS - abs(r)))])
 
 
-def snap_variants(prog: Program, space: Space) -> list[Program]:
+def snap_variants(prog: Program, space: Space, free: tuple | None = None) -> list[Program]:
     """Rounded versions of a program's live constants, nicest first: coefficients as nice ratios of the largest
-    (rounded to 1 then 2 significant digits), then every constant to 2 significant digits."""
+    (rounded to 1 then 2 significant digits), then every constant to 2 significant digits. ``free``: (term,
+    post-instruction, pre-instruction) masks of the slots whose constants may be rounded (a search's fixed part
+    keeps its own: :meth:`.fixed.FixedPart.free`); None: all."""
     from ..rules.ops import OP_BY_NAME
     from ..rules.program import liveness
     prog = _np_prog(prog)
     live_post, live_pre, terms = liveness(prog, space)
+    if free is not None:
+        terms, live_post, live_pre = terms & free[0], live_post & free[1], live_pre & free[2]
     t_idx = np.nonzero(terms)[0]
     if len(t_idx) == 0:
         return []

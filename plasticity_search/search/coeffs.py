@@ -69,7 +69,10 @@ class Parametrization:
 
     # --- constructors ------------------------------------------------------------------------------------------
     @classmethod
-    def from_program(cls, prog: Program, space: Space, all_constants: bool = False) -> "Parametrization":
+    def from_program(cls, prog: Program, space: Space, all_constants: bool = False,
+                     free: tuple | None = None) -> "Parametrization":
+        """``free``: (term, post-instruction, pre-instruction) masks of the slots whose constants are parameters
+        (:meth:`.fixed.FixedPart.free`: a search's fixed part keeps its constants); None: all."""
         prog = Program(*[np.asarray(x) for x in prog])
         K = int(prog.term_on.shape[0])
         if all_constants:
@@ -77,6 +80,8 @@ class Parametrization:
             post_idx, pre_idx = np.arange(space.n_post), np.arange(space.n_pre)
         else:
             live_post, live_pre, live_terms = liveness(prog, space)
+            if free is not None:
+                live_terms, live_post, live_pre = live_terms & free[0], live_post & free[1], live_pre & free[2]
             terms = np.nonzero(live_terms)[0]
             post_idx = np.array([i for i in np.nonzero(live_post)[0]
                                  if OP_BY_NAME[space.ops[int(prog.post_op[i])]].uses_const], np.int64)

@@ -40,6 +40,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       aging: true                # true: the oldest die (regularized evolution); false: the worst die
       init_terms: 2              # active terms of random initial programs (1..init_terms)
       seed_rules: []             # known rules / formulas placed in the initial population
+      fixed: null                # a part of every candidate held fixed, as a formula (search/fixed.py), e.g.
+                                 # "delig = sy*tx - 0.01*v*v*tx": the search chooses the rest of the rule
       mutation: {alter_operand: 0.2, alter_op: 0.15, randomize_instruction: 0.1, insert: 0.15, remove: 0.1,
                  change_constant: 0.25, randomize_all: 0.05}   # relative probabilities
       fec: true                  # functional-equivalence cache: a child equal on the probe batch reuses a fitness
@@ -213,6 +215,7 @@ class SearchSection:
     aging: bool = True
     init_terms: int = 2
     seed_rules: tuple[str, ...] = ()
+    fixed: Optional[str] = None
     mutation: dict = field(default_factory=lambda: _default_mutation())
     fec: bool = True
     hurdle: Optional[HurdleConfig] = None
@@ -989,6 +992,16 @@ def _check_search(cfg: SearchConfig, space, model: str) -> SearchConfig:
         raise _err("search.seed_rules", f"more seed rules than search.population ({s.population})")
     for i, r in enumerate(s.seed_rules):
         _check_rule_in_space(r, space, f"search.seed_rules[{i}]", model)
+    if s.fixed is not None:
+        from ..rules.program import RuleError
+        from .fixed import fixed_part
+        if s.strategy not in ("regularized_evolution", "hybrid"):
+            raise _err("search.fixed", f"holds part of evolved programs fixed: strategy regularized_evolution or "
+                                       f"hybrid, not {s.strategy}")
+        try:
+            fixed_part(s.fixed, space)
+        except RuleError as exc:
+            raise _err("search.fixed", str(exc).splitlines()[0].removeprefix("fixed part: ")) from None
     if s.restart_after is not None:
         _at_least("search.restart_after", s.restart_after, 1)
     if s.hurdle is not None:

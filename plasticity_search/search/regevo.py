@@ -25,6 +25,7 @@ import jax.numpy as jnp
 
 from ..rules.mutation import DEFAULT_MUTATION_PROBS, mutate, random_population
 from ..rules.program import Program, Space
+from .fixed import FixedPart
 
 # mutation and random programs are cheap at run time but big graphs: compile them without LLVM optimisation
 # (about half the compile time on the 2-core CPU; results are bit-identical, fast-math is off either way)
@@ -47,10 +48,14 @@ class RegularizedEvolution:
     mutation_probs: tuple = DEFAULT_MUTATION_PROBS
     aging: bool = True
     init_terms: int = 2
+    fixed: FixedPart | None = None      # search.fixed: slots every program holds fixed (random ones and children)
+
+    def _fix(self, progs: Program) -> Program:
+        return progs if self.fixed is None else jax.vmap(self.fixed.apply)(progs)
 
     def initialize(self, key) -> Program:
         """A random population of ``population_size`` programs."""
-        return random_population(key, self.space, self.population_size, self.init_terms)
+        return self._fix(random_population(key, self.space, self.population_size, self.init_terms))
 
     def init(self, population: Program, fitness) -> RegEvoState:
         n = self.population_size
@@ -66,7 +71,7 @@ class RegularizedEvolution:
             prog = jax.tree.map(lambda x: x[parent], state.population)
             return mutate(k_m, prog, self.space, self.mutation_probs)
 
-        return jax.vmap(one)(jax.random.split(key, self.num_children))
+        return self._fix(jax.vmap(one)(jax.random.split(key, self.num_children)))
 
     def tell(self, state: RegEvoState, children: Program, fitness) -> tuple[RegEvoState, dict]:
         """Insert the children in place of the oldest (``aging``) or the worst members."""

@@ -22,6 +22,7 @@ import numpy as np
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
 from ..canonical import expanded, grown_keyed
+from ..fixed import fixed_part
 from ..fitness import WORST
 from ..hall_of_fame import top_distinct
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
@@ -37,14 +38,18 @@ class Evolution(Strategy):
     def __init__(self, ctx, local_search: Callable | None = None):
         super().__init__(ctx)
         s = self.cfg.search
+        self.fixed = fixed_part(s.fixed, ctx.space) if s.fixed is not None else None
         self.regevo = RegularizedEvolution(ctx.space, s.population, s.tournament, s.children,
-                                           tuple(s.mutation[m] for m in s.mutation), s.aging, s.init_terms)
+                                           tuple(s.mutation[m] for m in s.mutation), s.aging, s.init_terms,
+                                           self.fixed)
         self.use_fec = s.fec
         self.local_search = local_search    # (key, program, fitness, search_state, evaluator) -> (program, fitness)
 
     def initial(self, key) -> Program:
         pop = Program(*[np.array(x) for x in jitted(self.regevo, "initialize")(key)])
         for i, prog in enumerate(self.ctx.seed_programs()):
+            if self.fixed is not None:          # a seed rule keeps its other slots; the fixed ones are the part's
+                prog = self.fixed.apply(prog)
             for dst, src in zip(pop, prog):
                 dst[i] = np.asarray(src)
         return pop

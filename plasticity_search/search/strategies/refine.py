@@ -22,19 +22,27 @@ import numpy as np
 
 from ...rules.program import index, stack
 from ..coeffs import Parametrization
+from ..fixed import fixed_part
 from ..fitness import WORST
 from ..state import np_prog
 from .coefficients import coeff_strategy
 from .metagrad import build_metagrad
 
 
+def _fixed(ctx):
+    s = ctx.cfg.search
+    return fixed_part(s.fixed, ctx.space) if s.fixed is not None else None
+
+
 class ESRefine:
     def __init__(self, ctx):
         self.ctx, self.cfg = ctx, ctx.cfg
+        self.fixed = _fixed(ctx)            # search.fixed: its constants are not tuned
 
     def __call__(self, key, prog, base_fit, st, evaluator, steps: int | None = None):
         h = self.cfg.hybrid
-        param = Parametrization.from_program(prog, self.ctx.space)
+        free = None if self.fixed is None else self.fixed.free(np_prog(prog))
+        param = Parametrization.from_program(prog, self.ctx.space, free=free)
         if param.n == 0:
             return None, WORST
         own = evaluator.refine_split(h.population)        # None: judge on the search fitness itself
@@ -70,6 +78,7 @@ class MetaGradRefine:
     def __init__(self, ctx):
         self.ctx, self.cfg = ctx, ctx.cfg
         self._built = None
+        self.fixed = _fixed(ctx)
 
     def _mg(self):
         if self._built is None:
@@ -87,6 +96,8 @@ class MetaGradRefine:
         for s in range(self.cfg.hybrid.steps if steps is None else steps):
             ms, _ = upd(jax.random.fold_in(key, s), ms, batch, base)
         new = np_prog(param.to_program(ms.theta))
+        if self.fixed is not None and self.fixed.holds(np_prog(prog)):    # the fixed part's constants stay
+            new = np_prog(self.fixed.apply(new))
         ev = evaluator.evaluate(st, stack([new]), self.cfg.search.fec, chunk=1)
         fit = float(ev.fitness[0])
         return (new, fit) if fit > base_fit else (None, fit)
