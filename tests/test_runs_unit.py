@@ -185,6 +185,10 @@ def test_progress_prints_plain_lines_when_not_a_terminal():
     assert "gen 1/100" in gens[0] and "gen 100/100" in gens[1]
     assert "best so far 0.6" in gens[1] and "select 0.45" in gens[1] and "1,234 cand/s" in gens[1]
     buf = io.StringIO()
+    with SearchProgress(2, enabled=None, stream=buf) as p:        # a slow spiking search: not "0 cand/s"
+        p.update(1, {"best_fitness": 0.1, "candidates_per_s": 0.1937})
+    assert "0.19 cand/s" in buf.getvalue()
+    buf = io.StringIO()
     with SearchProgress(5, enabled=False, stream=buf) as p:
         p.phase("x")
         p.update(3, {"best_fitness": 0.5})

@@ -74,7 +74,7 @@ class SearchProgress:
         cps = m.get("candidates_per_s")
         if self.mode == "bar" and self._progress is not None:
             self._progress.update(self._task, completed=self.done, total=self.total, best=_num(best),
-                                  sel=_num(sel), cps="-" if cps is None else f"{cps:,.0f}")
+                                  sel=_num(sel), cps=_rate(cps))
             return
         if self.mode != "lines" or metrics is None:
             return
@@ -87,7 +87,7 @@ class SearchProgress:
         rate = (self.done - self._gen_done0) / max(now - self._gen_t0, 1e-9) if not first else None
         eta = f"{(self.total - self.done) / rate:.0f} s" if rate else "-"
         self._line(f"gen {self.done}/{self.total}  best so far {_num(best)}  select {_num(sel)}  "
-                   f"{'-' if cps is None else f'{cps:,.0f}'} cand/s  ETA {eta} (at most: a run may stop early)")
+                   f"{_rate(cps)} cand/s  ETA {eta} (at most: a run may stop early)")
 
     def log(self, text: str) -> None:
         """A line above the bar, or a plain line."""
@@ -109,6 +109,12 @@ class SearchProgress:
 
 def _num(v) -> str:
     return "-" if v is None else f"{v:.4g}"
+
+
+def _rate(v) -> str:
+    """Candidates per second: whole numbers from 10 up (``1,234``), two significant digits below (``0.19``: a
+    spiking search of a few candidates a second is not "0")."""
+    return "-" if v is None else f"{v:,.0f}" if v >= 10 else f"{v:.2g}"
 
 
 def _isatty(stream) -> bool:
