@@ -140,7 +140,7 @@ def test_spiking_digits_two_hidden_layers_and_search():
     assert [b.shape for b in feedback_matrices(jax.random.key(0), spec)] == [(8, 6), (6, 10)]
     tiny = {"n_hidden": 8, "n_hidden2": 6, "n_eval": 10, "t_pres_ms": 10.0}
     cfg = load_config(os.path.join(ROOT, "search_spaces", "spiking_digits.yaml"),
-                      {"budget.generations": 1, "search.population": 4, "search.children": 2,
+                      {"budget.generations": 1, "search.population": 4, "search.children": 2, "search.hurdle": None,
                        "tasks.search": [{"task": "spiking_digits", "args": tiny, "seeds": 1, "steps": 10}],
                        "tasks.select": [],
                        "tasks.final": [{"task": "spiking_digits", "args": tiny, "seeds": 2, "steps": 10}]})
