@@ -184,6 +184,25 @@ def test_reward_is_plus_one_for_the_right_answer():
     np.testing.assert_allclose(w[on], 1e-6 * R.sum(), rtol=1e-4)
 
 
+def test_update_after_trial_applies_the_weight_change_once_per_trial():
+    """Their protocol (w += lr * f(R, E) after each trial): with ``update_after_trial`` the rule E*(R - 1) is
+    ``(r - 1)*elig`` and learns exactly what ``(r - r*r)*elig`` learns without the gate (r - r*r is R - 1 in the
+    trial's last step, 0 elsewhere); ungated, ``(r - 1)*elig`` depresses at every step instead."""
+    small = dict(n_afferents=10, n_stimuli=4, n_eval=4, t_stim_ms=40.0, default_steps=30, n_in=64, w0_sd=3.0)
+    e = "delig = sy*tx - 0.01*v*v*tx"
+    (_, w_ref, m_ref), = _run_reward(make("jordan_reward", **small), f"dw = 0.2*(r - r*r)*elig; {e}")
+    (_, w_gate, m_gate), = _run_reward(make("jordan_reward", update_after_trial=True, **small),
+                                       f"dw = 0.2*(r - 1)*elig; {e}")
+    (_, w_every, _), = _run_reward(make("jordan_reward", **small), f"dw = 0.2*(r - 1)*elig; {e}")
+    (_, w0, _), = _run_reward(make("jordan_reward", **small), "0*sy")
+    assert not np.allclose(w_ref, w0)                          # the rule did change weights
+    np.testing.assert_allclose(w_gate, w_ref, rtol=1e-5, atol=1e-6)
+    assert m_gate["total_reward"] == m_ref["total_reward"]
+    assert not np.allclose(w_every, w_ref, rtol=1e-3)
+    with pytest.raises(TaskError, match="update_after_trial"):
+        make("jordan_reward", update_after_trial="yes")
+
+
 def test_search_configs_load():
     import os
 

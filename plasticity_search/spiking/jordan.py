@@ -154,8 +154,9 @@ def run_reward(task: JordanRewardTask, space, prog, hyper, data, key):
                 R = jnp.where((spiked > 0) == (label > 0), 1.0, -1.0)
                 last = k == T - 1
                 fw = Forward((s_in, s), (v / task.theta_mv,), (psi,))
+                w_gate = jnp.where(last, 1.0, 0.0) if task.update_after_trial else 1.0   # w: after the trial
                 state = learn(space, prog, hyper, spec, state, fw, e0, r=jnp.where(last, R, 0.0),
-                              rbar=jnp.where(last, base[0], 0.0))
+                              rbar=jnp.where(last, base[0], 0.0), w_gate=w_gate)
                 state = state._replace(ws=(state.ws[0] * mask,))          # absent synapses stay absent
             return (state, nrn, s_in, spiked), s[0]
 

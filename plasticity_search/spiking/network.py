@@ -180,7 +180,7 @@ def hidden_errors(spec: NetSpec, ws, fw: Forward, e_out, B) -> tuple:
 
 
 def learn(space: Space, prog: Program, hyper: RuleHyper, spec: NetSpec, state: NetState, fw: Forward, e_out,
-          B=(), r=0.0, rbar=0.0, gate=1.0, reference: bool = False) -> NetState:
+          B=(), r=0.0, rbar=0.0, gate=1.0, reference: bool = False, w_gate=1.0) -> NetState:
     """Steps 1, 3, 4: decay, apply the rule to every layer, add this step's spikes to the traces.
 
     ``reference=True`` runs the rule through the generic interpreter (:func:`.plasticity.apply_rule_reference`;
@@ -201,5 +201,5 @@ def learn(space: Space, prog: Program, hyper: RuleHyper, spec: NetSpec, state: N
     pre_in = side_inputs(space, "pre", {"sx": sx, "tx": tr.tx, "tx2": tr.tx2}, n_pre, glob)
     apply = apply_rule_reference if reference else apply_rule
     ws, eligs, _, _ = apply(space, prog, hyper, post_in, pre_in, state.ws, eligs, spec.post_sizes, spec.pre_sizes,
-                            gate)
+                            gate, w_gate=w_gate)
     return state._replace(ws=ws, eligs=eligs, tr=add_spikes(tr, sx, sy))

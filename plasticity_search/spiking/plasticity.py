@@ -257,36 +257,37 @@ def combine_layer(space: Space, prog: Program, P: jax.Array, Q: jax.Array, w: ja
 
 def apply_rule(space: Space, prog: Program, hyper: RuleHyper, post_in: jax.Array, pre_in: jax.Array,
                ws: Sequence[jax.Array], eligs: Sequence[jax.Array], post_sizes: Sequence[int],
-               pre_sizes: Sequence[int], gate=1.0):
+               pre_sizes: Sequence[int], gate=1.0, w_gate=1.0):
     """Step 3: run the program once on the concatenated vectors and update every layer.
 
     ``post_in`` [n_post_vars + n_globals, sum(post_sizes)], ``pre_in`` [n_pre_vars + n_globals, sum(pre_sizes)];
     layer ``l`` has weights ``ws[l]`` of shape [post_sizes[l], pre_sizes[l]] and reads the ``l``-th slices.
-    ``gate`` (0/1, may be traced) switches plasticity off (test phases). Returns (ws, eligs, dws, des) where ``des`` are the eligibility drives dE and ``dws``
+    ``gate`` (0/1, may be traced) switches plasticity off (test phases); ``w_gate`` (0/1, may be traced) only
+    the weight update, while the eligibility runs on (a weight change once per trial). Returns (ws, eligs, dws, des) where ``des`` are the eligibility drives dE and ``dws``
     are the weight changes actually applied, ``clip(lr * gate * dW, w_lo - w, w_hi - w)`` (the same as
     ``clip(w + lr*dW, w_lo, w_hi) - w`` but without the rounding of ``w + lr*dW``; the pairing protocol sums them).
     """
     P, Q = space.term_vectors(prog, *run_programs(space, prog, post_in, pre_in))
-    return _update(space, prog, hyper, P, Q, ws, eligs, post_sizes, pre_sizes, gate, combine_layer)
+    return _update(space, prog, hyper, P, Q, ws, eligs, post_sizes, pre_sizes, gate, combine_layer, w_gate)
 
 
 def apply_rule_reference(space: Space, prog: Program, hyper: RuleHyper, post_in: jax.Array, pre_in: jax.Array,
                          ws: Sequence[jax.Array], eligs: Sequence[jax.Array], post_sizes: Sequence[int],
-                         pre_sizes: Sequence[int], gate=1.0):
+                         pre_sizes: Sequence[int], gate=1.0, w_gate=1.0):
     """:func:`apply_rule` through the generic interpreter of rules/program.py (the reference of the parity
     tests and the 'before' of scripts/bench_spiking.py)."""
     P, Q = space.term_vectors(prog, space.post_registers(prog, post_in), space.pre_registers(prog, pre_in))
     return _update(space, prog, hyper, P, Q, ws, eligs, post_sizes, pre_sizes, gate,
-                   lambda sp, pr, p, q, w, e: sp.combine(pr, p, q, w, e))
+                   lambda sp, pr, p, q, w, e: sp.combine(pr, p, q, w, e), w_gate)
 
 
-def _update(space, prog, hyper, P, Q, ws, eligs, post_sizes, pre_sizes, gate, combine):
+def _update(space, prog, hyper, P, Q, ws, eligs, post_sizes, pre_sizes, gate, combine, w_gate=1.0):
     new_w, new_e, dws, des = [], [], [], []
     po = pq = 0
     for w, e, n, m in zip(ws, eligs, post_sizes, pre_sizes):
         dw, de = combine(space, prog, P[:, po:po + n], Q[:, pq:pq + m], w, e)
         po, pq = po + n, pq + m
-        applied = jnp.clip((gate * hyper.lr) * dw, hyper.w_lo - w, hyper.w_hi - w)
+        applied = jnp.clip((gate * w_gate * hyper.lr) * dw, hyper.w_lo - w, hyper.w_hi - w)
         new_e.append(e + gate * de)
         new_w.append(w + applied)
         dws.append(applied)

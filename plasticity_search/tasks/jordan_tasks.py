@@ -291,6 +291,10 @@ class JordanRewardTask(SpikingTask):
     reward ``R`` = +1 if it matches the stimulus's target, else -1. The rule sees ``r = R`` and ``rbar`` (the
     running mean of past rewards over ``baseline_trials``; not part of their protocol) in the trial's last step,
     0 at every other step, so a rule ``dw = f(r) * elig`` updates the weights once per trial, as theirs do.
+    With ``update_after_trial`` (their protocol: ``w += lr * f(R, E)`` after each trial) the weight update
+    ``lr * M * elig`` is applied in the trial's last step only (the eligibility runs every step), so that any
+    ``f(R)`` is once per trial, e.g. their E(R - 1) as ``dw = c*(r - 1)*elig``; without it (the default) a rule
+    must vanish at ``r = 0`` itself (``r - r*r``, which is R - 1 in the last step and 0 elsewhere).
     The rule's ``v`` is the membrane in units of ``theta_mv``; ``psi`` is the derivative of this step's spike
     probability with respect to ``v`` (the escape-noise neuron's true derivative).
 
@@ -336,8 +340,11 @@ class JordanRewardTask(SpikingTask):
     rho_hz: float = 0.01
     delta_mv: float = 0.2
     baseline_trials: float = 10.0
+    update_after_trial: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.update_after_trial, bool):
+            raise TaskError(f"{self.name}: update_after_trial must be true or false")
         if not (isinstance(self.n_afferents, int) and self.n_afferents >= 1 and isinstance(self.n_stimuli, int)
                 and self.n_stimuli >= 1):
             raise TaskError(f"{self.name}: n_afferents and n_stimuli must be integers >= 1")
