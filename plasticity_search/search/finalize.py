@@ -17,7 +17,7 @@ from ..rules.formula import to_text
 from ..rules.program import complexity, dce, index, stack
 from .baselines import as_array, instance_fitness, resolve_baselines, score_baselines as _score_baselines
 from .canonical import canonical, snap_variants
-from .fixed import fixed_part
+from .fixed import search_fixed
 from .config import default_baselines
 from .panels import baseline_label, panels, rank_label
 from .fitness import json_float, summarize_metrics
@@ -163,14 +163,13 @@ def snap(search, progs, fit):
     judge = own if own is not None else search.evaluator("search")
     if own is not None:
         fit = own.evaluate(progs)[0]
-    fixed = fixed_part(search.cfg.search.fixed, search.space) if search.cfg.search.fixed is not None else None
+    fixed = search_fixed(search.cfg.search, search.space)
     variants, owner = [], []
     for i in range(progs.term_on.shape[0]):
         prog = index(progs, i)
-        free = None if fixed is None else fixed.free(prog)
         if fixed is not None and not fixed.holds(prog):
             continue            # the fixed part laid out elsewhere (an expanded program): its constants stay
-        for v in snap_variants(prog, search.space, free):
+        for v in snap_variants(prog, search.space, None if fixed is None else fixed.free(prog)):
             variants.append(v)
             owner.append(i)
     out = [index(progs, i) for i in range(progs.term_on.shape[0])]

@@ -18,10 +18,6 @@ import numpy as np
 from ..rules.formula import compile_formula, parse_formula
 from ..rules.program import Program, RuleError, Space
 
-_INSTR = {"post": ("post_op", "post_a", "post_b", "post_c"), "pre": ("pre_op", "pre_a", "pre_b", "pre_c")}
-_TERMS = ("term_on", "term_coef", "term_p", "term_q", "term_s", "term_tgt")
-
-
 @dataclass(frozen=True)
 class FixedPart:
     """The fixed slots of a space's programs and their values (tuples: hashable, a static part of a strategy)."""
@@ -96,4 +92,9 @@ def fixed_part(formula: str, space: Space) -> FixedPart:
     return part
 
 
-__all__ = ["FixedPart", "fixed_part"]
+def search_fixed(search, space: Space) -> FixedPart | None:
+    """The fixed part of a config's search section (``search.fixed``) in ``space``, or None."""
+    return None if search.fixed is None else fixed_part(search.fixed, space)
+
+
+__all__ = ["FixedPart", "fixed_part", "search_fixed"]

@@ -263,8 +263,9 @@ def apply_rule(space: Space, prog: Program, hyper: RuleHyper, post_in: jax.Array
     ``post_in`` [n_post_vars + n_globals, sum(post_sizes)], ``pre_in`` [n_pre_vars + n_globals, sum(pre_sizes)];
     layer ``l`` has weights ``ws[l]`` of shape [post_sizes[l], pre_sizes[l]] and reads the ``l``-th slices.
     ``gate`` (0/1, may be traced) switches plasticity off (test phases); ``w_gate`` (0/1, may be traced) only
-    the weight update, while the eligibility runs on (a weight change once per trial). Returns (ws, eligs, dws, des) where ``des`` are the eligibility drives dE and ``dws``
-    are the weight changes actually applied, ``clip(lr * gate * dW, w_lo - w, w_hi - w)`` (the same as
+    the weight update, while the eligibility runs on (a weight change once per trial). Returns (ws, eligs, dws,
+    des) where ``des`` are the eligibility drives dE and ``dws`` are the weight changes actually applied,
+    ``clip(lr * gate * w_gate * dW, w_lo - w, w_hi - w)`` (the same as
     ``clip(w + lr*dW, w_lo, w_hi) - w`` but without the rounding of ``w + lr*dW``; the pairing protocol sums them).
     """
     P, Q = space.term_vectors(prog, *run_programs(space, prog, post_in, pre_in))

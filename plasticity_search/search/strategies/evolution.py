@@ -22,7 +22,7 @@ import numpy as np
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
 from ..canonical import expanded, grown_keyed
-from ..fixed import fixed_part
+from ..fixed import search_fixed
 from ..fitness import WORST
 from ..hall_of_fame import top_distinct
 from ..regevo import RegEvoState, RegularizedEvolution, jitted
@@ -38,7 +38,7 @@ class Evolution(Strategy):
     def __init__(self, ctx, local_search: Callable | None = None):
         super().__init__(ctx)
         s = self.cfg.search
-        self.fixed = fixed_part(s.fixed, ctx.space) if s.fixed is not None else None
+        self.fixed = search_fixed(s, ctx.space)
         self.regevo = RegularizedEvolution(ctx.space, s.population, s.tournament, s.children,
                                            tuple(s.mutation[m] for m in s.mutation), s.aging, s.init_terms,
                                            self.fixed)

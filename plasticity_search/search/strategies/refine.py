@@ -22,22 +22,17 @@ import numpy as np
 
 from ...rules.program import index, stack
 from ..coeffs import Parametrization
-from ..fixed import fixed_part
+from ..fixed import search_fixed
 from ..fitness import WORST
 from ..state import np_prog
 from .coefficients import coeff_strategy
 from .metagrad import build_metagrad
 
 
-def _fixed(ctx):
-    s = ctx.cfg.search
-    return fixed_part(s.fixed, ctx.space) if s.fixed is not None else None
-
-
 class ESRefine:
     def __init__(self, ctx):
         self.ctx, self.cfg = ctx, ctx.cfg
-        self.fixed = _fixed(ctx)            # search.fixed: its constants are not tuned
+        self.fixed = search_fixed(ctx.cfg.search, ctx.space)     # search.fixed: its constants are not tuned
 
     def __call__(self, key, prog, base_fit, st, evaluator, steps: int | None = None):
         h = self.cfg.hybrid
@@ -78,7 +73,7 @@ class MetaGradRefine:
     def __init__(self, ctx):
         self.ctx, self.cfg = ctx, ctx.cfg
         self._built = None
-        self.fixed = _fixed(ctx)
+        self.fixed = search_fixed(ctx.cfg.search, ctx.space)
 
     def _mg(self):
         if self._built is None:
