@@ -3,7 +3,7 @@ the same final seeds (same streams, stimuli, initial weights and noise for every
 difference to the first row and a 95% interval.
 
     python scripts/jordan_protocols.py correlation [--seeds 8] [--rule RUN_DIR:0 ...] [--task-arg end_background_ms=0]
-    python scripts/jordan_protocols.py reward [--seeds 8] [--rule RUN_DIR:0 ...]
+    python scripts/jordan_protocols.py reward [--seeds 8] [--rule RUN_DIR:0 ...] [--task-arg update_after_trial=true]
 
 A row's simulation settings (lr, trace time constants) are its own: registry rules run with their registry
 defaults, formulas with the settings given here, a run's rule (RUN_DIR:RANK) with its run's.
@@ -31,8 +31,8 @@ _REWARD_SETTINGS = {"lr": 1.0, "tau_plus": 10.0, "tau_minus": 10.0, "tau_elig": 
 REWARD = [
     ("no plasticity", "0*sy", None),
     ("r_stdp (registry: lr 0.01, tau_elig 1 s)", "r_stdp", None),
-    ("r_stdp, lr 0.1, tau_elig 500 ms (the search config's settings)",
-     "dw = 0.1*(r - rbar)*elig; delig = sy*tx - 1.5*ty*sx", _REWARD_SETTINGS),
+    ("r_stdp, lr 0.3, tau_elig 500 ms (the search config's settings)",
+     "dw = 0.3*(r - rbar)*elig; delig = sy*tx - 1.5*ty*sx", _REWARD_SETTINGS),
     ("their evolved E*(R - 1), E without the expectation term",
      "dw = 0.2*(r - r*r)*elig; delig = sy*tx", _REWARD_SETTINGS),
     ("their evolved E*(R - 1), E = sy*tx - 0.01*v^2*tx (their E)",

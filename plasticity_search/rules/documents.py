@@ -114,7 +114,7 @@ def space_from_doc(d, where: str = "space") -> Space:
     if not isinstance(d, dict):
         raise RuleError(f"{where}: expected a mapping, got {_type(d)}")
     known = {"post_vars", "pre_vars", "global_vars", "ops", "syn", "n_post", "n_pre", "n_terms", "elig", "name",
-             "structure", "weight_terms"}
+             "structure", "weight_terms", "m_offset"}
     for k, v in d.items():
         if k not in known:
             raise RuleError(f"{where}.{k}: unknown key (known: {', '.join(sorted(known))})")
@@ -127,8 +127,8 @@ def space_from_doc(d, where: str = "space") -> Space:
                 raise RuleError(f"{where}.{k}: expected int, got {_type(v)} {v!r}"[:200])
             if not lo <= v <= hi:
                 raise RuleError(f"{where}.{k}: must be in [{lo}, {hi}], got {v}")
-        elif k == "elig" and not isinstance(v, bool):
-            raise RuleError(f"{where}.elig: expected bool, got {_type(v)}")
+        elif k in ("elig", "m_offset") and not isinstance(v, bool):
+            raise RuleError(f"{where}.{k}: expected bool, got {_type(v)}")
         elif k in ("name", "structure") and not isinstance(v, str):
             raise RuleError(f"{where}.{k}: expected str, got {_type(v)}")
     try:

@@ -93,6 +93,7 @@ class Space:
     structure: str = "free"  # 'free': any term may target w or elig with any factor; 'three_factor': typed slots
                              # (:meth:`constrain`): dElig = sum of pre x post terms, dW = M(post, globals) * elig
     weight_terms: int = 1    # three_factor: the last weight_terms slots write dW (M = their sum, e.g. r - rbar)
+    m_offset: bool = False   # three_factor: weight slots but the last may read the constant 1 (M = c1*M1 + c2)
 
     def __post_init__(self):
         for v in self.post_vars + self.pre_vars + self.global_vars:
@@ -124,6 +125,9 @@ class Space:
                 raise RuleError("structure 'three_factor' needs global variables (r, rbar) for the third factor")
         if self.weight_terms < 1:
             raise RuleError(f"weight_terms must be >= 1, got {self.weight_terms}")
+        if self.m_offset and not (self.structure == "three_factor" and self.weight_terms >= 2):
+            raise RuleError("m_offset needs structure 'three_factor' and weight_terms >= 2 (the constant is read by "
+                            "a weight slot other than the last)")
         for n in ("n_post", "n_pre", "n_terms"):
             if getattr(self, n) < (1 if n == "n_terms" else 0):
                 raise RuleError(f"{n} must be >= {1 if n == 'n_terms' else 0}, got {getattr(self, n)}")
@@ -164,7 +168,8 @@ class Space:
         return {"post_vars": list(self.post_vars), "pre_vars": list(self.pre_vars),
                 "global_vars": list(self.global_vars), "ops": list(self.ops), "syn": list(self.syn),
                 "n_post": self.n_post, "n_pre": self.n_pre, "n_terms": self.n_terms, "elig": self.elig,
-                "name": self.name, "structure": self.structure, "weight_terms": self.weight_terms}
+                "name": self.name, "structure": self.structure, "weight_terms": self.weight_terms,
+                "m_offset": self.m_offset}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Space":
@@ -182,12 +187,15 @@ class Space:
         (``dElig = sum_k c_k P_k(post) Q_k(pre) S_k``, S_k from the menu's factors without elig), the last
         ``J = weight_terms`` slots write the weight through the trace: ``dW = sum_j c_j M_j(post, globals) * elig``
         (Q = 1; factor elig, or w_elig where the program picked it), so with J = 2 the third factor can be a
-        weighted sum of two reads such as ``r - rbar``. The last slot is always on, and so is at least one
+        weighted sum of two reads such as ``r - rbar``; with ``m_offset`` a weight slot other than the last may read
+        the constant 1, so M can be affine, ``c1*r + c2`` (a constant reward baseline as in REINFORCE, e.g. their
+        ``R - 1``). The last slot is always on, and so is at least one
         eligibility slot, so every program of the space is pre x post -> elig -> third factor -> w; what the search
         chooses is which pre x post terms, which third factor M (e.g. r, r - rbar) and their constants. Register
         reads are typed too: an eligibility term reads no global input register directly (a read of r or rbar is
         moved to a variable of its side), and a weight term's M reads a global or an instruction (a read of the
-        constant 1 or a post variable is moved to a global); instructions may read anything.
+        constant 1 or a post variable is moved to a global; with ``m_offset``, in a weight slot but the last, to 1
+        or a global, evenly); instructions may read anything.
         Random programs and every mutation of :mod:`.mutation` end with this projection.
         """
         if self.structure == "free":
@@ -212,6 +220,9 @@ class Space:
         p = jnp.asarray(prog.term_p)
         n_pv = len(self.post_vars)
         p_w = jnp.where(p < 1 + n_pv, 1 + n_pv + p % n_g, p)           # M: a global or an instruction
+        if self.m_offset:   # ... or 1 but in the last slot, where a read of 1 or a post variable becomes 1 or a global
+            m = p % (n_g + 1)
+            p_w = jnp.where((p < 1 + n_pv) & (jnp.arange(K) < K - 1), jnp.where(m == 0, 0, n_pv + m), p_w)
         is_g = (p >= 1 + n_pv) & (p < 1 + n_pv + n_g)
         p_e = jnp.where(is_g, (1 + (p - 1 - n_pv) % n_pv) if n_pv else 0, p)
         q = jnp.asarray(prog.term_q)

@@ -91,6 +91,53 @@ def grown_keyed(prog: Program, space: Space, scale, swap: bool = False) -> list[
     return out
 
 
+THIRD_FACTOR_GROW = (1.0, 0.5, 0.25)    # sizes of a grown third-factor read, times the largest weight-slot constant
+
+
+def grown_third_factor_keyed(prog: Program, space: Space,
+                             factors=THIRD_FACTOR_GROW) -> list[tuple[tuple, Program]]:
+    """The structural step of a 'three_factor' space (where :func:`grown` does not apply: its dw is M * elig):
+    ``prog`` with its third factor grown by one read, ``M +- f*c*X`` for each global X (and the constant 1 with
+    ``space.m_offset``) that no active weight slot reads, ``c`` the largest constant of its weight slots and ``f``
+    each of ``factors`` (a baseline is about as large as the reward it offsets); when every weight slot is in use,
+    one of M's reads is swapped for X instead. Each variant is keyed by (the read dropped or None, X, sign) as
+    :func:`grown_keyed` and typed as the space's programs (a read of 1 never in the last slot, which stays on);
+    e.g. ``c*r*elig`` -> ``c*(r - 1)*elig``, a reward with a constant baseline."""
+    from ..rules.program import TARGET_W
+    if space.structure != "three_factor":
+        return []
+    prog = _np_prog(prog)
+    K, J = space.n_terms, space.weight_terms
+    slots = list(range(K - J, K))
+    on = np.asarray(prog.term_on)
+    names = space.register_names("post")
+    n_pv = len(space.post_vars)
+    have = [(int(prog.term_p[k]), float(prog.term_coef[k])) for k in slots if on[k]]
+    c = max([abs(v) for _, v in have] + [1e-3])
+    reads = ([0] if space.m_offset else []) + [1 + n_pv + g for g in range(len(space.global_vars))]
+    full = len(have) == J
+    bases = [(names[have[d][0]], have[:d] + have[d + 1:]) for d in range(len(have))] if full else [(None, have)]
+    out = []
+    for dropped, kept in bases:
+        for reg in reads:
+            if reg in {p for p, _ in kept} or (dropped is not None and names[reg] == dropped):
+                continue
+            for sign in (1.0, -1.0):
+                for f in factors:
+                    entries = sorted(kept + [(reg, sign * c * float(f))], key=lambda e: e[0] != 0)  # 1 first
+                    if entries[-1][0] == 0:
+                        continue                                  # M would be a constant: not a third factor
+                    cand = prog._replace(**{k: np.array(getattr(prog, k)) for k in (
+                        "term_on", "term_p", "term_q", "term_s", "term_coef", "term_tgt")})
+                    cand.term_on[slots] = False
+                    for k, (p, v) in zip(slots[J - len(entries):], entries):
+                        cand.term_on[k], cand.term_p[k], cand.term_q[k] = True, p, 0
+                        cand.term_s[k], cand.term_tgt[k] = space.syn.index("elig"), TARGET_W
+                        cand.term_coef[k] = np.float32(v)
+                    out.append(((dropped, names[reg], sign), cand))
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # nice constants
 # --------------------------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ Schema (keys and defaults; ``null`` = YAML None)::
       structure: free            # free | three_factor (spiking, elig: term slots 0..K-1-J write the eligibility
                                  # trace from pre x post terms, the last J write dw = M(post, r, rbar) * elig)
       weight_terms: 1            # J: weight slots of three_factor (2: M can be a sum of two reads, e.g. r - rbar)
+      m_offset: false            # three_factor, J >= 2: a weight slot but the last may read the constant 1, so M
+                                 # can be affine, c1*r + c2 (a constant reward baseline, e.g. R - 1)
     search:
       strategy: regularized_evolution   # regularized_evolution | evosax | metagrad | hybrid | random_search
       population: 64             # regularized evolution: population size; evosax: ES population per generation
@@ -391,10 +393,16 @@ class SearchConfig:
 
 
 def _model_of(cfg) -> str:
-    try:
-        return "spiking" if cfg.make_task(cfg.tasks.search[0]).kind == "spiking" else "rate"
-    except Exception:  # noqa: BLE001 - a bad task is reported by the task checks
-        return "rate"
+    """'spiking' or 'rate': the kind of the first search task (with bad args: of the task with its defaults, so
+    that the task checks, not the space's, report the bad arg)."""
+    from ..tasks import make
+    entry = cfg.tasks.search[0] if cfg.tasks.search else None
+    for build in (lambda: cfg.make_task(entry), lambda: make(entry.task)):
+        try:
+            return "spiking" if build().kind == "spiking" else "rate"
+        except Exception:  # noqa: BLE001 - a bad task is reported by the task checks
+            continue
+    return "rate"
 
 
 def _default_mutation() -> dict:
@@ -957,6 +965,9 @@ def _check_space(cfg: SearchConfig, model: str):
     if sp.structure == "three_factor" and not ("elig" in sp.syn and sp.n_terms >= sp.weight_terms + 1):
         raise _err("space.structure", "'three_factor' needs 'elig' in space.syn and space.n_terms >= "
                    f"space.weight_terms + 1 = {sp.weight_terms + 1}")
+    if sp.m_offset and not (sp.structure == "three_factor" and sp.weight_terms >= 2):
+        raise _err("space.m_offset", "needs space.structure: three_factor and space.weight_terms >= 2 (a weight slot "
+                   "other than the last reads the constant 1)")
     return cfg.rule_space()
 
 

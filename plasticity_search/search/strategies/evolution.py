@@ -9,7 +9,8 @@
   longer refinement (that many steps) of the ``hybrid.final_top_k`` best distinct programs of the run's archive,
   whose results are re-scored on the select tasks so that the hall of fame sees them, plus ``hybrid.final_grow``
   structural steps: the best program grown by the one monomial that helps it most (:func:`..canonical.grown`;
-  a monomial swapped for another when the space has no room), refined the same way, and the result grown again
+  a monomial swapped for another when the space has no room; in a 'three_factor' space its third factor grown by
+  one read, :func:`..canonical.grown_third_factor_keyed`), refined the same way, and the result grown again
   while growing helps.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from ...rules.fec import fec_hashes
 from ...rules.program import Program, index, stack
-from ..canonical import expanded, grown_keyed
+from ..canonical import expanded, grown_keyed, grown_third_factor_keyed
 from ..fixed import search_fixed
 from ..fitness import WORST
 from ..hall_of_fame import top_distinct
@@ -84,7 +85,9 @@ class Evolution(Strategy):
         fit = np.array([arch.fitness[c, j] for c, j in slots], np.float64)
         best = top_distinct(np.where(fit > WORST, fit, -np.inf), [arch.hashes[c][j] for c, j in slots],
                             h.final_top_k)
-        picked = [(arch.hashes[c][j], expanded(arch.program(c, j), self.ctx.space))
+        typed = self.ctx.space.structure != "free"             # a typed program keeps its slots' layout
+        picked = [(arch.hashes[c][j], np_prog(arch.program(c, j)) if typed else expanded(arch.program(c, j),
+                                                                                         self.ctx.space))
                   for c, j in (slots[i] for i in best)]
         done = []
         for r, (old, prog) in enumerate(picked):
@@ -107,7 +110,8 @@ class Evolution(Strategy):
     def _grow(self, key, st, evaluator, prog) -> Program | None:
         """One structural step of the final refinement: the program with one more monomial (each it lacks, both
         signs, at 30%, 10%, 3% and 1% of its largest constant: monomials differ in size by orders of magnitude;
-        or, when the space has no room for one more, one of its monomials replaced by one it lacks), screened on
+        or, when the space has no room for one more, one of its monomials replaced by one it lacks; in a
+        'three_factor' space its third factor M with one more read: a global, or 1 with ``space.m_offset``), screened on
         the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best screened size)
         are refined like the others, and the best of them is offered to the archives (re-scored on select) if it
         then beats the program it grew from there. Returns that program if it did, else None."""
@@ -115,7 +119,10 @@ class Evolution(Strategy):
         judge = evaluator.refine_split(h.population) or evaluator.split("search", h.population)
         coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
         scales = (float(coef.max()) if coef.size else 1.0) * np.array(GROW_SCALES)
-        keyed = grown_keyed(prog, self.ctx.space, scales) or grown_keyed(prog, self.ctx.space, scales, swap=True)
+        if self.ctx.space.structure == "three_factor":          # dw = M * elig: grow the third factor M
+            keyed = grown_third_factor_keyed(prog, self.ctx.space)
+        else:
+            keyed = grown_keyed(prog, self.ctx.space, scales) or grown_keyed(prog, self.ctx.space, scales, swap=True)
         if not keyed:
             return None
         base = float(judge.evaluate(stack([prog]))[0][0])
