@@ -6,7 +6,8 @@ difference to the first row and a 95% interval.
     python scripts/jordan_protocols.py reward [--seeds 8] [--rule RUN_DIR:0 ...] [--task-arg update_after_trial=true]
 
 A row's simulation settings (lr, trace time constants) are its own: registry rules run with their registry
-defaults, formulas with the settings given here, a run's rule (RUN_DIR:RANK) with its run's.
+defaults, formulas with the settings given here (a reward formula given with --rule: lr 1, tau+- 10 ms,
+tau_elig 500 ms), a run's rule (RUN_DIR:RANK) with its run's.
 """
 from __future__ import annotations
 
@@ -40,10 +41,12 @@ REWARD = [
 ]
 
 
-def _resolve(spec: str, settings):
+def _resolve(spec: str, settings, protocol: str = "correlation"):
     from plasticity_search.runs import resolve_rule_spec
 
     rule = resolve_rule_spec(spec)
+    if settings is None and not rule.defaults and protocol == "reward":
+        settings = _REWARD_SETTINGS             # a formula given with --rule: the reward rows' settings
     if settings is not None:
         rule = dataclasses.replace(rule, defaults={**(rule.defaults or {}), **settings})
     return rule
@@ -69,7 +72,7 @@ def main(argv=None) -> int:
     out, ref = [], None
     for label, spec, settings in rows:
         t0 = time.perf_counter()
-        res, _ = evaluate_rule(_resolve(spec, settings), task, seeds=args.seeds, steps=args.steps)
+        res, _ = evaluate_rule(_resolve(spec, settings, args.protocol), task, seeds=args.seeds, steps=args.steps)
         v = np.array([np.nan if x is None else x for x in res[metric]["values"]])
         ref = v if ref is None else ref
         p = paired_difference(v, ref)
