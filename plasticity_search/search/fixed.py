@@ -72,7 +72,8 @@ def fixed_part(formula: str, space: Space) -> FixedPart:
     if space.structure == "three_factor" and dw != 0:
         raise RuleError("fixed part: a three_factor space fixes (part of) the eligibility ('delig = ...'); its "
                         "weight slots are searched")
-    _, small = compile_formula(formula, replace(space, structure="free", weight_terms=1, m_offset=False), fit=True)   # its size
+    untyped = replace(space, structure="free", weight_terms=1, m_offset=False)
+    _, small = compile_formula(formula, untyped, fit=True)   # its size
     n_free_terms = space.n_terms - (space.weight_terms if space.structure == "three_factor" else 0)
     if small.n_terms > n_free_terms:
         where = "eligibility slots" if space.structure == "three_factor" else "term slots"

@@ -111,8 +111,8 @@ class Evolution(Strategy):
         """One structural step of the final refinement: the program with one more monomial (each it lacks, both
         signs, at 30%, 10%, 3% and 1% of its largest constant: monomials differ in size by orders of magnitude;
         or, when the space has no room for one more, one of its monomials replaced by one it lacks; in a
-        'three_factor' space its third factor M with one more read: a global, or 1 with ``space.m_offset``), screened on
-        the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best screened size)
+        'three_factor' space its third factor M with one more read: a global, or 1 with ``space.m_offset``),
+        screened on the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best screened size)
         are refined like the others, and the best of them is offered to the archives (re-scored on select) if it
         then beats the program it grew from there. Returns that program if it did, else None."""
         h = self.cfg.hybrid
