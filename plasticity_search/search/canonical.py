@@ -116,6 +116,7 @@ def grown_third_factor_keyed(prog: Program, space: Space,
     c = max([abs(v) for _, v in have] + [1e-3])
     reads = ([0] if space.m_offset else []) + [1 + n_pv + g for g in range(len(space.global_vars))]
     full = len(have) == J
+    i_elig = space.syn.index("elig")
     bases = [(names[have[d][0]], have[:d] + have[d + 1:]) for d in range(len(have))] if full else [(None, have)]
     out = []
     for dropped, kept in bases:
@@ -132,7 +133,7 @@ def grown_third_factor_keyed(prog: Program, space: Space,
                     cand.term_on[slots] = False
                     for k, (p, v) in zip(slots[J - len(entries):], entries):
                         cand.term_on[k], cand.term_p[k], cand.term_q[k] = True, p, 0
-                        cand.term_s[k], cand.term_tgt[k] = space.syn.index("elig"), TARGET_W
+                        cand.term_s[k], cand.term_tgt[k] = i_elig, TARGET_W
                         cand.term_coef[k] = np.float32(v)
                     out.append(((dropped, names[reg], sign), cand))
     return out

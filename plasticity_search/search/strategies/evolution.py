@@ -112,16 +112,16 @@ class Evolution(Strategy):
         signs, at 30%, 10%, 3% and 1% of its largest constant: monomials differ in size by orders of magnitude;
         or, when the space has no room for one more, one of its monomials replaced by one it lacks; in a
         'three_factor' space its third factor M with one more read: a global, or 1 with ``space.m_offset``),
-        screened on the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best screened size)
-        are refined like the others, and the best of them is offered to the archives (re-scored on select) if it
-        then beats the program it grew from there. Returns that program if it did, else None."""
+        screened on the refinement's instances; the ``hybrid.grow_top_k`` best structures (each at its best
+        screened size) are refined like the others, and the best of them is offered to the archives (re-scored on
+        select) if it then beats the program it grew from there. Returns that program if it did, else None."""
         h = self.cfg.hybrid
         judge = evaluator.refine_split(h.population) or evaluator.split("search", h.population)
-        coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
-        scales = (float(coef.max()) if coef.size else 1.0) * np.array(GROW_SCALES)
-        if self.ctx.space.structure == "three_factor":          # dw = M * elig: grow the third factor M
+        if self.ctx.space.structure != "free":                  # dw = M * elig: grow the third factor M
             keyed = grown_third_factor_keyed(prog, self.ctx.space)
         else:
+            coef = np.abs(np.asarray(prog.term_coef)[np.asarray(prog.term_on)])
+            scales = (float(coef.max()) if coef.size else 1.0) * np.array(GROW_SCALES)
             keyed = grown_keyed(prog, self.ctx.space, scales) or grown_keyed(prog, self.ctx.space, scales, swap=True)
         if not keyed:
             return None
