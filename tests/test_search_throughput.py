@@ -57,7 +57,7 @@ def test_buckets_are_powers_of_two():
 
 def test_plan_covers_every_program_with_least_padding():
     ev = SplitEval.__new__(SplitEval)
-    ev.tight, ev.mesh = False, None
+    ev.tight, ev.mesh, ev.shared = False, None, None
     for buckets, small in (([256, 512, 1024], None), ([4, 256, 512, 1024], 4), ([8, 16, 32], None), ([1], None)):
         # (the plan works for any sorted sizes; runs use evaluator.buckets)
         ev.buckets, ev.small = buckets, small
@@ -82,6 +82,9 @@ def test_plan_covers_every_program_with_least_padding():
     ev.buckets, ev.small, ev.tight = [16, 32], None, True
     assert ev.plan(5) == [(5, 8)] and ev.plan(1) == [(1, 1)] and ev.plan(16) == [(16, 16)]
     assert ev.plan(40) == [(32, 32), (8, 8)] and ev.plan(33) == [(32, 32), (1, 1)] and ev.plan(20) == [(20, 32)]
+    # sharing the search split's compiled calls (share_compiles): the rest pads to the search's batch holding it
+    ev.shared = ((16, 32), [4])
+    assert ev.plan(5) == [(5, 16)] and ev.plan(16) == [(16, 16)] and ev.plan(40) == [(32, 32), (8, 16)]
 
 
 def test_select_rescoring_gets_its_own_small_bucket():
@@ -233,3 +236,95 @@ def test_finalize_side_by_side_equals_one_after_the_other(monkeypatch):
     fa = next(b for b in json.loads(ref)["baselines"] if b["name"] == "fa")
     alone, _, _ = s.score_baselines("final")
     assert next(b for b in alone if b["name"] == "fa")["instances"] == fa["instances"]
+
+
+# --- the end of a run computed ahead, while the search runs ------------------------------------------------------
+def test_ahead_runs_jobs_in_order_and_computes_failed_ones_at_the_end():
+    from plasticity_search.search.ahead import Ahead
+    order = []
+
+    def boom():
+        raise RuntimeError("boom")
+    a = Ahead({"x": lambda: order.append("x") or 1, "bad": boom, "y": lambda: order.append("y") or 2}).start()
+    assert a.get("y") == 2 and a.get("x") == 1 and order == ["x", "y"]
+    assert a.has("bad") and a.get("bad", lambda: 7) == 7          # a failed job is computed by the caller
+    assert not a.has("z") and a.get("z") is None and a.get("z", lambda: 3) == 3
+    stopped = Ahead({"p": lambda: 1, "q": lambda: 2})
+    stopped.stop()
+    stopped.start()
+    assert stopped.get("q", lambda: 5) == 5                     # stopped before it ran: the caller computes it
+    assert len(Ahead({})) == 0 and Ahead({}).start().get("k") is None
+
+
+def test_finalize_and_generalization_with_baselines_ahead_equal_the_end_of_run_ones():
+    """BP on the final split and FA/BP on the held-out conditions, computed in the background thread while the
+    search runs, give exactly the hall of fame and generalization report of computing them at the end."""
+    from plasticity_search.runs.runner import generalization_conditions, start_ahead
+    from plasticity_search.search.generalize import generalization_report
+    over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+            "network.hidden": [8], "budget.generations": 2, "baselines": ["fa", "bp"],
+            "generalization": {"at_end": True, "seeds": 2,
+                               "conditions": [{"task": "yinyang", "steps": 40}, {"task": "digits", "steps": 30,
+                                                                                 "network": {"hidden": [6]}}]}}
+    s = Search(load_config(TINY, over))
+    conds = generalization_conditions(s.cfg)
+    assert len(conds) == 2
+    s.ahead = start_ahead(s)
+    # FA (outside this space without errors: a group of its own) and BP on final; FA and BP per condition
+    assert s.ahead is not None and len(s.ahead) == 2 + 2 * 2
+    state = s.init()
+    while not s.done(state):
+        state, _ = s.step(state)
+
+    def doc(hof):
+        d = hof.to_json()
+        d["info"].pop("wall_time_s")
+        return json.dumps(d, sort_keys=True)
+    hof = s.finalize(state)
+    prog, space = hof.entries[hof.best].rule_program()
+    with_ahead = (doc(hof), generalization_report(prog, space, s.cfg, conds, ahead=s.ahead))
+    s.ahead = None
+    assert (doc(s.finalize(state)), generalization_report(prog, space, s.cfg, conds)) == with_ahead
+    assert [r["condition"] for r in with_ahead[1]["rows"]] == ["yinyang", "digits (hidden=[6])"]
+
+
+def test_end_of_run_splits_run_in_the_search_splits_compiled_calls():
+    """The select choice and the final split (a few candidates on many seeds) run in calls of the search split's
+    shape: no compile of their own; every instance in order, the padding of the last call dropped; the same
+    values as one call over all seeds (accuracies exactly, losses to float32 rounding)."""
+    import jax
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import Program
+    from plasticity_search.search.evaluator import SplitEval
+    digits = {"task": "digits", "steps": 40}
+    over = {"tasks.search": [dict(digits, seeds=2)], "tasks.select": [dict(digits, seeds=3)],
+            "tasks.final": [dict(digits, seeds=5)], "fitness.penalties": [], "network.hidden": [8],
+            "hall_of_fame.select_seeds": 6, "search.children": 16, "search.population": 16}
+    s = Search(load_config(TINY, over))
+    search_ev = s.evaluator("search")
+    progs = Program(*[np.asarray(x) for x in random_population(jax.random.key(3), s.space, 5, 2)])
+    search_ev.evaluate(progs)                                     # compiles the search split's 16 x 2 call
+    compiles = []            # compiles of the inner loop (evaluate_one), not of the small ops that slice instances
+
+    def listen(name, _d, fun_name="", **_kw):
+        if name == "/jax/core/compile/backend_compile_duration" and "evaluate_one" in fun_name:
+            compiles.append(fun_name)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    for ev, n_seeds in ((s.evaluators.choice(), 6), (s.evaluator("final"), 5)):
+        assert ev.shared is not None and ev.shared[1] == [2]      # calls of the search split's 2 instances
+        assert ev.plan(5) == [(5, 16)]                            # padded to the search split's batch
+        n_compiles = len(compiles)
+        fit, per_task, cv = ev.evaluate(progs, curves=True)
+        assert len(compiles) == n_compiles                        # no compile of its own
+        _, fn_alone, inst = ev.items[0]
+        whole = SplitEval(s.space, ev.items, s.fit, 16, tight=True)   # one call over all seeds, for reference
+        fit1, per_task1, cv1 = whole.evaluate(progs, curves=True)
+        assert len(compiles) == n_compiles + 1                    # (the listener sees the inner loop's compiles)
+        assert per_task[0]["final_accuracy"].shape == (5, n_seeds) and cv[0].shape[:2] == (5, n_seeds)
+        np.testing.assert_array_equal(per_task[0]["final_accuracy"], per_task1[0]["final_accuracy"])
+        np.testing.assert_allclose(per_task[0]["final_loss"], per_task1[0]["final_loss"], rtol=1e-5)
+        np.testing.assert_allclose(cv[0], cv1[0], rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(fit, fit1)
+    spiking_like = SplitEval(s.space, [(t, lambda p, i: None, inst) for t, _, inst in s.evaluator("final").items],
+                             s.fit, 16, tight=True)
+    assert spiking_like.share_compiles(search_ev).shared is None  # no shared compiled function: nothing shared

@@ -335,7 +335,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                              wandb={"mode": plan.wandb_mode, "id": secrets.token_hex(4)}, argv=sys.argv[1:])
         create_run_dir(run_dir, {CONFIG_FILE: text, "run.json": _json_text(rec)})
     lock = RunLock(run_dir).acquire()
-    wb = None
+    wb = search = None
     try:
         rec = read_run_record(run_dir)
         with open(os.path.join(run_dir, CONFIG_FILE)) as f:
@@ -374,6 +374,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         def wall() -> float:
             return elapsed + (time.perf_counter() - t_session)
 
+        search.ahead = start_ahead(search)
         bar = SearchProgress(int(cfg.generations), 0, enabled=progress)
         with bar:
             if loaded is None:
@@ -424,7 +425,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         from .results import hall_of_fame_csv, table_rows
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
-        write_generalization(run_dir, cfg, hof, bar.phase)
+        write_generalization(run_dir, cfg, hof, bar.phase, search.ahead)
         rec.update(stopped_by=stopped_by, elapsed_s=round(wall(), 3))   # the report shows them
         write_run_record(run_dir, rec)
         images = {}
@@ -452,22 +453,50 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 pass
         raise
     finally:
+        if search is not None and search.ahead is not None:
+            search.ahead.stop()         # normally done by now; after an error, no further job
         if lock is not None:
             lock.release()
 
 
-def write_generalization(run_dir: str, cfg, hof, log) -> dict | None:
+def generalization_conditions(cfg) -> list[dict]:
+    """The held-out conditions a finished run scores its chosen rule on (``generalization.at_end``)."""
+    from ..search.generalize import conditions_of
+
+    return conditions_of(cfg) if cfg.generalization.at_end and cfg.model == "rate" else []
+
+
+def start_ahead(search):
+    """Start the end-of-run work that does not depend on the search (:mod:`..search.ahead`): the baselines outside
+    the candidates' final call and FA and BP on the held-out conditions. None with a device mesh or several
+    processes (there every call runs in the same order everywhere)."""
+    import jax
+
+    from ..search.ahead import Ahead
+    from ..search.finalize import baseline_jobs
+    from ..search.generalize import baseline_jobs as generalization_jobs
+
+    if search.devices is not None or jax.process_count() > 1:
+        return None
+    jobs = baseline_jobs(search)
+    conds = generalization_conditions(search.cfg)
+    if conds:
+        jobs.update(generalization_jobs(search.space, search.cfg, conds))
+    return Ahead(jobs).start() if jobs else None
+
+
+def write_generalization(run_dir: str, cfg, hof, log, ahead=None) -> dict | None:
     """``generalization.json``: the chosen rule, FA and BP on held-out conditions (``generalization.at_end``)."""
-    from ..search.generalize import conditions_of, generalization_report
+    from ..search.generalize import generalization_report
     from .rundir import GEN_JSON
 
-    conds = conditions_of(cfg) if cfg.generalization.at_end and cfg.model == "rate" and len(hof) else []
+    conds = generalization_conditions(cfg) if len(hof) else []
     if not conds:
         return None
     log(f"generalization: the chosen rule, FA and BP on {len(conds)} held-out conditions "
         f"({cfg.generalization.seeds} seeds each)")
     prog, space = hof.entries[hof.best].rule_program()
-    doc = generalization_report(prog, space, cfg, conds)
+    doc = generalization_report(prog, space, cfg, conds, ahead=ahead)
     atomic_write_json(os.path.join(run_dir, GEN_JSON), json_safe(doc))
     return doc
 

@@ -48,8 +48,38 @@ def resolve_baselines(specs, space: Space, model: str, network) -> list[Baseline
     return out
 
 
+def group_key(space: Space, network) -> tuple:
+    """Baselines of one space and network are one batch of one evaluator."""
+    return (repr(space.to_dict()), repr(network))
+
+
+def baseline_groups(baselines: list[Baseline], ride: tuple | None = None) -> dict:
+    """{:func:`group_key`: [baseline indices]}; with ``ride`` = (space, network) of programs that run in the same
+    call as the baselines of that space and network, that group is present (maybe empty) and comes with them."""
+    groups: dict = {}
+    for i, b in enumerate(baselines):
+        groups.setdefault(group_key(b.space, b.network), []).append(i)
+    if ride is not None:
+        groups.setdefault(group_key(*ride), [])
+    return groups
+
+
+def group_call(baselines: list[Baseline], idx: list, evaluator_for: Callable, min_size: int = 0) -> Callable:
+    """The call that scores the baselines ``idx`` of one group (no programs riding with them): a thunk returning
+    ``evaluate(..., curves=True)``'s (fitness, per-task metrics, curves), baseline j of the group at row j."""
+    b0 = baselines[idx[0]]
+
+    def call():
+        ev = evaluator_for(b0.space, b0.network, len(idx))
+        own = ev.buckets[-1] <= len(idx)     # an evaluator of its own: no padding to the candidates' batch
+        return ev.evaluate(stack([baselines[i].program for i in idx]), curves=True, min_size=0 if own else min_size)
+
+    return call
+
+
 def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness, min_size: int = 0,
-                    with_programs: tuple | None = None, parallel: bool = True) -> tuple[list[dict], list, tuple | None]:
+                    with_programs: tuple | None = None, parallel: bool = True,
+                    done: Callable | None = None) -> tuple[list[dict], list, tuple | None]:
     """Score baselines, grouped by (space, network) so that each group is one batch of one evaluator.
 
     ``evaluator_for(space, network, n)`` returns a :class:`~.engine.SplitEval` on the comparison split.
@@ -59,33 +89,34 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
     the baselines of their space and network (the hall of fame and FA: one call at the end of a run, not two);
     their (fitness, per-task metrics, curves) come back third (None without them). The groups' calls run side by
     side (:func:`.overlap.overlapped`) unless ``parallel`` is False (evaluators sharded over a device mesh).
+    ``done(group key, thunk)``: the result of a group's call computed ahead (:mod:`.ahead`), or None.
     """
-    groups: dict = {}
-    for i, b in enumerate(baselines):
-        groups.setdefault((repr(b.space.to_dict()), repr(b.network)), []).append(i)
-    ride_group = None                  # the group (list of baseline indices) the programs ride with
+    ride_key = None
     if with_programs is not None:
         ride_progs, ride_space, ride_net = with_programs
-        ride_group = groups.setdefault((repr(ride_space.to_dict()), repr(ride_net)), [])
+        ride_key = group_key(ride_space, ride_net)
+    groups = baseline_groups(baselines, None if with_programs is None else (ride_space, ride_net))
     out: list = [None] * len(baselines)
     curves: list = [None] * len(baselines)
     ride = None
-    calls = []
-    for idx in groups.values():
-        progs = [baselines[i].program for i in idx]
-        n_ride = 0
-        if idx is ride_group:
+    calls, results = [], {}
+    for key, idx in groups.items():
+        if key == ride_key:
             n_ride = int(np.asarray(ride_progs.term_on).shape[0])
-            progs = [index(ride_progs, r) for r in range(n_ride)] + progs
-            space, network = ride_space, ride_net
-        else:
-            space, network = baselines[idx[0]].space, baselines[idx[0]].network
-        ev = evaluator_for(space, network, len(progs))
-        own = ev.buckets[-1] <= len(progs)         # an evaluator of its own: no padding to the candidates' batch
-        calls.append((idx, n_ride, lambda ev=ev, p=stack(progs), m=0 if own or n_ride else min_size:
-                      ev.evaluate(p, curves=True, min_size=m)))
-    results = overlapped([c for _, _, c in calls], workers=None if parallel else 1)
-    for (idx, n_ride, _), (fit, per_task, cvs) in zip(calls, results):
+            progs = stack([index(ride_progs, r) for r in range(n_ride)] + [baselines[i].program for i in idx])
+            ev = evaluator_for(ride_space, ride_net, n_ride + len(idx))
+            calls.append((key, idx, n_ride, lambda ev=ev, p=progs: ev.evaluate(p, curves=True)))
+            continue
+        thunk = group_call(baselines, idx, evaluator_for, min_size)
+        got = None if done is None else done(key, thunk)
+        if got is not None:
+            results[key] = got
+        calls.append((key, idx, 0, thunk))
+    todo = [c for c in calls if c[0] not in results]
+    for (key, *_), r in zip(todo, overlapped([c[-1] for c in todo], workers=None if parallel else 1)):
+        results[key] = r
+    for key, idx, n_ride, _ in calls:
+        fit, per_task, cvs = results[key]
         if n_ride:
             ride = (fit[:n_ride], [{k: v[:n_ride] for k, v in m.items()} for m in per_task],
                     [None if c is None else c[:n_ride] for c in cvs])
@@ -111,4 +142,5 @@ def as_array(instances) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in instances], np.float64)
 
 
-__all__ = ["Baseline", "resolve_baselines", "score_baselines", "instance_fitness", "as_array"]
+__all__ = ["Baseline", "resolve_baselines", "score_baselines", "baseline_groups", "group_call", "group_key",
+           "instance_fitness", "as_array"]

@@ -69,6 +69,7 @@ class Search:
         self._last_end: float | None = None      # end of this process's last init/step (wall-time budget)
         self.evaluators = Evaluator(cfg, self.space, self.model, self.fit, self.network, self.tasks, self.chunk,
                                     self.devices, self.spiking)
+        self.ahead = None                        # end-of-run work computed while searching (.ahead.Ahead)
 
     # --- evaluators (built lazily: task data is generated on first use) ------------------------------------------
     def evaluator(self, split: str, chunk: int | None = None) -> SplitEval | None:

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..rules.formula import to_text
 from ..rules.program import complexity, dce, index, stack
-from .baselines import as_array, instance_fitness, resolve_baselines, score_baselines as _score_baselines
+from .baselines import (as_array, baseline_groups, group_call, group_key, instance_fitness, resolve_baselines,
+                        score_baselines as _score_baselines)
 from .canonical import canonical, snap_variants
 from .fixed import search_fixed
 from .config import default_baselines
@@ -48,7 +49,7 @@ def finalize(search, state: SearchState) -> HallOfFame:
     search_fit, search_m = ev.evaluate(progs, min_size=search.chunk)
     cplx = search.evaluators.complexities(progs)
     scores = {"search": (search_fit, search_m)}
-    cmp_split = "final" if search.tasks["final"] else ("select" if search.tasks["select"] else "search")
+    cmp_split = comparison_split(search)
     cand_curves = None
     # the select choice first (its calls usually have the final split's shapes: side by side, two threads would
     # compile the same program twice), then on the comparison split the candidates and the baselines of their
@@ -130,28 +131,62 @@ def baseline_specs(search) -> tuple[str, ...]:
     return default_baselines(search.cfg, search.tasks["search"][0][0].objective)
 
 
-def score_baselines(search, split: str = "final", min_size: int = 0, with_programs=None,
-                    parallel: bool = True) -> tuple[list[dict], list, tuple | None]:
-    """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), their
-    learning curves, and the (fitness, per-task metrics, curves) of ``with_programs`` (programs of the run's space,
-    evaluated in the same call as the baselines of that space); see :func:`.baselines.score_baselines`."""
-    own_ev = search.choice_evaluator() if split == "select" else search.evaluator(split)
-    specs = search.baseline_specs()
-    if not specs or not search.tasks[split]:
-        return [], [], None if with_programs is None else own_ev.evaluate(with_programs, curves=True)
+def _own_evaluator(search, split: str):
+    return search.choice_evaluator() if split == "select" else search.evaluator(split)
+
+
+def _baseline_setup(search, split: str):
+    """(resolved baselines, the run's network for the rate model, evaluator_for): the run's own evaluator of
+    ``split`` for its space and network, else one of the baseline's own."""
     net = search.network
-    bls = resolve_baselines(specs, search.space, search.model, net if search.model == "rate" else None)
+    bls = resolve_baselines(search.baseline_specs(), search.space, search.model,
+                            net if search.model == "rate" else None)
     own_net = net if search.model == "rate" else None
 
     def evaluator_for(space, network, n):
         if space is search.space and network == own_net:
-            return own_ev
+            return _own_evaluator(search, split)
         # a baseline outside the run's space or network has its own compile: a batch of exactly its size
         return search.evaluators.build(search.evaluators.choice_entries(split), split, max(n, 1), space=space,
                                        network=network, floor=1)
 
+    return bls, own_net, evaluator_for
+
+
+def comparison_split(search) -> str:
+    """The split the hall of fame is compared to its baselines on: final, else select, else search."""
+    return "final" if search.tasks["final"] else ("select" if search.tasks["select"] else "search")
+
+
+def score_baselines(search, split: str = "final", min_size: int = 0, with_programs=None,
+                    parallel: bool = True) -> tuple[list[dict], list, tuple | None]:
+    """The run's baselines on ``split`` (same tasks, seeds and initial weights as the hall of fame), their
+    learning curves, and the (fitness, per-task metrics, curves) of ``with_programs`` (programs of the run's space,
+    evaluated in the same call as the baselines of that space); see :func:`.baselines.score_baselines`. Groups
+    computed ahead (:func:`baseline_jobs`) are taken from ``search.ahead``."""
+    if not search.baseline_specs() or not search.tasks[split]:
+        return [], [], (None if with_programs is None
+                        else _own_evaluator(search, split).evaluate(with_programs, curves=True))
+    bls, own_net, evaluator_for = _baseline_setup(search, split)
     ride = None if with_programs is None else (with_programs, search.space, own_net)
-    return _score_baselines(bls, evaluator_for, search.fit, min_size, with_programs=ride, parallel=parallel)
+    ahead = getattr(search, "ahead", None)
+    done = None if ahead is None else (lambda key, thunk: ahead.get(("baseline", split) + key)
+                                       if ahead.has(("baseline", split) + key) else None)
+    return _score_baselines(bls, evaluator_for, search.fit, min_size, with_programs=ride, parallel=parallel,
+                            done=done)
+
+
+def baseline_jobs(search) -> dict:
+    """The end-of-run baseline calls that do not depend on the search ({key: thunk}): on the comparison split,
+    the baselines outside the candidates' call (other network or space: BP), as :func:`score_baselines` runs them
+    (the candidates ride with the baselines of their own space and network, which therefore stay at the end)."""
+    split = comparison_split(search)
+    if split == "search" or not search.baseline_specs() or not search.tasks[split]:
+        return {}
+    bls, own_net, evaluator_for = _baseline_setup(search, split)
+    ride_key = group_key(search.space, own_net)
+    return {("baseline", split) + key: group_call(bls, idx, evaluator_for)
+            for key, idx in baseline_groups(bls).items() if key != ride_key}
 
 
 def snap(search, progs, fit):

@@ -70,21 +70,11 @@ def condition_name(c: dict) -> str:
     return c["task"] + (f" ({extra})" if extra else "")
 
 
-def generalization_report(prog: Program, space: Space, cfg: SearchConfig, conditions: list[dict] | None = None,
-                          seeds: int | None = None, split: str = "final", log=None) -> dict:
-    """Score ``prog``, FA and BP on every condition; {"rule", "split", "rows": [...]} with per row the metric's
-    means and the paired differences of the rule to FA and to BP (95% intervals)."""
-    from ..rules.formula import to_text
+def _condition_plans(space: Space, cfg: SearchConfig, conditions: list[dict], n_default: int, split: str) -> list:
+    """Per condition (c, task, net, metric, seeds, inner config, {'fa': thunk, 'bp': thunk}, key prefix)."""
     from ..tasks import make
 
-    conditions = conditions_of(cfg) if conditions is None else conditions
-    n_default = int(seeds or cfg.generalization.seeds)
-    plans, calls = [], []
-
-    def call(pop, sp, task, icfg, sd):
-        calls.append(lambda: evaluate_population(pop, sp, task, icfg, sd, split)[0])
-        return len(calls) - 1
-
+    plans = []
     for c in conditions:
         task = make(c["task"], **dict(c.get("args") or {}))
         net = cfg.network_config().with_(**{k: (tuple(v) if isinstance(v, list) else v)
@@ -93,19 +83,55 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
         sd = list(range(int(c.get("seeds") or n_default)))
         icfg = InnerConfig(network=net, steps=c.get("steps"))
         fa, bp = resolve_baselines(("fa", "bp"), space, "rate", net)
-        if fa.space is space:          # the rule and FA in one batch: one compile
-            j = call(stack([prog, fa.program]), space, task, icfg, sd)
-            r_at, f_at = (j, 0), (j, 1)
-        else:
-            r_at, f_at = (call(stack([prog]), space, task, icfg, sd), 0), (call(stack([fa.program]), fa.space,
-                                                                                task, icfg, sd), 0)
-        b_at = (call(stack([bp.program]), bp.space, task, InnerConfig(network=bp.network, steps=c.get("steps")),
-                     sd), 0)
-        plans.append((c, task, net, metric, sd, r_at, f_at, b_at))
-    results = overlapped(calls)        # every condition's calls side by side: independent, results unchanged
+        thunks = {"fa": lambda fa=fa, task=task, icfg=icfg, sd=sd: evaluate_population(
+                      stack([fa.program]), fa.space, task, icfg, sd, split)[0],
+                  "bp": lambda bp=bp, task=task, c=c, sd=sd: evaluate_population(
+                      stack([bp.program]), bp.space, task, InnerConfig(network=bp.network, steps=c.get("steps")), sd,
+                      split)[0]}
+        key = ("generalization", split, repr(sorted(c.items())), n_default, repr(space.to_dict()))
+        plans.append((c, task, net, metric, sd, icfg, thunks, key))
+    return plans
+
+
+def baseline_jobs(space: Space, cfg: SearchConfig, conditions: list[dict] | None = None, seeds: int | None = None,
+                  split: str = "final") -> dict:
+    """FA and BP on every condition ({key: thunk}): the calls of :func:`generalization_report` that do not depend
+    on the rule (computed ahead while a run searches, :mod:`.ahead`)."""
+    conditions = conditions_of(cfg) if conditions is None else conditions
+    plans = _condition_plans(space, cfg, conditions, int(seeds or cfg.generalization.seeds), split)
+    return {key + (name,): t for *_, thunks, key in plans for name, t in thunks.items()}
+
+
+def generalization_report(prog: Program, space: Space, cfg: SearchConfig, conditions: list[dict] | None = None,
+                          seeds: int | None = None, split: str = "final", log=None, ahead=None) -> dict:
+    """Score ``prog``, FA and BP on every condition; {"rule", "split", "rows": [...]} with per row the metric's
+    means and the paired differences of the rule to FA and to BP (95% intervals).
+
+    Each of the three is one call of one program. FA and BP come from ``ahead`` (:class:`.ahead.Ahead`) where it
+    computed them; the others run side by side first, then the rule's calls (which share FA's compile)."""
+    from ..rules.formula import to_text
+
+    conditions = conditions_of(cfg) if conditions is None else conditions
+    plans = _condition_plans(space, cfg, conditions, int(seeds or cfg.generalization.seeds), split)
+    base, todo = {}, []
+    for *_, thunks, key in plans:
+        for name, t in thunks.items():
+            k = key + (name,)
+            if ahead is not None and ahead.has(k):
+                base[k] = ahead.get(k, t)
+            else:
+                todo.append((k, t))
+    # baselines before the rules: the rule and FA have one compile (same space, network and shapes), which two
+    # threads side by side would each do
+    for (k, _), r in zip(todo, overlapped([t for _, t in todo])):
+        base[k] = r
+    rule_res = overlapped([lambda task=task, icfg=icfg, sd=sd: evaluate_population(stack([prog]), space, task, icfg,
+                                                                                    sd, split)[0]
+                           for _, task, _, _, sd, icfg, _, _ in plans])
     rows = []
-    for c, task, net, metric, sd, *at in plans:
-        r, f, b = (np.asarray(results[j][metric][i], np.float64) for j, i in at)
+    for (c, task, net, metric, sd, _, _, key), res in zip(plans, rule_res):
+        r = np.asarray(res[metric][0], np.float64)
+        f, b = (np.asarray(base[key + (name,)][metric][0], np.float64) for name in ("fa", "bp"))
         sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
         row = {"condition": condition_name(c), "task": c["task"], "network": dict(c.get("network") or {}),
                "layers": net.spec(task.n_in, task.n_out),
@@ -138,4 +164,5 @@ def _mean(x) -> float | None:
     return m if np.isfinite(m) else None
 
 
-__all__ = ["auto_conditions", "conditions_of", "generalization_report", "condition_name", "format_report"]
+__all__ = ["auto_conditions", "conditions_of", "generalization_report", "baseline_jobs", "condition_name",
+           "format_report"]
