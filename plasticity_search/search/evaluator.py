@@ -143,8 +143,9 @@ class SplitEval:
         first instance, whose results are dropped), and a tight plan pads to ``other``'s batch sizes. The end of a
         run (the select choice and final scores of a few candidates on many seeds) then needs no compile of its
         own, and its calls have the search's efficient size (on a CPU a call of 16 candidates x 64 seeds of a deep
-        network is memory-bound: 5.2 s against 4.0 s as 16 calls of 4 seeds). Every instance is computed by the
-        same per-instance program either way; only how many run side by side changes. Not with a device mesh."""
+        network is memory-bound: the quickstart's select choice took 6.5 s in one call, 3.0 s in 16 calls of 4
+        seeds). Every instance is computed by the same per-instance program either way; only how many run side by
+        side changes (BENCHMARKS.md, issue 13: equal up to float32 rounding). Not with a device mesh."""
         if self.mesh is not None or other is None or other.mesh is not None:
             return self
         counts = []
