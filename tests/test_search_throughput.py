@@ -24,10 +24,22 @@ TINY = {
 }
 
 
+def _doc(hof) -> str:
+    d = hof.to_json()
+    d["info"].pop("wall_time_s")
+    return json.dumps(d, sort_keys=True)
+
+
 def _hof(cfg):
-    doc = run_search(cfg).to_json()
-    doc["info"].pop("wall_time_s")
-    return json.dumps(doc, sort_keys=True)
+    return _doc(run_search(cfg))
+
+
+def _searched(s):
+    """The state of search ``s`` run to its end (generations only, no finalize)."""
+    state = s.init()
+    while not s.done(state):
+        state, _ = s.step(state)
+    return state
 
 
 # --- chunked evaluation ------------------------------------------------------------------------------------------
@@ -222,17 +234,10 @@ def test_finalize_side_by_side_equals_one_after_the_other(monkeypatch):
     over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
             "network.hidden": [8], "budget.generations": 2, "baselines": ["fa", "bp"]}
     s = Search(load_config(TINY, over))
-    state = s.init()
-    while not s.done(state):
-        state, _ = s.step(state)
-
-    def doc(hof):
-        d = hof.to_json()
-        d["info"].pop("wall_time_s")
-        return json.dumps(d, sort_keys=True)
-    ref = doc(s.finalize(state))          # finalize works on a copy of the state
+    state = _searched(s)
+    ref = _doc(s.finalize(state))          # finalize works on a copy of the state
     monkeypatch.setattr(bl, "overlapped", lambda thunks, workers=None: overlapped(thunks, workers=1))
-    assert doc(s.finalize(state)) == ref
+    assert _doc(s.finalize(state)) == ref
     fa = next(b for b in json.loads(ref)["baselines"] if b["name"] == "fa")
     alone, _, _ = s.score_baselines("final")
     assert next(b for b in alone if b["name"] == "fa")["instances"] == fa["instances"]
@@ -272,19 +277,12 @@ def test_finalize_and_generalization_with_baselines_ahead_equal_the_end_of_run_o
     s.ahead = start_ahead(s)
     # FA (outside this space without errors: a group of its own) and BP on final; FA and BP per condition
     assert s.ahead is not None and len(s.ahead) == 2 + 2 * 2
-    state = s.init()
-    while not s.done(state):
-        state, _ = s.step(state)
-
-    def doc(hof):
-        d = hof.to_json()
-        d["info"].pop("wall_time_s")
-        return json.dumps(d, sort_keys=True)
+    state = _searched(s)
     hof = s.finalize(state)
     prog, space = hof.entries[hof.best].rule_program()
-    with_ahead = (doc(hof), generalization_report(prog, space, s.cfg, conds, ahead=s.ahead))
+    with_ahead = (_doc(hof), generalization_report(prog, space, s.cfg, conds, ahead=s.ahead))
     s.ahead = None
-    assert (doc(s.finalize(state)), generalization_report(prog, space, s.cfg, conds)) == with_ahead
+    assert (_doc(s.finalize(state)), generalization_report(prog, space, s.cfg, conds)) == with_ahead
     assert [r["condition"] for r in with_ahead[1]["rows"]] == ["yinyang", "digits (hidden=[6])"]
 
 
