@@ -326,3 +326,27 @@ def test_end_of_run_splits_run_in_the_search_splits_compiled_calls():
     spiking_like = SplitEval(s.space, [(t, lambda p, i: None, inst) for t, _, inst in s.evaluator("final").items],
                              s.fit, 16, tight=True)
     assert spiking_like.share_compiles(search_ev).shared is None  # no shared compiled function: nothing shared
+
+
+def test_a_candidate_diverging_on_the_choice_split_is_reported(monkeypatch):
+    """A Pareto candidate whose select re-score diverges gets the worst fitness and leaves the hall of fame; the
+    choice line says how many did (before, it vanished without a word)."""
+    over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+            "network.hidden": [8], "budget.generations": 2}
+    s = Search(load_config(TINY, over))
+    state = _searched(s)
+    ok = s.finalize(state).to_json()
+    assert "diverged" not in ok["info"]["choice"] and "diverged_on_choice" not in ok["info"]
+    choice = s.choice_evaluator()
+    real = choice.evaluate
+
+    def first_diverges(progs, *a, **kw):
+        fit, per_task = real(progs, *a, **kw)
+        fit = np.array(fit, np.float64)
+        fit[0] = -np.inf
+        return fit, per_task
+    monkeypatch.setattr(choice, "evaluate", first_diverges)
+    doc = s.finalize(state).to_json()
+    assert doc["info"]["diverged_on_choice"] == 1
+    assert "1 of " in doc["info"]["choice"] and "diverged on the select instances" in doc["info"]["choice"]
+    assert len(doc["entries"]) >= 1

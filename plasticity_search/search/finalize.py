@@ -71,6 +71,11 @@ def finalize(search, state: SearchState) -> HallOfFame:
     order = [front[best_local]] + rest
     inf = dict(info(search, state), compared_on=cmp_split,
                choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local]))
+    n_div = int(np.sum(~np.isfinite(np.asarray(cf, np.float64))))
+    if n_div:       # a candidate that diverged re-scored has the worst fitness: say so, do not drop it silently
+        inf["diverged_on_choice"] = n_div
+        inf["choice"] += (f"; {n_div} of {len(cf)} re-scored candidates diverged on the {choose_split} instances "
+                          "(worst fitness, left out of the hall of fame)")
     if cand_curves is not None:
         named = [(rank_label(r, to_text(index(progs, i), space)),
                   [None if c is None else c[i] for c in cand_curves]) for r, i in enumerate(order[:3])]
