@@ -97,6 +97,9 @@ def test_plan_covers_every_program_with_least_padding():
     # sharing the search split's compiled calls (share_compiles): the rest pads to the search's batch holding it
     ev.shared = ((16, 32), [4])
     assert ev.plan(5) == [(5, 16)] and ev.plan(16) == [(16, 16)] and ev.plan(40) == [(32, 32), (8, 16)]
+    assert ev.plan(3) == [(3, 4)]           # not padded to more than twice its batch: its own call
+    ev.buckets, ev.shared = [256, 512, 1024], ((256, 512, 1024), [4])       # a GPU search's batches
+    assert ev.plan(11) == [(11, 16)] and ev.plan(200) == [(200, 256)]
 
 
 def test_select_rescoring_gets_its_own_small_bucket():

@@ -109,8 +109,9 @@ class SplitEval:
         rest = n % top
         if rest and self.tight:
             size = min(top, 1 << (max(rest, min_size, 1) - 1).bit_length())
-            if self.shared is not None:          # the other split's batch that holds it: its compile
-                size = next((b for b in self.shared[0] if b >= size), size)
+            if self.shared is not None:          # the other split's batch that holds it (its compile), unless
+                up = next((b for b in self.shared[0] if b >= size), None)    # that more than doubles the work
+                size = up if up is not None and up <= 2 * size else size
             if self.mesh is not None:
                 from .. import distributed as dist
                 size = dist.padded_size(size, self.mesh)
@@ -140,7 +141,8 @@ class SplitEval:
         """Run this split's calls in the compiled shapes of ``other`` (the search split) where they can: a task
         that ``other`` evaluates with the same compiled function (same task, settings and instance shapes) runs in
         calls of ``other``'s instance count (S instances in ceil(S / s) calls, the last one padded with its own
-        first instance, whose results are dropped), and a tight plan pads to ``other``'s batch sizes. The end of a
+        first instance, whose results are dropped), and a tight plan pads to ``other``'s batch sizes where that at
+        most doubles its batch (a GPU search's batches of 1024 do not take 11 candidates). The end of a
         run (the select choice and final scores of a few candidates on many seeds) then needs no compile of its
         own, and its calls have the search's efficient size (on a CPU a call of 16 candidates x 64 seeds of a deep
         network is memory-bound: the quickstart's select choice took 6.5 s in one call, 3.0 s in 16 calls of 4
@@ -164,9 +166,10 @@ class SplitEval:
         return self
 
     def _call(self, t: int, fn, chunk, inst):
-        """``fn(chunk, inst)``, or in calls of the shared instance count (:meth:`share_compiles`)."""
+        """``fn(chunk, inst)``, or in calls of the shared instance count (:meth:`share_compiles`) where the batch
+        is one of the shared split's."""
         c = None if self.shared is None else self.shared[1][t]
-        if c is None:
+        if c is None or int(np.shape(chunk.term_on)[0]) not in self.shared[0]:
             return fn(chunk, inst)
         cache = self.__dict__.setdefault("_inst_chunks", {})
         if t not in cache:
