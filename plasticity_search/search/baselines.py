@@ -89,7 +89,7 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
     the baselines of their space and network (the hall of fame and FA: one call at the end of a run, not two);
     their (fitness, per-task metrics, curves) come back third (None without them). The groups' calls run side by
     side (:func:`.overlap.overlapped`) unless ``parallel`` is False (evaluators sharded over a device mesh).
-    ``done(group key, thunk)``: the result of a group's call computed ahead (:mod:`.ahead`), or None.
+    ``done(group key)``: the result of a group's call computed ahead (:mod:`.ahead`), or None.
     """
     ride_key = None
     if with_programs is not None:
@@ -107,11 +107,10 @@ def score_baselines(baselines: list[Baseline], evaluator_for: Callable, fitness,
             ev = evaluator_for(ride_space, ride_net, n_ride + len(idx))
             calls.append((key, idx, n_ride, lambda ev=ev, p=progs: ev.evaluate(p, curves=True)))
             continue
-        thunk = group_call(baselines, idx, evaluator_for, min_size)
-        got = None if done is None else done(key, thunk)
+        got = None if done is None else done(key)
         if got is not None:
             results[key] = got
-        calls.append((key, idx, 0, thunk))
+        calls.append((key, idx, 0, group_call(baselines, idx, evaluator_for, min_size)))
     todo = [c for c in calls if c[0] not in results]
     for (key, *_), r in zip(todo, overlapped([c[-1] for c in todo], workers=None if parallel else 1)):
         results[key] = r

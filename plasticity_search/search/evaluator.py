@@ -151,16 +151,12 @@ class SplitEval:
         if self.mesh is not None or other is None or other.mesh is not None:
             return self
         counts = []
-        for task, fn, inst in self.items:
-            c = None
-            for task_o, fn_o, inst_o in other.items:
-                same = getattr(fn, "compiled", None) is not None and getattr(fn, "compiled", None) is getattr(
-                    fn_o, "compiled", None)
-                if same and _instance_shapes(inst)[1:] == _instance_shapes(inst_o)[1:]:
-                    n_o = _n_instances(inst_o)
-                    c = n_o if _n_instances(inst) > n_o else None
-                    break
-            counts.append(c)
+        for _, fn, inst in self.items:
+            compiled = getattr(fn, "compiled", None)
+            twin = next((i_o for _, fn_o, i_o in other.items if compiled is not None
+                         and getattr(fn_o, "compiled", None) is compiled
+                         and _instance_shapes(i_o) == _instance_shapes(inst)), None)
+            counts.append(None if twin is None or _n_instances(inst) <= _n_instances(twin) else _n_instances(twin))
         if any(c is not None for c in counts):
             self.shared = (tuple(b for b in other.buckets if b != other.small), counts)
         return self
@@ -223,9 +219,8 @@ def _n_instances(inst) -> int:
 
 
 def _instance_shapes(inst) -> tuple:
-    """(S, the shapes and dtypes of one instance's arrays)."""
-    leaves = jax.tree.leaves(inst)
-    return (_n_instances(inst),) + tuple((np.shape(a)[1:], str(a.dtype)) for a in leaves)
+    """The shapes and dtypes of one instance's arrays."""
+    return tuple((np.shape(a)[1:], str(a.dtype)) for a in jax.tree.leaves(inst))
 
 
 def n_seeds(entry, n: int):

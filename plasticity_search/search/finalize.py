@@ -175,8 +175,7 @@ def score_baselines(search, split: str = "final", min_size: int = 0, with_progra
     bls, own_net, evaluator_for = _baseline_setup(search, split)
     ride = None if with_programs is None else (with_programs, search.space, own_net)
     ahead = getattr(search, "ahead", None)
-    done = None if ahead is None else (lambda key, thunk: ahead.get(("baseline", split) + key)
-                                       if ahead.has(("baseline", split) + key) else None)
+    done = None if ahead is None else (lambda key: ahead.get(("baseline", split) + key))
     return _score_baselines(bls, evaluator_for, search.fit, min_size, with_programs=ride, parallel=parallel,
                             done=done)
 

@@ -117,8 +117,9 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
     for *_, thunks, key in plans:
         for name, t in thunks.items():
             k = key + (name,)
-            if ahead is not None and ahead.has(k):
-                base[k] = ahead.get(k, t)
+            got = None if ahead is None else ahead.get(k)      # None: not a job of it, or the job failed
+            if got is not None:
+                base[k] = got
             else:
                 todo.append((k, t))
     # baselines before the rules: the rule and FA have one compile (same space, network and shapes), which two
