@@ -264,6 +264,144 @@ def test_ahead_runs_jobs_in_order_and_computes_failed_ones_at_the_end():
     assert len(Ahead({})) == 0 and Ahead({}).start().get("k") is None
 
 
+def test_one_shot_compiles_give_the_same_results():
+    """Evaluators compiled for a single use (the end of a run's own baselines, the generalization conditions) run
+    at LLVM level 2 on the CPU (about half the compile time): the same metrics and curves as XLA's default."""
+    import jax
+    from plasticity_search import jit_options
+    from plasticity_search.rate import InnerConfig, evaluate_population
+    from plasticity_search.rate.mlp import NetworkConfig
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import Program
+    from plasticity_search.tasks import make
+    assert jit_options.one_shot(False) is None
+    assert jit_options.one_shot() == (jit_options.ONE_SHOT if jax.default_backend() == "cpu" else None)
+    space = Search(load_config(TINY)).space
+    pop = Program(*[np.asarray(x) for x in random_population(jax.random.key(2), space, 4, 3)])
+    cfg = InnerConfig(network=NetworkConfig(hidden=(8,)), steps=40)
+    task = make("yinyang")
+    (m0, c0), (m1, c1) = (evaluate_population(pop, space, task, cfg, [0, 1], "final", one_shot=o) for o in (0, 1))
+    assert m0.keys() == m1.keys() and all(np.array_equal(m0[k], m1[k], equal_nan=True) for k in m0)
+    np.testing.assert_array_equal(c0, c1)
+
+
+def test_ahead_takes_jobs_while_it_runs_until_stopped():
+    import threading
+    from plasticity_search.search.ahead import Ahead
+    gate = threading.Event()
+    a = Ahead({}).start()
+    assert a.idle() and a.submit("slow", lambda: gate.wait(30) and "slow")
+    assert not a.submit("slow", lambda: 0)                      # a key is queued once
+    assert a.submit("next", lambda: "next") and not a.idle()
+    gate.set()
+    assert a.get("next") == "next" and a.get("slow") == "slow" and a.idle()
+    a.stop()
+    assert not a.submit("late", lambda: 1) and a.get("late", lambda: 2) == 2
+
+
+def _counting(monkeypatch):
+    """Count the programs :class:`SplitEval` actually evaluates (memo hits do not count)."""
+    counted = []
+    orig = SplitEval._evaluate
+
+    def counting(self, progs, curves, min_size):
+        counted.append(int(np.asarray(progs.term_on).shape[0]))
+        return orig(self, progs, curves, min_size)
+    monkeypatch.setattr(SplitEval, "_evaluate", counting)
+    return counted
+
+
+def test_evaluation_memo_gives_the_results_of_evaluating_everything(monkeypatch):
+    """Inside memo_scope a request evaluates only the programs the memo lacks and returns exactly what one call of
+    the whole request returns, curves included; a memo entry of a batch below 16 (the select split's small batch
+    of 4) is not taken for a request that runs in batches of 16 (a batch of 8 changed a last bit on the CPU)."""
+    import jax
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import Program
+    from plasticity_search.search.evaluator import memo_scope
+    from plasticity_search.search.state import take
+    over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+            "network.hidden": [8], "search.children": 16, "search.population": 16}
+    s = Search(load_config(TINY, over))
+    progs = Program(*[np.asarray(x) for x in random_population(jax.random.key(5), s.space, 9, 2)])
+    first, later = take(progs, [0, 1, 2, 3, 4]), take(progs, [6, 3, 5, 3, 0, 8, 7])
+    counted = _counting(monkeypatch)
+    for ev in (s.evaluator("search"), s.evaluator("final")):
+        ref = ev.evaluate(later, curves=True, min_size=16)
+        memo = {}
+        with memo_scope(memo):
+            ev.evaluate(first, min_size=16)
+            del counted[:]
+            got = ev.evaluate(later, curves=True, min_size=16)
+        assert counted == [4]                                     # 6, 5, 8, 7: the others come from the memo
+        np.testing.assert_array_equal(got[0], ref[0])
+        for a, b in zip(got[1] + got[2], ref[1] + ref[2]):
+            if isinstance(a, dict):
+                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
+            else:
+                np.testing.assert_array_equal(a, b)
+    sel = s.evaluator("select")
+    assert sel.plan(3) == [(3, 4)] and sel.plan(7)[0][1] == 16
+    memo = {}
+    with memo_scope(memo):
+        sel.evaluate(take(progs, [0, 1, 2]))
+        del counted[:]
+        got = sel.evaluate(take(progs, [0, 1, 2, 3, 4, 5, 6]))
+    assert counted == [7]                                         # batch class 4 != 16: computed again
+    np.testing.assert_array_equal(got[0], sel.evaluate(take(progs, [0, 1, 2, 3, 4, 5, 6]))[0])
+
+
+def test_finalize_computed_ahead_equals_finalizing_at_the_end(monkeypatch):
+    """FinalizeAhead: near the end of the search, finalize runs on snapshots in the background thread; the end of
+    the run then evaluates only what changed since, and the hall of fame is exactly that of finalizing at the end
+    (hybrid strategy: snapped constants, the select choice on its own seeds, FA riding in the final call, BP)."""
+    from plasticity_search.search.ahead import Ahead, FinalizeAhead
+    over = {"tasks.search": [DIGITS], "tasks.select": [DIGITS], "tasks.final": [DIGITS], "fitness.penalties": [],
+            "network.hidden": [8], "budget.generations": 6, "baselines": ["fa", "bp"],
+            "search.strategy": "hybrid", "hybrid": {"every": 2, "steps": 1, "population": 4},
+            "hall_of_fame.select_seeds": 3}
+    s = Search(load_config(TINY, over))
+    s.ahead = Ahead({}).start()
+    spec = FinalizeAhead(s, s.ahead)
+    try:
+        _finalize_ahead_checks(s, spec, monkeypatch)
+    finally:
+        s.ahead.stop()
+
+
+def _finalize_ahead_checks(s, spec, monkeypatch):
+    from plasticity_search.search.ahead import FinalizeAhead, near_end
+    state, queued, near = s.init(), [], []
+    while not s.done(state):
+        state, _ = s.step(state)
+        near.append(near_end(s, state))
+        if spec.after_generation(state):
+            queued.append(state.generation)
+            s.ahead.get(spec.key)             # (a real run goes on searching meanwhile)
+    assert near == [False, False, False, True, True, True] and queued and queued[0] == 4
+    counted = _counting(monkeypatch)
+    hof = spec.finalize(state)
+    n_ahead = sum(counted)
+    del counted[:]
+    s.ahead.stop()
+    s.ahead = None
+    ref = s.finalize(state)
+    assert _doc(hof) == _doc(ref)
+    assert n_ahead < sum(counted)                  # the memo saved evaluations at the end
+    from plasticity_search.runs.runner import start_ahead
+    s.ahead = start_ahead(s)                       # with the baselines outside the candidates' call (FA, BP) ahead
+    try:
+        spec2 = FinalizeAhead(s, s.ahead)
+        while not s.ahead.idle():                  # (queued only when the thread has nothing else to do)
+            time.sleep(0.05)
+        assert spec2.after_generation(state) and spec2.ahead.get(spec2.key)
+        del counted[:]
+        assert _doc(spec2.finalize(state)) == _doc(ref) and counted == []    # the same state: nothing left to do
+        assert not spec2.after_generation(state)   # the same candidates: nothing queued again
+    finally:
+        s.ahead.stop()
+
+
 def test_finalize_and_generalization_with_baselines_ahead_equal_the_end_of_run_ones():
     """BP on the final split and FA/BP on the held-out conditions, computed in the background thread while the
     search runs, give exactly the hall of fame and generalization report of computing them at the end."""
@@ -284,9 +422,24 @@ def test_finalize_and_generalization_with_baselines_ahead_equal_the_end_of_run_o
     hof = s.finalize(state)
     prog, space = hof.entries[hof.best].rule_program()
     with_ahead = (_doc(hof), generalization_report(prog, space, s.cfg, conds, ahead=s.ahead))
+    s.ahead.stop()
     s.ahead = None
     assert (_doc(s.finalize(state)), generalization_report(prog, space, s.cfg, conds)) == with_ahead
     assert [r["condition"] for r in with_ahead[1]["rows"]] == ["yinyang", "digits (hidden=[6])"]
+    # the finalize computed ahead near the end also scores its chosen rule on the conditions
+    from plasticity_search.search.ahead import FinalizeAhead
+    s.ahead = start_ahead(s)
+    try:
+        spec = FinalizeAhead(s, s.ahead, conds)
+        while not s.ahead.idle():
+            time.sleep(0.05)
+        assert spec.after_generation(state) and s.ahead.get(spec.key)
+        hof = spec.finalize(state)
+        assert _doc(hof) == with_ahead[0]
+        assert spec.generalization(*hof.entries[hof.best].rule_program()) == with_ahead[1]
+        assert spec.generalization(*hof.entries[-1].rule_program()) is None or len(hof) == 1
+    finally:
+        s.ahead.stop()
 
 
 def test_end_of_run_splits_run_in_the_search_splits_compiled_calls():

@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import jit_options
 from .mlp import NetState, NetworkConfig, RateNet
 from ..rules.program import Program, RuleError, Space
 from ..rules.resolve import resolve_rule
@@ -286,10 +287,11 @@ class InnerLoop:
 
 
 @lru_cache(maxsize=32)
-def compiled_population(space: Space, task: Task, cfg: InnerConfig):
+def compiled_population(space: Space, task: Task, cfg: InnerConfig, one_shot: bool = False):
     """jit(vmap_pop(vmap_instance(train + score))): (pop, data [S, ...], keys [S]) -> ({metric: [P, S]}, [P, S, C]).
-    The evaluator contract (``make_evaluator``, instances, one rule) is :mod:`.rate_model`."""
+    ``one_shot``: compiled for one or two calls (:func:`..jit_options.one_shot`: half the compile time, a slower
+    run, the same results). The evaluator contract (``make_evaluator``, instances, one rule) is :mod:`.rate_model`."""
     loop = InnerLoop(space, task, cfg)
     per_instance = jax.vmap(loop.evaluate_one, in_axes=(None, 0, 0))
     per_pop = jax.vmap(per_instance, in_axes=(0, None, None))
-    return jax.jit(per_pop)
+    return jax.jit(per_pop, compiler_options=jit_options.one_shot(one_shot))

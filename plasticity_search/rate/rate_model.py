@@ -58,10 +58,11 @@ def model_config(settings, steps: int | None = None) -> InnerConfig:
     return InnerConfig(network=settings, steps=steps)
 
 
-def make_evaluator(space: Space, task, cfg: InnerConfig):
+def make_evaluator(space: Space, task, cfg: InnerConfig, one_shot: bool = False):
     """``evaluate(pop, instances) -> ({metric: [P, S]}, curves [P, S, C])``: one compiled call per population
-    shape (``jit(vmap_pop(vmap_instance(train + score)))``); instances must have been sampled with ``cfg.steps``."""
-    fn = compiled_population(space, rate_task(task), cfg)
+    shape (``jit(vmap_pop(vmap_instance(train + score)))``); instances must have been sampled with ``cfg.steps``.
+    ``one_shot``: compiled for one or two calls (:func:`..jit_options.one_shot`; the same results)."""
+    fn = compiled_population(space, rate_task(task), cfg, one_shot)
 
     def evaluate(pop: Program, instances: Instances):
         return fn(pop, instances.data, instances.keys)
@@ -71,14 +72,14 @@ def make_evaluator(space: Space, task, cfg: InnerConfig):
 
 
 def evaluate_population(pop: Program, space: Space, task: Task, cfg: InnerConfig, seeds: Sequence[int],
-                        split: str = "search", devices: int | None = None):
+                        split: str = "search", devices: int | None = None, one_shot: bool = False):
     """Metrics {name: np.ndarray [P, S]} and learning curves [P, S, C] for a population of programs.
 
     ``devices``: shard the population axis over that many devices (None: do not shard; see distributed.py).
     The population is padded to a multiple of the device count and the padding is removed from the results.
     """
     inst = make_instances(task, seeds, split, cfg.steps)
-    evaluate = make_evaluator(space, task, cfg)
+    evaluate = make_evaluator(space, task, cfg, one_shot)
     n = int(np.asarray(pop.term_on).shape[0])
     if devices is None:
         metrics, curves = evaluate(jax.tree.map(jnp.asarray, pop), inst)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import jit_options
 from ..rules.program import RuleError
 from ..rules.resolve import resolve_rule
 from .mlp import NetworkConfig, default_network, parse_network_spec
@@ -108,7 +109,7 @@ def weight_trajectory(rule, task, seed: int = 0, steps: int | None = None, every
 def _compiled(space, task, cfg: InnerConfig, n_chunks: int, every: int):
     """(loop, jit: (prog, state, xs [U, B, n_in], ys) -> (per layer [n_chunks, ...] weights after each chunk of
     ``every`` updates, per layer the final weights)), stepping with :meth:`InnerLoop.step` as :meth:`InnerLoop.run`
-    does."""
+    does; compiled for a single use (:func:`..jit_options.one_shot`)."""
     loop = InnerLoop(space, task, cfg)
 
     def go(prog, st, xs, ys):
@@ -126,7 +127,7 @@ def _compiled(space, task, cfg: InnerConfig, n_chunks: int, every: int):
             st = steps(st, (xs[head:], ys[head:]))
         return Wk, st.net.W
 
-    return loop, jax.jit(go)
+    return loop, jax.jit(go, compiler_options=jit_options.one_shot())
 
 
 __all__ = ["trajectory_network", "weight_trajectory"]

@@ -18,6 +18,17 @@ from .rundir import atomic_write_bytes
 SPLIT_STYLE = {"search": ("o", "C0"), "select": ("s", "C1"), "final": ("^", "C2")}
 
 
+def warm_up() -> bool:
+    """Import matplotlib's figure and Agg canvas and load its font list (about a second, several on a first run
+    that builds the font cache): a run does it in its background thread while it searches."""
+    from matplotlib import font_manager
+    from matplotlib.backends import backend_agg  # noqa: F401
+    from matplotlib import figure  # noqa: F401
+
+    font_manager.findfont(font_manager.FontProperties())
+    return True
+
+
 def _fig(w=6.4, h=4.0):
     from matplotlib.figure import Figure
 

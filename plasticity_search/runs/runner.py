@@ -320,6 +320,7 @@ def _follow(plan: RunPlan, eng) -> RunResult:
 
 
 def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
+    from ..search.ahead import FinalizeAhead
     from .progress import SearchProgress
     from .wandb_log import WandbLogger
 
@@ -374,7 +375,6 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         def wall() -> float:
             return elapsed + (time.perf_counter() - t_session)
 
-        search.ahead = start_ahead(search)
         bar = SearchProgress(int(cfg.generations), 0, enabled=progress)
         with bar:
             if loaded is None:
@@ -390,6 +390,15 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                 truncate_metrics(run_dir, int(meta["n_metrics"]))
                 if not plan.fresh:
                     log(f"resuming {run_dir} at generation {done}/{cfg.generations}")
+            # the end-of-run work that does not depend on the search, beside the generations (after the initial
+            # population: its compiles do not wait for the baselines'), then the finalize near the end
+            search.ahead = start_ahead(search)
+            spec = None
+            if search.ahead is not None:
+                if plan.plots:
+                    from .plots import warm_up
+                    search.ahead.submit(("plots", "warm-up"), warm_up)
+                spec = FinalizeAhead(search, search.ahead, generalization_conditions(cfg))
             bar.update(done)
             bar.phase("search")
             every = cfg.budget.checkpoint_every_s       # None: checkpoints <= 5% of the wall time (below)
@@ -416,16 +425,18 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     ckpt_cost = last_ckpt - now
                 wb.log_generation(done, metrics)
                 bar.update(done, metrics)
+                if spec is not None and not search.done(state):
+                    spec.after_generation(state)       # near the end: the finalize computed ahead
         stopped_by = search.stop_reason(state) or "generations"
         bar.phase(f"finalizing after {done} generations (stopped by {stopped_by}): the Pareto set re-scored on "
                   "the select and final tasks, baselines, learning curves")
-        hof = search.finalize(state)
+        hof = search.finalize(state) if spec is None else spec.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)
         from .results import hall_of_fame_csv, table_rows
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
-        write_generalization(run_dir, cfg, hof, bar.phase, search.ahead)
+        write_generalization(run_dir, cfg, hof, bar.phase, search.ahead, spec)
         rec.update(stopped_by=stopped_by, elapsed_s=round(wall(), 3))   # the report shows them
         write_run_record(run_dir, rec)
         images = {}
@@ -468,8 +479,9 @@ def generalization_conditions(cfg) -> list[dict]:
 
 def start_ahead(search):
     """Start the end-of-run work that does not depend on the search (:mod:`..search.ahead`): the baselines outside
-    the candidates' final call and FA and BP on the held-out conditions. None with a device mesh or several
-    processes (there every call runs in the same order everywhere)."""
+    the candidates' final call and FA and BP on the held-out conditions; the thread then takes the finalize
+    computed ahead near the end of the search (:class:`..search.ahead.FinalizeAhead`). None with a device mesh or
+    several processes (there every call runs in the same order everywhere)."""
     import jax
 
     from ..search.ahead import Ahead
@@ -482,11 +494,12 @@ def start_ahead(search):
     conds = generalization_conditions(search.cfg)
     if conds:
         jobs.update(generalization_jobs(search.space, search.cfg, conds))
-    return Ahead(jobs).start() if jobs else None
+    return Ahead(jobs).start()          # more jobs near the end of the search (FinalizeAhead)
 
 
-def write_generalization(run_dir: str, cfg, hof, log, ahead=None) -> dict | None:
-    """``generalization.json``: the chosen rule, FA and BP on held-out conditions (``generalization.at_end``)."""
+def write_generalization(run_dir: str, cfg, hof, log, ahead=None, spec=None) -> dict | None:
+    """``generalization.json``: the chosen rule, FA and BP on held-out conditions (``generalization.at_end``);
+    ``spec``: the :class:`..search.ahead.FinalizeAhead` that may have computed it for the same rule."""
     from ..search.generalize import generalization_report
     from .rundir import GEN_JSON
 
@@ -496,7 +509,9 @@ def write_generalization(run_dir: str, cfg, hof, log, ahead=None) -> dict | None
     log(f"generalization: the chosen rule, FA and BP on {len(conds)} held-out conditions "
         f"({cfg.generalization.seeds} seeds each)")
     prog, space = hof.entries[hof.best].rule_program()
-    doc = generalization_report(prog, space, cfg, conds, ahead=ahead)
+    doc = spec.generalization(prog, space) if spec is not None else None
+    if doc is None:
+        doc = generalization_report(prog, space, cfg, conds, ahead=ahead)
     atomic_write_json(os.path.join(run_dir, GEN_JSON), json_safe(doc))
     return doc
 

@@ -11,6 +11,8 @@ The cache itself is data of the :class:`~.state.SearchState` (``state.fec``), so
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 from typing import NamedTuple
 
@@ -82,8 +84,9 @@ class SplitEval:
 
     @classmethod
     def build(cls, space, tasks_and_entries, settings, fitness, split, chunk, steps=None, seeds=None, devices=None,
-              small=None, floor=MIN_BUCKET, tight=False):
-        """``settings``: {model name: the run's settings of that model} (the rate network, the spiking options)."""
+              small=None, floor=MIN_BUCKET, tight=False, one_shot=False):
+        """``settings``: {model name: the run's settings of that model} (the rate network, the spiking options).
+        ``one_shot``: the models compile for one or two calls (the end of a run's baselines of their own)."""
         items = []
         for task, entry in tasks_and_entries:
             st = steps if steps is not None else entry.steps
@@ -91,7 +94,8 @@ class SplitEval:
             name = model_name(task)
             model = MODELS[name]
             cfg = model.model_config(settings.get(name), st)
-            items.append((task, model.make_evaluator(space, task, cfg), model.make_instances(task, sd, split, st)))
+            items.append((task, model.make_evaluator(space, task, cfg, one_shot=one_shot),
+                          model.make_instances(task, sd, split, st)))
         return cls(space, items, fitness, chunk, devices, small, floor, tight)
 
     def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
@@ -186,8 +190,45 @@ class SplitEval:
 
     def evaluate(self, progs: Program, curves: bool = False, min_size: int = 0):
         """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] (None for
-        spiking tasks) with ``curves=True``. Programs are evaluated in the compiled calls of :meth:`plan`."""
+        spiking tasks) with ``curves=True``. Programs are evaluated in the compiled calls of :meth:`plan`; inside
+        :func:`memo_scope`, only those the memo does not hold yet."""
         progs = Program(*[np.asarray(x) for x in progs])
+        memo = _MEMO.get()
+        if memo is not None and self.mesh is None:
+            return self._evaluate_memo(memo, progs, curves, min_size)
+        return self._evaluate(progs, curves, min_size)
+
+    def _evaluate_memo(self, memo: dict, progs: Program, curves: bool, min_size: int):
+        """:meth:`evaluate` through ``memo`` ({evaluator: {(batch class, program bytes): per-program rows}}).
+
+        A program's results do not depend on the other programs of its call, nor on the call's batch among
+        powers of two from MIN_BUCKET (the premise of :func:`buckets`): the programs that are not in the memo run
+        padded to at least the smallest batch the whole request would have run in, and an entry is only reused
+        by a request of the same batch class (below MIN_BUCKET: that exact batch; else any from MIN_BUCKET), so
+        the results are those of one call of the whole request."""
+        n = progs.term_on.shape[0]
+        if n == 0:
+            return self._evaluate(progs, curves, min_size)
+        floor = min(size for _, size in self.plan(n, min_size))
+        cls = floor if floor < MIN_BUCKET else MIN_BUCKET
+        own = memo.setdefault(self, {})          # keyed by the evaluator itself: it stays alive, its id unique
+        keys = [(cls, _program_bytes(progs, i)) for i in range(n)]
+        miss = list(dict.fromkeys(k for k in keys if k not in own))
+        if miss:
+            first = {k: i for i, k in reversed(list(enumerate(keys)))}
+            fit, per_task, cvs = self._evaluate(take(progs, [first[k] for k in miss]), True, floor)
+            for j, k in enumerate(miss):
+                own[k] = ([{m: v[j] for m, v in d.items()} for d in per_task],
+                          [None if c is None else c[j] for c in cvs])
+        rows = [own[k] for k in keys]
+        per_task = [{m: np.stack([r[0][t][m] for r in rows]) for m in rows[0][0][t]} for t in range(len(self.items))]
+        fit = self.fitness.aggregate([self.fitness.per_instance(d) for d in per_task])
+        if curves:
+            return fit, per_task, [None if rows[0][1][t] is None else np.stack([r[1][t] for r in rows])
+                                   for t in range(len(self.items))]
+        return fit, per_task
+
+    def _evaluate(self, progs: Program, curves: bool, min_size: int):
         n = progs.term_on.shape[0]
         per_task = [{} for _ in self.items]
         per_curve: list = [[] for _ in self.items]
@@ -212,6 +253,33 @@ class SplitEval:
         if curves:
             return fit, per_task, [np.concatenate(c, 0) if c else None for c in per_curve]
         return fit, per_task
+
+
+# the memo of :func:`memo_scope` (None outside one); a context variable, so that it holds for the thread (or
+# context) that opened the scope and the calls it runs side by side (:func:`.overlap.overlapped`), not for others
+_MEMO: contextvars.ContextVar = contextvars.ContextVar("plasticity_search_eval_memo", default=None)
+
+
+@contextlib.contextmanager
+def memo_scope(memo: dict):
+    """Within the block, :meth:`SplitEval.evaluate` takes each program's results from ``memo`` where it holds them
+    and adds the others: the end of a run computed ahead on a snapshot of the search and again at its end
+    evaluates only what changed in between, with the results of evaluating everything at the end."""
+    token = _MEMO.set(memo)
+    try:
+        yield memo
+    finally:
+        _MEMO.reset(token)
+
+
+def _program_bytes(progs: Program, i: int) -> bytes:
+    """Program ``i`` of a population as bytes (every field, with its dtype and shape): the memo's key."""
+    parts = []
+    for x in progs:
+        a = np.ascontiguousarray(np.asarray(x)[i])
+        parts.append(f"{a.dtype.str}{a.shape}".encode())
+        parts.append(a.tobytes())
+    return b"|".join(parts)
 
 
 def _n_instances(inst) -> int:
@@ -387,4 +455,4 @@ class Evaluator:
         state.counters["n_select"] = state.counters.get("n_select", 0) + len(pick)
 
 
-__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET"]
+__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET", "memo_scope"]

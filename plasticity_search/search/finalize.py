@@ -30,13 +30,7 @@ from .stats import mean_and_se, paired_difference
 def finalize(search, state: SearchState) -> HallOfFame:
     """Re-score the Pareto candidates on select and final tasks and build the hall of fame."""
     state = copy_state(state)
-    cands, seen = [], set()
-    for arch in (state.archive, state.select_archive):
-        for c, j in arch.pareto_slots():
-            h = arch.hashes[c][j]
-            if h not in seen:
-                seen.add(h)
-                cands.append(arch.program(c, j))
+    cands = [prog for _, prog in _pareto_candidates(state)]
     hofc = search.cfg.hall_of_fame
     if not cands:
         return HallOfFame([], 0, hofc.choose, hofc.eps, defaults(search), info(search, state))
@@ -96,6 +90,33 @@ def finalize(search, state: SearchState) -> HallOfFame:
     return HallOfFame(entries, 0, hofc.choose, hofc.eps, defaults(search), inf, baselines)
 
 
+def _pareto_candidates(state: SearchState, programs: bool = True) -> list:
+    """[(FEC hash, program or None)] of the Pareto slots of both archives, each hash once, in order: the
+    candidates :func:`finalize` re-scores."""
+    out, seen = [], set()
+    for arch in (state.archive, state.select_archive):
+        for c, j in arch.pareto_slots():
+            h = arch.hashes[c][j]
+            if h not in seen:
+                seen.add(h)
+                out.append((h, arch.program(c, j) if programs else None))
+    return out
+
+
+def candidate_hashes(state: SearchState) -> tuple:
+    """The FEC hashes of the candidates :func:`finalize` re-scores, in order."""
+    return tuple(h for h, _ in _pareto_candidates(state, programs=False))
+
+
+def evaluators(search) -> list:
+    """The evaluators :func:`finalize` calls (built here if they were not yet: a finalize computed ahead in another
+    thread then uses the same ones, :class:`.ahead.FinalizeAhead`)."""
+    out = [search.evaluator("search"), search.choice_evaluator(), search.evaluator(comparison_split(search))]
+    if search.cfg.search.strategy == "hybrid":
+        out.append(search.evaluators.refine_split(search.chunk))
+    return [e for e in out if e is not None]
+
+
 def provisional(search, state: SearchState) -> HallOfFame:
     """A provisional hall of fame without any evaluation: the Pareto set of the archive by *search* fitness
     (entries' metrics hold only ``search``); cheap enough for a running or interrupted run."""
@@ -151,9 +172,10 @@ def _baseline_setup(search, split: str):
     def evaluator_for(space, network, n):
         if space is search.space and network == own_net:
             return _own_evaluator(search, split)
-        # a baseline outside the run's space or network has its own compile: a batch of exactly its size
+        # a baseline outside the run's space or network has its own compile, for this one call: a batch of
+        # exactly its size, compiled for a single use (jit_options.one_shot)
         return search.evaluators.build(search.evaluators.choice_entries(split), split, max(n, 1), space=space,
-                                       network=network, floor=1)
+                                       network=network, floor=1, one_shot=True)
 
     return bls, own_net, evaluator_for
 
@@ -249,5 +271,6 @@ def _fin(x) -> float:
     return float(x) if np.isfinite(x) else -math.inf
 
 
-__all__ = ["finalize", "provisional", "choice_line", "baseline_specs", "score_baselines", "snap", "defaults",
+__all__ = ["finalize", "provisional", "candidate_hashes", "evaluators", "choice_line", "baseline_specs",
+           "score_baselines", "snap", "defaults",
            "info"]

@@ -83,11 +83,12 @@ def _condition_plans(space: Space, cfg: SearchConfig, conditions: list[dict], n_
         sd = list(range(int(c.get("seeds") or n_default)))
         icfg = InnerConfig(network=net, steps=c.get("steps"))
         fa, bp = resolve_baselines(("fa", "bp"), space, "rate", net)
+        # each condition's compiles serve one call each (the rule's reuses FA's): compiled for a single use
         thunks = {"fa": lambda fa=fa, task=task, icfg=icfg, sd=sd: evaluate_population(
-                      stack([fa.program]), fa.space, task, icfg, sd, split)[0],
+                      stack([fa.program]), fa.space, task, icfg, sd, split, one_shot=True)[0],
                   "bp": lambda bp=bp, task=task, c=c, sd=sd: evaluate_population(
                       stack([bp.program]), bp.space, task, InnerConfig(network=bp.network, steps=c.get("steps")), sd,
-                      split)[0]}
+                      split, one_shot=True)[0]}
         key = ("generalization", split, repr(sorted(c.items())), n_default, repr(space.to_dict()))
         plans.append((c, task, net, metric, sd, icfg, thunks, key))
     return plans
@@ -127,7 +128,7 @@ def generalization_report(prog: Program, space: Space, cfg: SearchConfig, condit
     for (k, _), r in zip(todo, overlapped([t for _, t in todo])):
         base[k] = r
     rule_res = overlapped([lambda task=task, icfg=icfg, sd=sd: evaluate_population(stack([prog]), space, task, icfg,
-                                                                                    sd, split)[0]
+                                                                                    sd, split, one_shot=True)[0]
                            for _, task, _, _, sd, icfg, _, _ in plans])
     rows = []
     for (c, task, net, metric, sd, _, _, key), res in zip(plans, rule_res):

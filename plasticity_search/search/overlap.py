@@ -11,6 +11,7 @@ collectives in the same order, so there the calls run one after the other.
 """
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -28,7 +29,8 @@ def overlapped(thunks: Sequence[Callable[[], object]], workers: int | None = Non
     if n <= 1 or jax.process_count() > 1:
         return [t() for t in thunks]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="overlap") as ex:
-        futures = [ex.submit(t) for t in thunks]
+        # each thunk in a copy of the caller's context (an evaluation memo scope holds in the threads too)
+        futures = [ex.submit(contextvars.copy_context().run, t) for t in thunks]
         return [f.result() for f in futures]
 
 

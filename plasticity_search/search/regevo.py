@@ -23,13 +23,11 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from ..jit_options import FAST_COMPILE
 from ..rules.mutation import DEFAULT_MUTATION_PROBS, mutate, random_population
 from ..rules.program import Program, Space
 from .fixed import FixedPart
 
-# mutation and random programs are cheap at run time but big graphs: compile them without LLVM optimisation
-# (about half the compile time on the 2-core CPU; results are bit-identical, fast-math is off either way)
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
 
 
 class RegEvoState(NamedTuple):

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import jit_options
 from ..rules.program import Program, RuleError, Space
 from ..tasks import Instances, TaskData, make
 from ..tasks.base import SPLIT_OFFSETS, check_seed, check_split
@@ -104,22 +105,23 @@ def make_instances(task, seeds: Sequence[int] = (0,), split: str = "search", ste
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled(space: Space, task: SpikingTask, feedback: str):
+def _compiled(space: Space, task: SpikingTask, feedback: str, one_shot: bool = False):
     def one(prog, hyper, data, key):
         return simulate(task, space, prog, hyper, data, key, feedback)
 
     per_seed = jax.vmap(one, in_axes=(None, None, 0, 0))
-    return jax.jit(jax.vmap(per_seed, in_axes=(0, 0, None, None)))
+    return jax.jit(jax.vmap(per_seed, in_axes=(0, 0, None, None)), compiler_options=jit_options.one_shot(one_shot))
 
 
-def make_evaluator(space: Space, task, cfg=None):
-    """``evaluate(pop, instances, hyper=None) -> ({metric: [P, S]}, None)`` (see the module docstring)."""
+def make_evaluator(space: Space, task, cfg=None, one_shot: bool = False):
+    """``evaluate(pop, instances, hyper=None) -> ({metric: [P, S]}, None)`` (see the module docstring).
+    ``one_shot``: compiled for one or two calls (:func:`..jit_options.one_shot`; the same results)."""
     task = spiking_task(task)
     cfg = EvalConfig.from_any(cfg)
     if cfg.feedback not in FEEDBACKS:
         raise RuleError(f"feedback must be one of {', '.join(FEEDBACKS)}, got '{cfg.feedback}'")
     base = rule_hyper(cfg.defaults, dt=task.dt)
-    fn = _compiled(space, task, cfg.feedback)
+    fn = _compiled(space, task, cfg.feedback, one_shot)
 
     def evaluate(pop: Program, instances: Instances, hyper: RuleHyper | None = None) -> dict:
         P = int(np.shape(pop.term_on)[0])

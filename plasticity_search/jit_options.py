@@ -1,0 +1,41 @@
+"""XLA compile options of the package's jitted functions (the one place that sets them).
+
+XLA's CPU backend spends most of a compile in LLVM's optimisation passes, which
+``xla_backend_optimization_level`` sets (fast-math is off at every level). Measured on the quickstart's deep network
+(one compile of the search's evaluator for 16 programs on the 2-core CPU; BENCHMARKS.md, issue 13):
+
+====================  ==================  ===============  =====================================
+level                 trace+compile+run   run (per call)   metrics against level 3
+====================  ==================  ===============  =====================================
+3 (XLA's default)     6.5 s               0.148 s
+2 (:data:`ONE_SHOT`)  3.2 s               0.166 s (+12%)   bit-identical
+1                     3.2 s               0.173 s          bit-identical
+0                     4.8 s               2.47 s (16x)     differ in the last bits
+====================  ==================  ===============  =====================================
+
+* :data:`FAST_COMPILE` (level 0): big graphs that run little per call (mutation, random programs). Every recorded
+  search used it; the constants it perturbs differ from levels 2-3 in the last float32 bit, so it stays. At 1,024
+  children a CPU ``ask`` takes 12.4 ms at level 0 against 4.2 ms at level 2 (compile 4.7 vs 5.5 s);
+* :func:`one_shot` (level 2 on the CPU): evaluators compiled for one or two calls (the baselines outside a run's
+  own compile, the held-out generalization conditions, weight trajectories), where the compile costs more than
+  the slower run. Bit-identical to level 3 on the quickstart's hall of fame, generalization report and weight
+  histograms, and on random spiking programs (stdp_pattern, spiking_digits). The search's own evaluators keep
+  level 3: they run every generation.
+"""
+from __future__ import annotations
+
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+ONE_SHOT = {"xla_backend_optimization_level": 2}
+
+
+def one_shot(enabled: bool = True) -> dict | None:
+    """The ``compiler_options`` of a function compiled for a single use: :data:`ONE_SHOT` on the CPU backend
+    (measured there), None (XLA's defaults) elsewhere or when not ``enabled``."""
+    if not enabled:
+        return None
+    import jax
+
+    return dict(ONE_SHOT) if jax.default_backend() == "cpu" else None
+
+
+__all__ = ["FAST_COMPILE", "ONE_SHOT", "one_shot"]
