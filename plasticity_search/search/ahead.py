@@ -178,10 +178,10 @@ class FinalizeAhead:
 
 
 def _rule_key(prog, space) -> tuple:
-    import numpy as np
+    from ..rules.program import stack
+    from .evaluator import program_key
 
-    return (repr(space.to_dict()),) + tuple(np.asarray(x).tobytes() + str(np.asarray(x).dtype).encode()
-                                             for x in prog)
+    return repr(space.to_dict()), program_key(stack([prog]), 0)
 
 
 def near_end(search, state) -> bool:

@@ -212,7 +212,7 @@ class SplitEval:
         floor = min(size for _, size in self.plan(n, min_size))
         cls = floor if floor < MIN_BUCKET else MIN_BUCKET
         own = memo.setdefault(self, {})          # keyed by the evaluator itself: it stays alive, its id unique
-        keys = [(cls, _program_bytes(progs, i)) for i in range(n)]
+        keys = [(cls, program_key(progs, i)) for i in range(n)]
         miss = list(dict.fromkeys(k for k in keys if k not in own))
         if miss:
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
@@ -272,7 +272,7 @@ def memo_scope(memo: dict):
         _MEMO.reset(token)
 
 
-def _program_bytes(progs: Program, i: int) -> bytes:
+def program_key(progs: Program, i: int) -> bytes:
     """Program ``i`` of a population as bytes (every field, with its dtype and shape): the memo's key."""
     parts = []
     for x in progs:
@@ -455,4 +455,5 @@ class Evaluator:
         state.counters["n_select"] = state.counters.get("n_select", 0) + len(pick)
 
 
-__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET", "memo_scope"]
+__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET", "memo_scope",
+           "program_key"]
