@@ -13,9 +13,12 @@ level                 trace+compile+run   run (per call)   metrics against level
 0                     4.8 s               2.47 s (16x)     differ in the last bits
 ====================  ==================  ===============  =====================================
 
-* :data:`FAST_COMPILE` (level 0): big graphs that run little per call (mutation, random programs). Every recorded
-  search used it; the constants it perturbs differ from levels 2-3 in the last float32 bit, so it stays. At 1,024
-  children a CPU ``ask`` takes 12.4 ms at level 0 against 4.2 ms at level 2 (compile 4.7 vs 5.5 s);
+* :func:`mutation` (:data:`FAST_COMPILE`, level 0, below :data:`MUTATION_BATCH` programs): big graphs that run
+  little per call (mutation, random programs). From 256 children a generation's ``ask`` runs at level 2 instead:
+  on the CPU at 1,024 children it takes 4.2 ms per generation against 12.4 ms (compile 5.5 vs 4.7 s), at 32
+  children 0.98 vs 1.29 ms (compile +0.9 s, which the few generations of a small search do not repay). The
+  constants a mutation perturbs differ between the levels in the last float32 bit; every shipped config has at most
+  32 children and keeps level 0 (the results recorded with it);
 * :func:`one_shot` (level 2 on the CPU): evaluators compiled for one or two calls (the baselines outside a run's
   own compile, the held-out generalization conditions, weight trajectories), where the compile costs more than
   the slower run. Bit-identical to level 3 on the quickstart's hall of fame, generalization report and weight
@@ -26,6 +29,12 @@ from __future__ import annotations
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 ONE_SHOT = {"xla_backend_optimization_level": 2}
+MUTATION_BATCH = 256
+
+
+def mutation(batch: int) -> dict:
+    """The ``compiler_options`` of mutation and random programs for ``batch`` programs per call (see above)."""
+    return dict(FAST_COMPILE if int(batch) < MUTATION_BATCH else ONE_SHOT)
 
 
 def one_shot(enabled: bool = True) -> dict | None:
@@ -38,4 +47,4 @@ def one_shot(enabled: bool = True) -> dict | None:
     return dict(ONE_SHOT) if jax.default_backend() == "cpu" else None
 
 
-__all__ = ["FAST_COMPILE", "ONE_SHOT", "one_shot"]
+__all__ = ["FAST_COMPILE", "ONE_SHOT", "MUTATION_BATCH", "mutation", "one_shot"]

@@ -357,3 +357,46 @@ def test_swapped_variants_replace_one_monomial_when_the_space_is_full():
                                    rational=True))
                   for drop in present for m_new in missing for s in (1, -1))
     assert got == want
+
+
+def test_archive_add_keeps_exactly_what_offering_every_candidate_in_turn_keeps():
+    """Archive.add skips candidates at or below the worst slot of their level before its loop: the archive ends
+    exactly as offering every candidate in turn (best first) leaves it, over random batches with repeated programs,
+    ties, non-finite fitness and levels beyond the last."""
+    import jax
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import Program
+    from plasticity_search.search.hall_of_fame import Archive
+
+    def offer_all(arch, programs, fitness, complexity, hashes):       # the loop without the filter
+        for i in np.argsort(-np.where(np.isfinite(fitness), fitness, -np.inf), kind="stable"):
+            f = fitness[i]
+            if not np.isfinite(f):
+                continue
+            c = int(min(complexity[i], arch.levels - 1))
+            if hashes[i] in arch.hashes[c]:
+                j = arch.hashes[c].index(hashes[i])
+                if f > arch.fitness[c, j]:
+                    arch._put(c, j, programs, i, f, hashes[i])
+                continue
+            j = int(np.argmin(arch.fitness[c]))
+            if f > arch.fitness[c, j]:
+                arch._put(c, j, programs, i, f, hashes[i])
+
+    space = tiny().rule_space()
+    rng = np.random.default_rng(0)
+    for per in (1, 3):
+        a, b = Archive(space, per), Archive(space, per)
+        for gen in range(6):
+            n = 64
+            progs = Program(*[np.asarray(x) for x in random_population(jax.random.key(gen), space, n, 2)])
+            fit = np.round(rng.normal(size=n), 1)                      # ties
+            fit[rng.integers(0, n, 5)] = rng.choice([np.nan, -np.inf, np.inf], 5)
+            cplx = rng.integers(0, a.levels + 2, n)                    # some beyond the last level
+            hashes = [f"h{k}" for k in rng.integers(0, 40, n)]         # repeated programs
+            a.add(progs, fit, cplx, hashes)
+            offer_all(b, progs, fit, cplx, hashes)
+            assert a.hashes == b.hashes
+            np.testing.assert_array_equal(a.fitness, b.fitness)
+            for x, y in zip(a.programs, b.programs):
+                np.testing.assert_array_equal(x, y)

@@ -275,6 +275,9 @@ def test_one_shot_compiles_give_the_same_results():
     from plasticity_search.rules.program import Program
     from plasticity_search.tasks import make
     assert jit_options.one_shot(False) is None
+    # mutation: without LLVM optimisation for small batches (every shipped config), level 2 from 256 children
+    assert jit_options.mutation(32) == jit_options.FAST_COMPILE and jit_options.mutation(255) == jit_options.FAST_COMPILE
+    assert jit_options.mutation(256) == jit_options.mutation(4096) == jit_options.ONE_SHOT
     assert jit_options.one_shot() == (jit_options.ONE_SHOT if jax.default_backend() == "cpu" else None)
     space = Search(load_config(TINY)).space
     pop = Program(*[np.asarray(x) for x in random_population(jax.random.key(2), space, 4, 3)])

@@ -67,7 +67,12 @@ class Archive:
     def add(self, programs: Program, fitness, complexity, hashes) -> None:
         """Offer candidates (numpy Program [n], raw search fitness [n], complexity [n], FEC hashes [n])."""
         fitness = np.asarray(fitness, np.float64)
-        for i in np.argsort(-np.where(np.isfinite(fitness), fitness, -np.inf), kind="stable"):
+        # a candidate at or below the worst slot of its level cannot enter it (slots only get better, and the
+        # slot of the same program holds at least that): the loop below sees only the others (a large batch of
+        # children offers about a thousand candidates per generation, a handful of which can enter)
+        levels = np.minimum(np.asarray(complexity, np.int64), self.levels - 1)
+        can = np.isfinite(fitness) & (fitness > self.fitness.min(axis=1)[levels])
+        for i in np.flatnonzero(can)[np.argsort(-fitness[can], kind="stable")]:
             f = fitness[i]
             if not np.isfinite(f):
                 continue

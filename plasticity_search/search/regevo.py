@@ -23,6 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .. import jit_options
 from ..jit_options import FAST_COMPILE
 from ..rules.mutation import DEFAULT_MUTATION_PROBS, mutate, random_population
 from ..rules.program import Program, Space
@@ -99,9 +100,10 @@ class RegularizedEvolution:
 @lru_cache(maxsize=64)
 def jitted(strategy: RegularizedEvolution, method: str):
     """``jax.jit`` of a strategy method, shared by equal strategies (the methods themselves are plain pure
-    functions, so they nest inside any outer ``jit`` / ``lax.scan``). Mutation and random programs compile without
-    LLVM optimisation (see FAST_COMPILE)."""
-    opts = FAST_COMPILE if method in ("ask", "initialize") else None
+    functions, so they nest inside any outer ``jit`` / ``lax.scan``). Random programs compile without LLVM
+    optimisation, mutation too below 256 children per generation (:func:`..jit_options.mutation`)."""
+    batch = {"ask": strategy.num_children, "initialize": 1}.get(method)     # initialize: one call per run
+    opts = None if batch is None else jit_options.mutation(batch)
     return jax.jit(getattr(strategy, method), compiler_options=opts)
 
 
