@@ -307,17 +307,17 @@ def _counting(monkeypatch):
     counted = []
     orig = SplitEval._evaluate
 
-    def counting(self, progs, curves, min_size):
+    def counting(self, progs, curves, min_size, batch=None):
         counted.append(int(np.asarray(progs.term_on).shape[0]))
-        return orig(self, progs, curves, min_size)
+        return orig(self, progs, curves, min_size, batch)
     monkeypatch.setattr(SplitEval, "_evaluate", counting)
     return counted
 
 
 def test_evaluation_memo_gives_the_results_of_evaluating_everything(monkeypatch):
-    """Inside memo_scope a request evaluates only the programs the memo lacks and returns exactly what one call of
-    the whole request returns, curves included; a memo entry of a batch below 16 (the select split's small batch
-    of 4) is not taken for a request that runs in batches of 16 (a batch of 8 changed a last bit on the CPU)."""
+    """Inside memo_scope a request evaluates only the programs the memo lacks and returns exactly what evaluating
+    the whole request returns, curves included; an entry is only taken at the batch the request's plan gives the
+    program (results may differ in the last bit across batches: spiking_digits' final loss, 16 vs 64)."""
     import jax
     from plasticity_search.rules import random_population
     from plasticity_search.rules.program import Program
@@ -350,8 +350,19 @@ def test_evaluation_memo_gives_the_results_of_evaluating_everything(monkeypatch)
         sel.evaluate(take(progs, [0, 1, 2]))
         del counted[:]
         got = sel.evaluate(take(progs, [0, 1, 2, 3, 4, 5, 6]))
-    assert counted == [7]                                         # batch class 4 != 16: computed again
+    assert counted == [7]                                         # batch 4 != 16: computed again
     np.testing.assert_array_equal(got[0], sel.evaluate(take(progs, [0, 1, 2, 3, 4, 5, 6]))[0])
+    big = SplitEval(s.space, s.evaluator("search").items, s.fit, 32)   # batches of 16 and 32
+    many = Program(*[np.asarray(x) for x in random_population(jax.random.key(6), s.space, 40, 2)])
+    assert big.plan(40) == [(32, 32), (8, 16)]
+    ref = big.evaluate(take(many, range(30, 40)))                 # one call of 16
+    memo = {}
+    with memo_scope(memo):
+        big.evaluate(many)                                        # 0-31 at 32, 32-39 at 16
+        del counted[:]
+        got = big.evaluate(take(many, range(30, 40)))
+    assert counted == [2]                                         # 30 and 31 ran at 32: computed again at 16
+    np.testing.assert_array_equal(got[0], ref[0])
 
 
 def test_finalize_computed_ahead_equals_finalizing_at_the_end(monkeypatch):

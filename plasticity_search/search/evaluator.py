@@ -199,25 +199,25 @@ class SplitEval:
         return self._evaluate(progs, curves, min_size)
 
     def _evaluate_memo(self, memo: dict, progs: Program, curves: bool, min_size: int):
-        """:meth:`evaluate` through ``memo`` ({evaluator: {(batch class, program bytes): per-program rows}}).
+        """:meth:`evaluate` through ``memo`` ({evaluator: {(batch, program bytes): per-program rows}}).
 
-        A program's results do not depend on the other programs of its call, nor on the call's batch among
-        powers of two from MIN_BUCKET (the premise of :func:`buckets`): the programs that are not in the memo run
-        padded to at least the smallest batch the whole request would have run in, and an entry is only reused
-        by a request of the same batch class (below MIN_BUCKET: that exact batch; else any from MIN_BUCKET), so
-        the results are those of one call of the whole request."""
+        Each program is looked up at the batch the whole request's :meth:`plan` gives its position, and the ones
+        missing are evaluated in calls of exactly that batch. At a fixed batch a program's results do not depend on
+        the other programs of its call (the population axis is vmapped: candidates never interact), but across
+        batches they may differ in the last bit (spiking_digits' final loss, batch 16 vs 64), so the results are
+        exactly those of evaluating the whole request, whatever the memo held."""
         n = progs.term_on.shape[0]
         if n == 0:
             return self._evaluate(progs, curves, min_size)
-        floor = min(size for _, size in self.plan(n, min_size))
-        cls = floor if floor < MIN_BUCKET else MIN_BUCKET
+        sizes = [size for m, size in self.plan(n, min_size) for _ in range(m)]
         own = memo.setdefault(self, {})          # keyed by the evaluator itself: it stays alive, its id unique
-        keys = [(cls, program_key(progs, i)) for i in range(n)]
-        miss = list(dict.fromkeys(k for k in keys if k not in own))
-        if miss:
-            first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            fit, per_task, cvs = self._evaluate(take(progs, [first[k] for k in miss]), True, floor)
-            for j, k in enumerate(miss):
+        keys = [(sizes[i], program_key(progs, i)) for i in range(n)]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        miss = [k for k in first if k not in own]
+        for size in sorted({k[0] for k in miss}):
+            group = [k for k in miss if k[0] == size]
+            fit, per_task, cvs = self._evaluate(take(progs, [first[k] for k in group]), True, 0, batch=size)
+            for j, k in enumerate(group):
                 own[k] = ([{m: v[j] for m, v in d.items()} for d in per_task],
                           [None if c is None else c[j] for c in cvs])
         rows = [own[k] for k in keys]
@@ -228,12 +228,14 @@ class SplitEval:
                                    for t in range(len(self.items))]
         return fit, per_task
 
-    def _evaluate(self, progs: Program, curves: bool, min_size: int):
+    def _evaluate(self, progs: Program, curves: bool, min_size: int, batch: int | None = None):
+        """:meth:`evaluate` in the calls of :meth:`plan`, or with ``batch`` in calls of exactly that many."""
         n = progs.term_on.shape[0]
         per_task = [{} for _ in self.items]
         per_curve: list = [[] for _ in self.items]
         start = 0
-        for m, size in self.plan(n, min_size):
+        plan = self.plan(n, min_size) if batch is None else [(min(batch, n - i), batch) for i in range(0, n, batch)]
+        for m, size in plan:
             idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
             chunk = Program(*[jnp.asarray(x[idx]) for x in progs])
             if self.mesh is not None:
