@@ -9,7 +9,7 @@ from plasticity_search.rate import InnerConfig, InnerLoop, instance_keys, task_b
 from plasticity_search.rate import default_network
 from plasticity_search.rules import Space, compile_formula
 from plasticity_search.search import CoeffES, MetaGrad, Parametrization, RegularizedEvolution
-from plasticity_search.search.regevo import FAST_COMPILE
+from plasticity_search.jit_options import FAST_COMPILE
 from plasticity_search.tasks import make
 
 # the space and strategy of tests/test_search.py's tiny config: the engine's compiled ask/tell are shared

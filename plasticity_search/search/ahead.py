@@ -102,9 +102,6 @@ class Ahead:
             self._cv.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(wait_s)
-        elif self._thread is None:
-            for ev in list(self._events.values()):
-                ev.set()
 
 
 class FinalizeAhead:

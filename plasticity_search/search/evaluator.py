@@ -216,7 +216,7 @@ class SplitEval:
         miss = [k for k in first if k not in own]
         for size in sorted({k[0] for k in miss}):
             group = [k for k in miss if k[0] == size]
-            fit, per_task, cvs = self._evaluate(take(progs, [first[k] for k in group]), True, 0, batch=size)
+            _, per_task, cvs = self._evaluate(take(progs, [first[k] for k in group]), True, 0, batch=size)
             for j, k in enumerate(group):
                 own[k] = ([{m: v[j] for m, v in d.items()} for d in per_task],
                           [None if c is None else c[j] for c in cvs])

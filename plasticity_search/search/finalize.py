@@ -111,7 +111,7 @@ def candidate_hashes(state: SearchState) -> tuple:
 def evaluators(search) -> list:
     """The evaluators :func:`finalize` calls (built here if they were not yet: a finalize computed ahead in another
     thread then uses the same ones, :class:`.ahead.FinalizeAhead`)."""
-    out = [search.evaluator("search"), search.choice_evaluator(), search.evaluator(comparison_split(search))]
+    out = [search.evaluator("search"), search.choice_evaluator(), _own_evaluator(search, comparison_split(search))]
     if search.cfg.search.strategy == "hybrid":
         out.append(search.evaluators.refine_split(search.chunk))
     return [e for e in out if e is not None]

@@ -73,10 +73,7 @@ class Archive:
         levels = np.minimum(np.asarray(complexity, np.int64), self.levels - 1)
         can = np.isfinite(fitness) & (fitness > self.fitness.min(axis=1)[levels])
         for i in np.flatnonzero(can)[np.argsort(-fitness[can], kind="stable")]:
-            f = fitness[i]
-            if not np.isfinite(f):
-                continue
-            c = int(min(complexity[i], self.levels - 1))
+            f, c = fitness[i], int(levels[i])
             row_h = self.hashes[c]
             if hashes[i] in row_h:
                 j = row_h.index(hashes[i])

@@ -24,11 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from .. import jit_options
-from ..jit_options import FAST_COMPILE
 from ..rules.mutation import DEFAULT_MUTATION_PROBS, mutate, random_population
 from ..rules.program import Program, Space
 from .fixed import FixedPart
-
 
 
 class RegEvoState(NamedTuple):
@@ -107,4 +105,4 @@ def jitted(strategy: RegularizedEvolution, method: str):
     return jax.jit(getattr(strategy, method), compiler_options=opts)
 
 
-__all__ = ["RegularizedEvolution", "RegEvoState", "FAST_COMPILE", "jitted"]
+__all__ = ["RegularizedEvolution", "RegEvoState", "jitted"]
