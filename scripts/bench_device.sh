@@ -6,8 +6,12 @@
 # does not stop the others. Run from the repository root:
 #
 #     OUT=/tmp/out bash scripts/bench_device.sh [quick]
+#     OUT=/tmp/out BEFORE=DIR bash scripts/bench_device.sh search [quick]
 #
-# `quick` shrinks every size (a smoke run of the script itself on a CPU).
+# `quick` shrinks every size (a smoke run of the script itself on a CPU). `search` runs only the end-to-end search
+# (population 2048, 1024 children) and the quickstart's phases, each with this tree and with the older tree in
+# BEFORE (e.g. `git archive REV plasticity_search scripts search_spaces | tar -x -C DIR`), alternating, plus a
+# cProfile of this tree's steady search (where a generation's host time goes).
 set -u
 OUT=${OUT:-bench_out}
 mkdir -p "$OUT"
@@ -22,6 +26,18 @@ part() {   # name, seconds, command...
   echo "== $name rc=$rc $(( $(date +%s) - t0 )) s"
   tail -c 1500 "$OUT/$name.json"; echo; grep -v "^WARNING\|^I0000\|^W0000" "$OUT/$name.err" | tail -5
 }
+if [ "$Q" = search ]; then
+  Q=${2:-}; B=${BEFORE:?BEFORE=DIR: the older tree}
+  g=8; c=1024; p=2048; qs=search_spaces/quickstart.yaml
+  [ "$Q" = quick ] && { g=3; c=64; p=128; }
+  python -c "import jax; print(jax.devices(), jax.__version__)"
+  part search_after 90 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 3 --json
+  part search_before 90 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --population $p --children $c --generations $g --repeats 3 --json
+  part profile 70 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 1 --profile 40 --json
+  part quickstart_after 95 python scripts/bench_search.py --config $qs --json
+  part quickstart_before 95 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --config "$B/$qs" --json
+  ls -la "$OUT"; exit 0
+fi
 python -c "import jax; print(jax.devices(), jax.__version__)"
 if [ "$Q" = quick ]; then
   part inner 120 python scripts/bench_inner_loop.py --pops 64 --steps 200 --repeats 2 --fa-rows --legacy --json

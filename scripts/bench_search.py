@@ -10,7 +10,8 @@ by side in one process:
     archive, selection, select re-scoring, metrics lines and a checkpoint after every generation. It runs twice in
     the process; the second run (everything compiled) gives the steady state = the wall time from the end of
     generation 1 to the end of the last generation, measured from the outside with the metrics lines' arrival
-    times; the first gives the whole cold run (compile and finalize included).
+    times (also each generation's: the last ones run beside the finalize computed ahead, search/ahead.py); the
+    first gives the whole cold run (compile and finalize included).
 
 Throughput counts *evaluated* candidates (FEC hits cost no inner loop), in candidates/s and candidate-steps/s
 (x steps x seeds). The ratio ``end_to_end_over_inner`` is the share of the inner loop's throughput the search keeps.
@@ -156,8 +157,23 @@ def chunk_check(cfg, n: int) -> dict:
     return {"n": n, "vs_one_call": res}
 
 
-def whole_search(cfg_dict: dict) -> dict:
-    """A real ``run`` (runs layer, checkpoint every generation); generation times from metrics-line arrivals."""
+def profile_rows(prof, n: int) -> dict:
+    """The ``n`` functions with the most own time and the most cumulative time, as short text rows."""
+    import pstats
+
+    st = pstats.Stats(prof)
+    rows = {}
+    for key in ("tottime", "cumulative"):
+        fns = sorted(st.stats.items(), key=lambda kv: kv[1][2 if key == "tottime" else 3], reverse=True)[:n]
+        rows[key] = [f"{v[2]:8.3f} {v[3]:8.3f} {v[1]:7d}  {os.path.basename(k[0])}:{k[1]} {k[2]}" for k, v in fns]
+    return rows
+
+
+def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
+    """A real ``run`` (runs layer, checkpoint every generation); generation times from metrics-line arrivals.
+    ``profile > 0``: the run under cProfile, its ``profile`` functions of most own time and most cumulative time
+    (where the host spends a generation; on an accelerator, time waiting for the device shows up where results are
+    read)."""
     from plasticity_search.runs.runner import execute, plan_run
 
     import yaml
@@ -179,10 +195,18 @@ def whole_search(cfg_dict: dict) -> dict:
             stamps.append(time.perf_counter())
 
         runner.append_metrics = stamped
+        prof = None
+        if profile:
+            import cProfile
+
+            prof = cProfile.Profile()
+            prof.enable()
         try:
             res = execute(plan, progress=False, log=lambda s: None)
         finally:
             runner.append_metrics = orig
+            if prof is not None:
+                prof.disable()
         total = time.perf_counter() - t0
         lines = [json.loads(x) for x in open(os.path.join(run_dir, "metrics.jsonl"))]
         ckpt_bytes = sum(os.path.getsize(os.path.join(run_dir, "checkpoints", f))
@@ -191,7 +215,10 @@ def whole_search(cfg_dict: dict) -> dict:
     step_s = [float(m["wall_time_s"]) for m in lines]
     n_steady = evaluated[-1] - evaluated[0]
     steady_s = stamps[-1] - stamps[0]
-    return {"generations": res.generations_done, "total_s": total, "first_generation_end_s": stamps[0] - t0,
+    out = {"profile": profile_rows(prof, profile)} if prof is not None else {}
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    out["generation_s"] = {"median": statistics.median(gaps) if gaps else None, "each": gaps}
+    return {**out, "generations": res.generations_done, "total_s": total, "first_generation_end_s": stamps[0] - t0,
             "finalize_s": t0 + total - stamps[-1], "steady_s": steady_s,
             "steady_step_s": sum(step_s[1:]), "evaluated_steady": n_steady,
             "candidates_per_s": n_steady / steady_s if steady_s > 0 else 0.0,
@@ -216,6 +243,9 @@ def main() -> None:
     ap.add_argument("--config", default=None,
                     help="only run this config (runs layer) and report the wall time before, in and after its "
                          "generations")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="run the steady search under cProfile and report its N top functions (own and cumulative "
+                         "time)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -255,7 +285,7 @@ def main() -> None:
     per_cand = args.steps * args.seeds
     inner = inner_alone(cfg, args.repeats)
     cold = whole_search(d)          # compiles what the inner loop did not (select, buckets, finalize)
-    e2e = whole_search(d)           # the same run again: steady state without compilation
+    e2e = whole_search(d, args.profile)  # the same run again: steady state without compilation
     e2e["cold_total_s"] = cold["total_s"]
     out = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
            "population": args.population, "children": args.children, "hidden": args.hidden, "steps": args.steps,
@@ -274,10 +304,16 @@ def main() -> None:
           f"{out['search']['candidate_steps_per_s']:12.0f} cand-steps/s  (steady {e2e['steady_s']:.1f} s over "
           f"{e2e['generations'] - 1} generations, engine steps {e2e['steady_step_s']:.1f} s, fec hits "
           f"{e2e['fec_hit_rate']:.2f})")
+    gen = e2e["generation_s"]
+    print(f"generations      : median {1e3 * (gen['median'] or 0):.1f} ms; each "
+          + " ".join(f"{1e3 * g:.0f}" for g in gen["each"]) + " ms")
     print(f"whole run        : {e2e['cold_total_s']:.1f} s cold, {e2e['total_s']:.1f} s warm (first generation done at "
           f"{e2e['first_generation_end_s']:.1f} s, "
           f"finalize {e2e['finalize_s']:.1f} s, checkpoints {e2e['checkpoint_bytes'] / 1e6:.2f} MB)")
     print(f"end_to_end_over_inner = {out['end_to_end_over_inner']:.2f}")
+    for key, rows in e2e.get("profile", {}).items():
+        print(f"profile by {key} (own s, cumulative s, calls, function):")
+        print("\n".join(rows))
 
 
 if __name__ == "__main__":

@@ -302,6 +302,22 @@ def test_ahead_takes_jobs_while_it_runs_until_stopped():
     assert not a.submit("late", lambda: 1) and a.get("late", lambda: 2) == 2
 
 
+def test_ahead_jobs_run_with_a_short_switch_interval():
+    """A job's Python work shares the GIL with the search's thread: while it runs the interpreter switches threads
+    every SWITCH_S (not every 5 ms), and the interval is restored after."""
+    import sys
+    from plasticity_search.search.ahead import SWITCH_S, Ahead
+    before = sys.getswitchinterval()
+    a = Ahead({"interval": sys.getswitchinterval}).start()
+    try:
+        assert a.get("interval") == pytest.approx(min(before, SWITCH_S))
+        while not a.idle():
+            time.sleep(0.01)
+    finally:
+        a.stop()
+    assert sys.getswitchinterval() == before
+
+
 def _counting(monkeypatch):
     """Count the programs :class:`SplitEval` actually evaluates (memo hits do not count)."""
     counted = []
@@ -410,7 +426,12 @@ def _finalize_ahead_checks(s, spec, monkeypatch):
             time.sleep(0.05)
         assert spec2.after_generation(state) and spec2.ahead.get(spec2.key)
         del counted[:]
+        import plasticity_search.search.finalize as fin
+        host = []                                  # the per-program sympy work is kept in the memo too
+        for name in ("canonical", "entry_text"):
+            monkeypatch.setattr(fin, name, lambda *a, _f=getattr(fin, name), _n=name: host.append(_n) or _f(*a))
         assert _doc(spec2.finalize(state)) == _doc(ref) and counted == []    # the same state: nothing left to do
+        assert host == []
         assert not spec2.after_generation(state)   # the same candidates: nothing queued again
     finally:
         s.ahead.stop()

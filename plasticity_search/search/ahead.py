@@ -10,15 +10,37 @@ computes only what changed since. The search keeps its own threads: a compiled c
 a GPU or of the CPU cores idle, and a compile (a few seconds for each new shape of a deep network, one core) runs
 beside the search's calls instead of after them. Each job computes exactly what the end of the run would compute
 in its place (the same evaluators, programs, instances and batches), so no result depends on it. On a CPU whose
-cores the search already keeps busy this moves work rather than saving it (BENCHMARKS.md, issue 13).
+cores the search already keeps busy this moves work rather than saving it, and a job's Python work (tracing, sympy)
+competes with the search's thread for the GIL: jobs run with a short switch interval (:func:`short_switches`), and
+the finalize's per-program sympy work is kept in its memo (:func:`.evaluator.memoized`), so that it is done once
+(on the H200 the finalize ahead made the generations slower by what it saved at the end; BENCHMARKS.md, issue 13).
 
 Not used with a device mesh or several processes (collectives must be issued in the same order everywhere) and
 not for a run that is only finalized (nothing to overlap).
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from typing import Callable, Hashable
+
+# the interpreter's switch interval while a job runs: a job's Python work (tracing, sympy) holds the GIL, and with
+# the default 5 ms the search's thread waits up to that long for it after each compiled call it waited on (a loop
+# of 10 short XLA calls: 4.7 ms alone, 90 ms beside a sympy thread at 5 ms, 15 ms at 0.2 ms, the sympy thread
+# as fast; BENCHMARKS.md, issue 13)
+SWITCH_S = 2e-4
+
+
+@contextlib.contextmanager
+def short_switches(interval: float = SWITCH_S):
+    """``sys.setswitchinterval`` at most ``interval`` within the block, then as before."""
+    prev = sys.getswitchinterval()
+    sys.setswitchinterval(min(prev, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(prev)
 
 
 class Ahead:
@@ -70,7 +92,8 @@ class Ahead:
                 key, thunk = self._queue.pop(0)
                 self._busy = True
             try:
-                self._done[key] = (True, thunk())
+                with short_switches():
+                    self._done[key] = (True, thunk())
             except BaseException as exc:  # noqa: BLE001 - the end of the run computes it again and reports it
                 self._done[key] = (False, exc)
             finally:
@@ -196,4 +219,4 @@ def near_end(search, state) -> bool:
     return b.time_limit_s is not None and c.get("elapsed_s", 0.0) >= 0.9 * b.time_limit_s
 
 
-__all__ = ["Ahead", "FinalizeAhead", "near_end"]
+__all__ = ["Ahead", "FinalizeAhead", "near_end", "short_switches", "SWITCH_S"]

@@ -17,7 +17,6 @@ import dataclasses
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..models import MODELS, model_name
@@ -182,7 +181,7 @@ class SplitEval:
             cache[t] = parts
         ms, cvs = [], []
         for real, sub in cache[t]:
-            m, cv = fn(chunk, sub)
+            m, cv = jax.device_get(fn(chunk, sub))
             ms.append({k: np.asarray(v)[:, :real] for k, v in m.items()})
             cvs.append(None if cv is None else np.asarray(cv)[:, :real])
         metrics = {k: np.concatenate([m[k] for m in ms], 1) for k in ms[0]}
@@ -237,7 +236,9 @@ class SplitEval:
         plan = self.plan(n, min_size) if batch is None else [(min(batch, n - i), batch) for i in range(0, n, batch)]
         for m, size in plan:
             idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
-            chunk = Program(*[jnp.asarray(x[idx]) for x in progs])
+            # one transfer of the whole chunk and one of each call's results, not one per field (on a GPU
+            # each separate transfer costs a dispatch: about 40 per generation, BENCHMARKS.md issue 13)
+            chunk = jax.device_put(Program(*[x[idx] for x in progs]))
             if self.mesh is not None:
                 from .. import distributed as dist
                 chunk = dist.shard_population(chunk, self.mesh)
@@ -245,9 +246,10 @@ class SplitEval:
                 metrics, cv = self._call(t, fn, chunk, inst)
                 if self.mesh is not None:
                     metrics, cv = dist.gather((metrics, cv if curves else None))
+                metrics, cv = jax.device_get((metrics, cv if curves else None))
                 for k, v in metrics.items():
                     per_task[t].setdefault(k, []).append(np.asarray(v)[:m])
-                if curves and cv is not None:
+                if cv is not None:
                     per_curve[t].append(np.asarray(cv)[:m])
             start += m
         per_task = [{k: np.concatenate(v, 0) for k, v in d.items()} for d in per_task]
@@ -272,6 +274,19 @@ def memo_scope(memo: dict):
         yield memo
     finally:
         _MEMO.reset(token)
+
+
+def memoized(kind: str, key, compute):
+    """``compute()``; inside :func:`memo_scope` kept in the memo under ``(kind, key)`` and computed once: the host
+    work of the end of a run that is a pure function of one program (its canonical form, its formula and LaTeX),
+    which a finalize computed ahead would otherwise repeat at the end (sympy: about 0.1 s a program)."""
+    memo = _MEMO.get()
+    if memo is None:
+        return compute()
+    own = memo.setdefault(kind, {})
+    if key not in own:
+        own[key] = compute()
+    return own[key]
 
 
 def program_key(progs: Program, i: int) -> bytes:
@@ -457,5 +472,5 @@ class Evaluator:
         state.counters["n_select"] = state.counters.get("n_select", 0) + len(pick)
 
 
-__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET", "memo_scope",
+__all__ = ["SplitEval", "Evaluator", "Evaluated", "n_seeds", "buckets", "MIN_BUCKET", "memo_scope", "memoized",
            "program_key"]

@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 
-from ..rules.formula import to_text
 from ..rules.program import complexity, dce, index, stack
 from .baselines import (as_array, baseline_groups, group_call, group_key, instance_fitness, resolve_baselines,
                         score_baselines as _score_baselines)
@@ -22,7 +21,8 @@ from .fixed import search_fixed
 from .config import default_baselines
 from .panels import baseline_label, panels, rank_label
 from .fitness import json_float, summarize_metrics
-from .hall_of_fame import Entry, HallOfFame, choose_best, pareto_front
+from .evaluator import memoized, program_key
+from .hall_of_fame import Entry, HallOfFame, choose_best, entry_text, pareto_front
 from .state import SearchState, copy_state, np_prog
 from .stats import mean_and_se, paired_difference
 
@@ -39,7 +39,11 @@ def finalize(search, state: SearchState) -> HallOfFame:
     ev = search.evaluator("search")
     if hofc.snap:       # padded to the generations' batch: no new compile
         progs = snap(search, progs, ev.evaluate(progs, min_size=search.chunk)[0])
-    progs = stack([canonical(index(progs, i), space) for i in range(progs.term_on.shape[0])])
+    # the host work per program (sympy) is kept in the memo of a finalize computed ahead (.ahead.FinalizeAhead)
+    progs = stack([memoized("canonical", program_key(progs, i), lambda i=i: canonical(index(progs, i), space))
+                   for i in range(progs.term_on.shape[0])])
+    text = [memoized("entry_text", program_key(progs, i), lambda i=i: entry_text(index(progs, i), space))
+            for i in range(progs.term_on.shape[0])]
     search_fit, search_m = ev.evaluate(progs, min_size=search.chunk)
     cplx = search.evaluators.complexities(progs)
     scores = {"search": (search_fit, search_m)}
@@ -71,7 +75,7 @@ def finalize(search, state: SearchState) -> HallOfFame:
         inf["choice"] += (f"; {n_div} of {len(cf)} re-scored candidates diverged on the {choose_split} instances "
                           "(worst fitness, left out of the hall of fame)")
     if cand_curves is not None:
-        named = [(rank_label(r, to_text(index(progs, i), space)),
+        named = [(rank_label(r, text[i][0]),
                   [None if c is None else c[i] for c in cand_curves]) for r, i in enumerate(order[:3])]
         named += [(baseline_label(b["name"]), cv) for b, cv in zip(baselines, base_curves)]
         inf["curves"] = panels(search.tasks[cmp_split], cmp_split, named)
@@ -86,7 +90,7 @@ def finalize(search, state: SearchState) -> HallOfFame:
         inst = instance_fitness(search.fit, scores[cmp_split][1], i)
         paired = {b["name"]: paired_difference(as_array(inst), as_array(b["instances"])) for b in baselines}
         entries.append(Entry.of(np_prog(prog), space, rank=rank, complexity=cplx[i], fitness=cf[i],
-                                metrics=metrics, paired=paired, instances=inst))
+                                metrics=metrics, paired=paired, instances=inst, text=text[i]))
     return HallOfFame(entries, 0, hofc.choose, hofc.eps, defaults(search), inf, baselines)
 
 

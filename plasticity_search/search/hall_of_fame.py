@@ -181,10 +181,11 @@ class Entry:
 
     @classmethod
     def of(cls, prog: Program, space: Space, *, rank: int, complexity: int, fitness: float, metrics: dict,
-           paired: dict | None = None, instances: list | None = None) -> "Entry":
-        """The one way an entry is built: formula and LaTeX from the program, program and space as JSON data."""
-        from ..rules.formula import to_latex, to_text
-        return cls(rank=rank, formula=to_text(prog, space), latex=to_latex(prog, space), complexity=int(complexity),
+           paired: dict | None = None, instances: list | None = None, text: tuple | None = None) -> "Entry":
+        """The one way an entry is built: formula and LaTeX from the program (``text``: the two already computed
+        by :func:`entry_text`), program and space as JSON data."""
+        formula, latex = entry_text(prog, space) if text is None else text
+        return cls(rank=rank, formula=formula, latex=latex, complexity=int(complexity),
                    fitness=float(fitness) if np.isfinite(fitness) else WORST, metrics=metrics,
                    program=prog.to_dict(), space=space.to_dict(), paired=dict(paired or {}),
                    instances=list(instances or []))
@@ -204,6 +205,12 @@ class Entry:
     def rule_program(self) -> tuple[Program, Space]:
         space = Space.from_dict(self.space)
         return Program.from_dict(self.program), space
+
+
+def entry_text(prog: Program, space: Space) -> tuple[str, str]:
+    """(formula, LaTeX) of a program, as an entry shows them."""
+    from ..rules.formula import to_latex, to_text
+    return to_text(prog, space), to_latex(prog, space)
 
 
 @dataclass

@@ -84,7 +84,8 @@ def copy_state(s: SearchState) -> SearchState:
 
 
 def np_prog(p) -> Program:
-    return Program(*[np.asarray(x) for x in p])
+    """``p`` with numpy fields (device arrays copied in one transfer)."""
+    return Program(*[np.asarray(x) for x in jax.device_get(tuple(p))])
 
 
 def take(p: Program, idx) -> Program:
