@@ -142,7 +142,9 @@ def _checked(cmd):
 def add_commands(sub) -> None:
     s = sub.add_parser("run", help="search for plasticity rules with a config; writes a run directory",
                        description="Run a search from CONFIG.yaml into runs/<name>-<timestamp>/ (or --out DIR), "
-                                   "checkpointed every generation. Continue a killed run exactly with "
+                                   "checkpointed as it goes (after generation 1, then whenever a checkpoint "
+                                   "costs at most 5% of the time since the last; budget.checkpoint_every_s sets "
+                                   "an interval). Continue a killed run exactly with "
                                    "`run RUN_DIR --resume` (or `run CONFIG --out RUN_DIR --resume`).")
     s.add_argument("config", metavar="CONFIG.yaml", help="search config (YAML); with --resume also a run directory")
     s.add_argument("--out", metavar="DIR", help="run directory (default runs/<name>-<timestamp>)")
