@@ -10,7 +10,7 @@
 #
 # `quick` shrinks every size (a smoke run of the script itself on a CPU). `search` runs only the end-to-end search
 # (population 2048, 1024 children) and the quickstart's phases, each with this tree and with the older tree in
-# BEFORE (e.g. `git archive REV plasticity_search scripts search_spaces | tar -x -C DIR`), alternating, plus a
+# BEFORE (e.g. `git archive REV plasticity_search scripts search_spaces | tar -x -C DIR`), one after the other, plus a
 # cProfile of this tree's steady search (where a generation's host time goes).
 set -u
 OUT=${OUT:-bench_out}

@@ -7,7 +7,7 @@ by side in one process:
 (a) **inner loop alone**: the search's own compiled evaluator on ``children`` different random programs with the
     search split's data (median of ``--repeats`` calls after compilation);
 (b) **the whole search** through the runs layer (``plasticity-search run``): mutation, FEC hashing and cache,
-    archive, selection, select re-scoring, metrics lines and a checkpoint after every generation. It runs twice in
+    archive, selection, select re-scoring, metrics lines and checkpoints (the default policy). It runs twice in
     the process; the second run (everything compiled) gives the steady state = the wall time from the end of
     generation 1 to the end of the last generation, measured from the outside with the metrics lines' arrival
     times (also each generation's: the last ones run beside the finalize computed ahead, search/ahead.py); the
@@ -170,7 +170,7 @@ def profile_rows(prof, n: int) -> dict:
 
 
 def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
-    """A real ``run`` (runs layer, checkpoint every generation); generation times from metrics-line arrivals.
+    """A real ``run`` (runs layer, checkpoints by the default policy); generation times from metrics-line arrivals.
     ``profile > 0``: the run under cProfile, its ``profile`` functions of most own time and most cumulative time
     (where the host spends a generation; on an accelerator, time waiting for the device shows up where results are
     read)."""
