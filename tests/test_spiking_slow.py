@@ -55,5 +55,6 @@ def test_bench_script_runs(capsys):
     assert mod.main(["--json", "--pop", "4", "--steps", "100", "--repeats", "1"]) == 0
     res = json.loads(capsys.readouterr().out)
     names = {r["variant"] for r in res["rows"]}
-    assert names == {"interpreted", "interpreted_poly", "interpreted_stdp", "handwritten_stdp"}
+    assert names == set(mod.VARIANTS) == {"interpreted", "interpreted_reference", "interpreted_poly",
+                                          "interpreted_stdp", "handwritten_stdp"}
     assert all(r["candidate_steps_per_s"] > 0 for r in res["rows"])
