@@ -170,6 +170,7 @@ class SplitEval:
         c = None if self.shared is None else self.shared[1][t]
         if c is None or int(np.shape(chunk.term_on)[0]) not in self.shared[0]:
             return fn(chunk, inst)
+        chunk = jax.device_put(chunk)            # called once per instance chunk: transferred once
         cache = self.__dict__.setdefault("_inst_chunks", {})
         if t not in cache:
             n = _n_instances(inst)
@@ -236,9 +237,10 @@ class SplitEval:
         plan = self.plan(n, min_size) if batch is None else [(min(batch, n - i), batch) for i in range(0, n, batch)]
         for m, size in plan:
             idx = np.concatenate([np.arange(start, start + m), np.full(size - m, start)])
-            # one transfer of the whole chunk and one of each call's results, not one per field (on a GPU
-            # each separate transfer costs a dispatch: about 40 per generation, BENCHMARKS.md issue 13)
-            chunk = jax.device_put(Program(*[x[idx] for x in progs]))
+            # numpy fields go to the compiled call as they are (its C++ dispatch transfers them: 43 us for a
+            # chunk of 512 on the CPU, against 300-400 us for jax.device_put or one jnp.asarray per field, each
+            # field an eager dispatch; BENCHMARKS.md issue 13), and each call's results come back in one transfer
+            chunk = Program(*[x[idx] for x in progs])
             if self.mesh is not None:
                 from .. import distributed as dist
                 chunk = dist.shard_population(chunk, self.mesh)
