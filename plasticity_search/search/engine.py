@@ -42,6 +42,13 @@ from .state import TREE_SCHEMA, SearchState, copy_state, state_from_tree, state_
 from .strategies import STRATEGIES
 
 
+@jax.jit
+def _split3(key):
+    """``jax.random.split(key, 3)`` as three keys in one compiled call (eagerly, the split and each unpacked key
+    are dispatches of their own: 0.4 ms a generation on the CPU; the same keys either way)."""
+    return tuple(jax.random.split(key, 3))
+
+
 class Search:
     """One search run's fixed machinery (strategy, evaluators, data) for a validated :class:`SearchConfig`."""
 
@@ -121,7 +128,7 @@ class Search:
         strat = self.strategy
         state = copy_state(state)
         state.counters["_step_evaluated"] = 0
-        key, k_step, k_extra = jax.random.split(state.key, 3)
+        key, k_step, k_extra = _split3(state.key)
         x, st = strat.ask(k_step, state.strategy)
         ev = self.evaluators.evaluate(state, strat.programs(x), strat.use_fec)
         state.strategy = strat.tell(k_step, st, x, ev)

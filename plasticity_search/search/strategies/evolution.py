@@ -68,7 +68,7 @@ class Evolution(Strategy):
         extra = {}
         if self.local_search is not None and (search_state.generation + 1) % self.cfg.hybrid.every == 0:
             extra["n_refined"] = len(self._refine(search_state, jax.random.fold_in(key, 0), evaluator))
-        self._maybe_restart(search_state, jax.random.fold_in(key, 1), evaluator)
+        self._maybe_restart(search_state, key, evaluator)
         return extra
 
     def finish(self, key, search_state, evaluator) -> dict:
@@ -171,7 +171,8 @@ class Evolution(Strategy):
 
     # --- restarts -------------------------------------------------------------------------------------------------
     def _maybe_restart(self, st, key, evaluator) -> None:
-        """A fresh random population after ``restart_after`` generations without a new best."""
+        """A fresh random population after ``restart_after`` generations without a new best (drawn with
+        ``fold_in(key, 1)``)."""
         after = self.cfg.search.restart_after
         if after is None:
             return
@@ -182,6 +183,7 @@ class Evolution(Strategy):
             return
         if st.generation + 1 - c.get("restart_gen", 0) < after:
             return
+        key = jax.random.fold_in(key, 1)      # (only when it restarts: an eager fold_in costs 0.8 ms on the CPU)
         ev = evaluator.evaluate(st, np_prog(jitted(self.regevo, "initialize")(key)), self.use_fec)
         st.strategy = self.regevo.init(ev.programs, ev.selection)
         c["restart_best"], c["restart_gen"] = float("-inf"), st.generation + 1
