@@ -436,7 +436,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         from .results import hall_of_fame_csv, table_rows
 
         atomic_write_text(os.path.join(run_dir, HOF_CSV), hall_of_fame_csv(hof_json))
-        write_generalization(run_dir, cfg, hof, bar.phase, search.ahead, spec)
+        write_generalization(run_dir, cfg, hof, bar.phase, spec)
         rec.update(stopped_by=stopped_by, elapsed_s=round(wall(), 3))   # the report shows them
         write_run_record(run_dir, rec)
         images = {}
@@ -497,9 +497,10 @@ def start_ahead(search):
     return Ahead(jobs).start()          # more jobs near the end of the search (FinalizeAhead)
 
 
-def write_generalization(run_dir: str, cfg, hof, log, ahead=None, spec=None) -> dict | None:
+def write_generalization(run_dir: str, cfg, hof, log, spec=None) -> dict | None:
     """``generalization.json``: the chosen rule, FA and BP on held-out conditions (``generalization.at_end``);
-    ``spec``: the :class:`..search.ahead.FinalizeAhead` that may have computed it for the same rule."""
+    ``spec``: the :class:`..search.ahead.FinalizeAhead` that may have computed it for the same rule (and whose
+    thread computed FA and BP ahead)."""
     from ..search.generalize import generalization_report
     from .rundir import GEN_JSON
 
@@ -511,7 +512,7 @@ def write_generalization(run_dir: str, cfg, hof, log, ahead=None, spec=None) -> 
     prog, space = hof.entries[hof.best].rule_program()
     doc = spec.generalization(prog, space) if spec is not None else None
     if doc is None:
-        doc = generalization_report(prog, space, cfg, conds, ahead=ahead)
+        doc = generalization_report(prog, space, cfg, conds, ahead=None if spec is None else spec.ahead)
     atomic_write_json(os.path.join(run_dir, GEN_JSON), json_safe(doc))
     return doc
 
