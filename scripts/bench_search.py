@@ -17,7 +17,7 @@ Throughput counts *evaluated* candidates (FEC hits cost no inner loop), in candi
 (x steps x seeds). The ratio ``end_to_end_over_inner`` is the share of the inner loop's throughput the search keeps.
 
     python scripts/bench_search.py [--population 2048] [--children 1024] [--hidden 32] [--steps 200] [--seeds 2]
-                                   [--generations 6] [--repeats 3] [--json]
+                                   [--generations 6] [--repeats 3] [--plan auto|padding|calls] [--json]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -195,6 +196,24 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
             stamps.append(time.perf_counter())
 
         runner.append_metrics = stamped
+        from plasticity_search.search.evaluator import SplitEval
+
+        calls: list[int] = [0]
+        orig_call = SplitEval._call
+
+        def counted(self, *a, **k):  # the search's compiled evaluation calls (one per chunk and task; select
+            if threading.current_thread() is threading.main_thread():   # re-scoring too; not the ahead thread's)
+                calls[0] += 1
+            return orig_call(self, *a, **k)
+
+        SplitEval._call = counted
+        calls_at: list[int] = []
+
+        def stamped(d, m, _stamped=stamped):
+            _stamped(d, m)
+            calls_at.append(calls[0])
+
+        runner.append_metrics = stamped
         prof = None
         if profile:
             import cProfile
@@ -205,6 +224,7 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
             res = execute(plan, progress=False, log=lambda s: None)
         finally:
             runner.append_metrics = orig
+            SplitEval._call = orig_call
             if prof is not None:
                 prof.disable()
         total = time.perf_counter() - t0
@@ -218,6 +238,8 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
     out = {"profile": profile_rows(prof, profile)} if prof is not None else {}
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     out["generation_s"] = {"median": statistics.median(gaps) if gaps else None, "each": gaps}
+    per_gen = [b - a for a, b in zip(calls_at, calls_at[1:])]
+    out["eval_calls_per_generation"] = {"median": statistics.median(per_gen) if per_gen else None, "each": per_gen}
     return {**out, "generations": res.generations_done, "total_s": total, "first_generation_end_s": stamps[0] - t0,
             "finalize_s": t0 + total - stamps[-1], "steady_s": steady_s,
             "steady_step_s": sum(step_s[1:]), "evaluated_steady": n_steady,
@@ -246,11 +268,19 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, metavar="N",
                     help="run the steady search under cProfile and report its N top functions (own and cumulative "
                          "time)")
+    ap.add_argument("--plan", choices=("auto", "padding", "calls"), default="auto",
+                    help="how evaluations are planned into compiled calls: this platform's default "
+                         "(search/autosize.py PLAN), least padding (a CPU's) or fewest calls (an accelerator's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
 
     import jax
+
+    if args.plan != "auto":
+        from plasticity_search.search import autosize
+
+        autosize.PLAN[autosize.platform()] = args.plan
 
     from plasticity_search.search.config import load_config
 
@@ -287,7 +317,9 @@ def main() -> None:
     cold = whole_search(d)          # compiles what the inner loop did not (select, buckets, finalize)
     e2e = whole_search(d, args.profile)  # the same run again: steady state without compilation
     e2e["cold_total_s"] = cold["total_s"]
-    out = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+    from plasticity_search.search.autosize import plan_policy
+
+    out = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(), "plan": plan_policy(),
            "population": args.population, "children": args.children, "hidden": args.hidden, "steps": args.steps,
            "seeds": args.seeds,
            "inner": {**inner, "candidate_steps_per_s": inner["candidates_per_s"] * per_cand},
@@ -307,6 +339,9 @@ def main() -> None:
     gen = e2e["generation_s"]
     print(f"generations      : median {1e3 * (gen['median'] or 0):.1f} ms; each "
           + " ".join(f"{1e3 * g:.0f}" for g in gen["each"]) + " ms")
+    calls = e2e["eval_calls_per_generation"]
+    print(f"evaluation calls : median {calls['median']} per generation ({out['plan']} plan); each "
+          + " ".join(str(c) for c in calls["each"]))
     print(f"whole run        : {e2e['cold_total_s']:.1f} s cold, {e2e['total_s']:.1f} s warm (first generation done at "
           f"{e2e['first_generation_end_s']:.1f} s, "
           f"finalize {e2e['finalize_s']:.1f} s, checkpoints {e2e['checkpoint_bytes'] / 1e6:.2f} MB)")

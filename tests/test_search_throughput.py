@@ -69,7 +69,7 @@ def test_buckets_are_powers_of_two():
 
 def test_plan_covers_every_program_with_least_padding():
     ev = SplitEval.__new__(SplitEval)
-    ev.tight, ev.mesh, ev.shared = False, None, None
+    ev.tight, ev.mesh, ev.shared, ev.calls = False, None, None, "padding"
     for buckets, small in (([256, 512, 1024], None), ([4, 256, 512, 1024], 4), ([8, 16, 32], None), ([1], None)):
         # (the plan works for any sorted sizes; runs use evaluator.buckets)
         ev.buckets, ev.small = buckets, small
@@ -100,6 +100,43 @@ def test_plan_covers_every_program_with_least_padding():
     assert ev.plan(3) == [(3, 4)]           # not padded to more than twice its batch: its own call
     ev.buckets, ev.shared = [256, 512, 1024], ((256, 512, 1024), [4])       # a GPU search's batches
     assert ev.plan(11) == [(11, 16)] and ev.plan(200) == [(200, 256)]
+
+
+def test_plan_with_fewest_calls():
+    """An accelerator's plan (autosize.PLAN: "calls"): full calls of the largest bucket, the rest in one call of
+    the smallest bucket holding it; the small bucket and tight splits as on a CPU."""
+    ev = SplitEval(None, [], None, 1024, small=4, calls="calls")
+    assert ev.buckets == [4, 256, 512, 1024]
+    assert ev.plan(530) == [(530, 1024)] and ev.plan(700) == [(700, 1024)] and ev.plan(200) == [(200, 256)]
+    assert ev.plan(300) == [(300, 512)] and ev.plan(1025) == [(1024, 1024), (1, 256)] and ev.plan(4) == [(4, 4)]
+    assert ev.plan(20) == [(20, 256)] and ev.plan(2100) == [(1024, 1024)] * 2 + [(52, 256)]
+    for n in range(1, 3000, 7):
+        plan = ev.plan(n)
+        assert sum(m for m, _ in plan) == n and all(m <= size for m, size in plan)
+        assert len(plan) == -(-n // 1024)           # the fewest calls
+    padding = SplitEval(None, [], None, 1024, small=4)
+    assert padding.calls == "padding" and padding.plan(530) == [(256, 256), (274, 512)]
+    assert SplitEval(None, [], None, 32, tight=True, calls="calls").plan(5) == [(5, 8)]
+    with pytest.raises(ValueError, match="calls"):
+        SplitEval(None, [], None, 32, calls="fast")
+    assert autosize.plan_policy("cpu") == "padding" and autosize.plan_policy("gpu") == "calls"
+    assert autosize.plan_policy("tpu") == "calls"
+
+
+@pytest.mark.parametrize("tasks", [PCA, DIGITS], ids=["pca", "digits"])
+def test_fewest_calls_plan_gives_the_same_hall_of_fame(tasks, monkeypatch):
+    """The accelerator's plan, forced on the CPU: FEC-thinned batches of the 64 children run in one call of 64
+    instead of 32 + 16 and the like; every candidate's results are the same, so is the hall of fame."""
+    over = {"tasks.search": [tasks], "tasks.select": [tasks], "tasks.final": [tasks],
+            "search.population": 128, "search.children": 64}
+    if tasks is DIGITS:
+        over.update({"fitness.penalties": [], "network.hidden": [8], "budget.generations": 2})
+    cfg = load_config(TINY, over)
+    ref = _hof(cfg)
+    monkeypatch.setitem(autosize.PLAN, "cpu", "calls")
+    s = Search(cfg)
+    assert s.evaluator("search").calls == "calls" and s.evaluator("search").plan(40) == [(40, 64)]
+    assert _hof(cfg) == ref
 
 
 def test_select_rescoring_gets_its_own_small_bucket():

@@ -63,11 +63,14 @@ def buckets(chunk: int, small: int | None = None, floor: int = MIN_BUCKET) -> li
 # --------------------------------------------------------------------------------------------------------------
 class SplitEval:
     def __init__(self, space: Space, items: list, fitness: FitnessFn, chunk: int, devices: int | None = None,
-                 small: int | None = None, floor: int = MIN_BUCKET, tight: bool = False):
+                 small: int | None = None, floor: int = MIN_BUCKET, tight: bool = False, calls: str = "padding"):
+        if calls not in ("padding", "calls"):
+            raise ValueError(f"calls: 'padding' or 'calls', got {calls!r}")
         self.space, self.fitness = space, fitness
         self.items = items                       # [(task, evaluate, instances)] (the models' contract)
         self.buckets = buckets(chunk, small, floor)
         self.tight = tight                       # plan: what is left after full calls in one call, padded to 2^k
+        self.calls = calls                       # plan: least padding first ("padding") or fewest calls ("calls")
         self.small = small_bucket(small, self.buckets[-1])
         self.mesh = None
         self.shared = None                       # (buckets, per item its instance count): see share_compiles
@@ -83,9 +86,10 @@ class SplitEval:
 
     @classmethod
     def build(cls, space, tasks_and_entries, settings, fitness, split, chunk, steps=None, seeds=None, devices=None,
-              small=None, floor=MIN_BUCKET, tight=False, one_shot=False):
+              small=None, floor=MIN_BUCKET, tight=False, one_shot=False, calls="padding"):
         """``settings``: {model name: the run's settings of that model} (the rate network, the spiking options).
-        ``one_shot``: the models compile for one or two calls (the end of a run's baselines of their own)."""
+        ``one_shot``: the models compile for one or two calls (the end of a run's baselines of their own).
+        ``calls``: how :meth:`plan` splits a batch (:data:`.autosize.PLAN`)."""
         items = []
         for task, entry in tasks_and_entries:
             st = steps if steps is not None else entry.steps
@@ -95,14 +99,15 @@ class SplitEval:
             cfg = model.model_config(settings.get(name), st)
             items.append((task, model.make_evaluator(space, task, cfg, one_shot=one_shot),
                           model.make_instances(task, sd, split, st)))
-        return cls(space, items, fitness, chunk, devices, small, floor, tight)
+        return cls(space, items, fitness, chunk, devices, small, floor, tight, calls)
 
     def plan(self, n: int, min_size: int = 0) -> list[tuple[int, int]]:
         """(programs, padded size) of each compiled call for ``n`` programs: a batch that fits the small bucket
         runs in it; otherwise full calls of the largest bucket, then the rest split over the other buckets with
-        the least padding (then the fewest calls). An FEC-thinned batch of 700 out of 1024 runs as 512 + 256, not
-        as 1024. ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one
-        compile). A ``tight`` split (the end of a run: a few candidates on many seeds, where padding is paid in
+        the least padding, then the fewest calls (``calls="padding"``, a CPU: an FEC-thinned batch of 700 out of
+        1024 runs as 512 + 256, not as 1024), or in the fewest calls, then the least padding (``calls="calls"``,
+        an accelerator below its knee: the rest in one call of the smallest bucket holding it, 1024).
+        ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one compile). A ``tight`` split (the end of a run: a few candidates on many seeds, where padding is paid in
         full) runs what is left after the full calls in one call at the power of two holding it."""
         if self.small is not None and 0 < n <= self.small and min_size <= self.small:
             return [(n, self.small)]
@@ -126,15 +131,19 @@ class SplitEval:
         return out
 
     def _split(self, r: int, big: tuple) -> list[tuple[int, int]]:
-        """Least-padding split of ``r`` < the largest bucket into calls of the ``big`` buckets (a small DP,
-        memoised; the small bucket never takes a slice of a big batch, so no result depends on the chunk)."""
+        """Split of ``r`` < the largest bucket into calls of the ``big`` buckets with the least padding, then the
+        fewest calls, or (``self.calls == "calls"``) the other way round (a small DP, memoised; the small bucket
+        never takes a slice of a big batch, so no result depends on the chunk)."""
         memo = self.__dict__.setdefault("_plans", {})
         if r not in memo:
             best = [(r, next(b for b in big if b >= r))]
+            if self.calls == "padding":
+                key = lambda p: (sum(s for _, s in p), len(p))  # noqa: E731
+            else:
+                key = lambda p: (len(p), sum(s for _, s in p))  # noqa: E731
             for b in big:
                 if b < r:
                     cand = [(b, b)] + self._split(r - b, big)
-                    key = lambda p: (sum(s for _, s in p), len(p))  # noqa: E731
                     if key(cand) < key(best):
                         best = cand
             memo[r] = best
@@ -349,6 +358,8 @@ class Evaluator:
         # the run's big batches start at MIN_BUCKET; a smaller fixed request (a refinement's ES population, one
         # program) keeps its own size: it never depends on budget.chunk
         kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(min(chunk, self.chunk))))
+        from .autosize import plan_policy
+        kw.setdefault("calls", plan_policy())
         return SplitEval.build(self.space if space is None else space, entries,
                                {"rate": self.network if network is None else network, "spiking": self.spiking},
                                self.fit, split, min(chunk, self.chunk), devices=self.devices, **kw)
