@@ -13,7 +13,8 @@
 # BEFORE (e.g. `git archive REV plasticity_search scripts search_spaces | tar -x -C DIR`), one after the other; this
 # tree's search again with a CPU's call plan (`--plan padding`: the effect of the accelerator's fewest-calls plan
 # alone); and the batch knee at 64 and 1024 with XLA's default command buffers and with while loops and
-# conditionals captured too (CUDA graphs: a call of 200 steps cost at least 8.8 ms on the H200, about 44 us a step).
+# conditionals captured too (CUDA graphs: a call of 200 steps cost at least 8.8 ms on the H200, about 44 us a step)
+# and without autotuning (`--xla_gpu_autotune_level=0`: compile time, which dominated the H200's cold quickstart).
 # `search profile` adds a cProfile of this tree's steady search (where a generation's host time goes).
 set -u
 OUT=${OUT:-bench_out}
@@ -40,6 +41,7 @@ if [ "$Q" = search ]; then
   part search_before 90 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --population $p --children $c --generations $g --repeats 3 --json
   part knee_default 45 python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
   part knee_cmdbuf 45 env XLA_FLAGS="${XLA_FLAGS:-} $CB" python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
+  part knee_autotune0 45 env XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
   [ "${2:-}" = profile ] || [ "${3:-}" = profile ] && \
     part profile 70 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 1 --profile 40 --json
   part quickstart_after 95 python scripts/bench_search.py --config $qs --json

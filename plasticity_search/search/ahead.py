@@ -114,9 +114,6 @@ class Ahead:
                 return val
         return None if thunk is None else thunk()
 
-    def has(self, key: Hashable) -> bool:
-        return key in self._keys and self._thread is not None
-
     def stop(self, wait_s: float = 30.0) -> None:
         """Run no further job and wait up to ``wait_s`` for the one running (a process that exits while a thread is
         inside a compiled call may abort instead of exiting cleanly); waiters compute their own."""
