@@ -132,5 +132,6 @@ def eval_chunk(requested: int, configured: int | None, cfg) -> int:
     return max(1, chunk)
 
 
-__all__ = ["plan_policy", "PLAN", "eval_chunk", "evaluation_entries", "auto_batch", "memory_chunk", "evaluation_bytes", "network_synapses", "device_memory_bytes",
-           "physical_memory_bytes", "KNEE", "MEMORY_FRACTION", "MIN_AUTO", "MAX_AUTO"]
+__all__ = ["plan_policy", "PLAN", "eval_chunk", "evaluation_entries", "auto_batch", "memory_chunk", "evaluation_bytes",
+           "network_synapses", "device_memory_bytes", "physical_memory_bytes", "KNEE", "MEMORY_FRACTION", "MIN_AUTO",
+           "MAX_AUTO"]

@@ -107,8 +107,9 @@ class SplitEval:
         the least padding, then the fewest calls (``calls="padding"``, a CPU: an FEC-thinned batch of 700 out of
         1024 runs as 512 + 256, not as 1024), or in the fewest calls, then the least padding (``calls="calls"``,
         an accelerator below its knee: the rest in one call of the smallest bucket holding it, 1024).
-        ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one compile). A ``tight`` split (the end of a run: a few candidates on many seeds, where padding is paid in
-        full) runs what is left after the full calls in one call at the power of two holding it."""
+        ``min_size``: pad a small batch to the bucket of that many programs (equal shapes share one compile). A
+        ``tight`` split (the end of a run: a few candidates on many seeds, where padding is paid in full) runs what
+        is left after the full calls in one call at the power of two holding it."""
         if self.small is not None and 0 < n <= self.small and min_size <= self.small:
             return [(n, self.small)]
         big = [b for b in self.buckets if b != self.small]
