@@ -189,31 +189,23 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
         t0 = time.perf_counter()
         import plasticity_search.runs.runner as runner
 
-        orig = runner.append_metrics
-
-        def stamped(d, m):          # the moment each generation's metrics line is written
-            orig(d, m)
-            stamps.append(time.perf_counter())
-
-        runner.append_metrics = stamped
         from plasticity_search.search.evaluator import SplitEval
 
+        orig, orig_call = runner.append_metrics, SplitEval._call
         calls: list[int] = [0]
-        orig_call = SplitEval._call
+        calls_at: list[int] = []
+
+        def stamped(d, m):          # the moment each generation's metrics line is written, and the calls so far
+            orig(d, m)
+            stamps.append(time.perf_counter())
+            calls_at.append(calls[0])
 
         def counted(self, *a, **k):  # the search's compiled evaluation calls (one per chunk and task; select
             if threading.current_thread() is threading.main_thread():   # re-scoring too; not the ahead thread's)
                 calls[0] += 1
             return orig_call(self, *a, **k)
 
-        SplitEval._call = counted
-        calls_at: list[int] = []
-
-        def stamped(d, m, _stamped=stamped):
-            _stamped(d, m)
-            calls_at.append(calls[0])
-
-        runner.append_metrics = stamped
+        runner.append_metrics, SplitEval._call = stamped, counted
         prof = None
         if profile:
             import cProfile

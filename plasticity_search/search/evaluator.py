@@ -22,6 +22,7 @@ import numpy as np
 from ..models import MODELS, model_name
 from ..rules.fec import fec_hashes
 from ..rules.program import Program, Space, complexities
+from .autosize import plan_policy
 from .fitness import FitnessFn
 from .hall_of_fame import top_distinct
 from .state import SearchState, np_prog, take
@@ -359,7 +360,6 @@ class Evaluator:
         # the run's big batches start at MIN_BUCKET; a smaller fixed request (a refinement's ES population, one
         # program) keeps its own size: it never depends on budget.chunk
         kw.setdefault("floor", min(MIN_BUCKET, _pow2_floor(min(chunk, self.chunk))))
-        from .autosize import plan_policy
         kw.setdefault("calls", plan_policy())
         return SplitEval.build(self.space if space is None else space, entries,
                                {"rate": self.network if network is None else network, "spiking": self.spiking},
