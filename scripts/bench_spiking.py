@@ -2,6 +2,7 @@
 """Throughput of the spiking inner loop on a population of different rule programs.
 
     python scripts/bench_spiking.py [--json] [--pop 16 64] [--steps 1000] [--repeats 3] [--variants ...] [--compile-only]
+                                    [--space CONFIG.yaml ...]
 
 Workload: the ``spiking_digits`` network (64 Poisson inputs -> 100 LIF -> 10 leaky readouts, dt = 1 ms, FA
 feedback; both layers plastic, 7,400 synapses), ``--steps`` simulation steps of online learning (digits samples
@@ -16,6 +17,9 @@ presented for 50 ms each), the population axis vmapped, everything in one ``jit`
   side;
 * ``interpreted_poly``: the same with the op set without transcendental functions (``POLY_OPS``: 16 ops);
 * ``interpreted_stdp``: the known rule ``stdp_add`` compiled to a program (its minimal space) by the same path;
+* ``space:NAME`` (one per ``--space CONFIG.yaml``): P different random programs of that config's rule space (e.g.
+  ``search_spaces/spiking_digits.yaml``: 4 ops, 2+1 instructions, 2 terms, factors 1 and w) by the interpreter's
+  path, on the same network -- what a search with that config pays per candidate-step;
 * ``handwritten_stdp``: pair STDP ``A+ sy (x) tx - A- ty (x) sx`` written directly in JAX in the same network and
   step order (the reference: what a hand-coded simulator would run).
 
@@ -43,9 +47,18 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats, best is reported (default 3)")
     ap.add_argument("--variants", nargs="+", default=None, choices=VARIANTS, help="variants to run (default: all)")
     ap.add_argument("--compile-only", action="store_true", help="only lower + compile (report compile_s)")
+    ap.add_argument("--space", nargs="+", default=[], metavar="CONFIG",
+                    help="also run random programs of these configs' rule spaces (variant space:NAME)")
     args = ap.parse_args(argv)
     if min(args.pop) < 1 or args.steps < 1 or args.repeats < 1:
         print("bench_spiking: error: --pop, --steps and --repeats must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        from plasticity_search.search.config import load_config
+
+        args.spaces = [load_config(p).rule_space() for p in args.space]
+    except Exception as e:  # noqa: BLE001 -- a bad config path or file: one line, exit 2
+        print(f"bench_spiking: error: --space: {e}", file=sys.stderr)
         return 2
     res = run(args)
     if args.json:
@@ -139,8 +152,10 @@ def run(args) -> dict:
             "handwritten_stdp": (hand_learn, (jnp.full((P,), 0.01), jnp.full((P,), 0.0105)),
                                  RuleHyper(*[jnp.full((P,), x, jnp.float32) for x in rule_hyper(stdp.defaults)])),
         }
+        for sp in getattr(args, "spaces", []):
+            variants[f"space:{sp.name}"] = (interp_learn(sp), random_population(jax.random.key(P), sp, P, 4), hyper_p)
         timing = {}
-        wanted = args.variants or VARIANTS
+        wanted = tuple(args.variants or VARIANTS) + tuple(f"space:{sp.name}" for sp in getattr(args, "spaces", []))
         if not args.compile_only and "handwritten_stdp" not in wanted:
             wanted = tuple(wanted) + ("handwritten_stdp",)      # the reference of the ratios
         variants = {k: v for k, v in variants.items() if k in wanted}

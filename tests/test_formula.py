@@ -94,6 +94,10 @@ def test_side_pure_factors_stay_factored():
     ("w**3", "not in the space's menu"),
     ("lambda: 1", "unexpected character ':'"),
     ("x.__class__", "unexpected character '.'"),
+    # a number in a message is shown short and whole, never cut off (1e30 once read "10000000000000000000")
+    ("y**1e30", r"^exponent 1e\+30 is too large"),
+    ("2**(10**30)", r"^constant 2\*\*1\.000e\+30 is out of the float32 range"),
+    ("y**17.5", r"^exponent 17\.5 is too large"),
 ])
 def test_parser_rejects(bad, msg):
     with pytest.raises(RuleError, match=msg):

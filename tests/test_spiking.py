@@ -43,6 +43,25 @@ def test_stdp_window_script_stdp_add(tmp_path, capsys):
     assert _script("stdp_window").main(["no_such_rule"]) == 2
 
 
+def test_bench_spiking_space_of_a_config(tmp_path, capsys):
+    """--space CONFIG adds the config's rule space as a variant (random programs of that space by the interpreter's
+    path); a bad config is one line and exit 2."""
+    bench = _script("bench_spiking")
+    cfg = os.path.join(ROOT, "search_spaces", "spiking_digits.yaml")
+    assert bench.main(["--json", "--pop", "2", "--steps", "20", "--repeats", "1", "--variants", "interpreted_stdp",
+                       "--space", cfg]) == 0
+    res = json.loads(capsys.readouterr().out)
+    rows = {r["variant"]: r for r in res["rows"]}
+    assert set(rows) == {"interpreted_stdp", "handwritten_stdp", "space:spiking_digits"}
+    assert rows["space:spiking_digits"]["candidate_steps_per_s"] > 0
+    assert rows["handwritten_stdp"]["ratio_to_handwritten"] == 1.0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("space: [1,\n")
+    assert bench.main(["--space", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench_spiking: error: --space:") and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_pairing_stdp_mult_matches_analytic():
     rule = resolve_rule("stdp_mult")
     off = np.arange(-100, 101, 4.0)

@@ -56,6 +56,17 @@ def _check_const(value: sp.Expr) -> sp.Expr:
     return value
 
 
+def _shown(x: sp.Expr) -> str:
+    """A number for an error message: as written when short, else to 4 significant digits (never cut off, which
+    would show 1e30 as 10000000000000000000)."""
+    if x.is_Float and x.is_finite:
+        return f"{float(x):.6g}"                # 17.5, not sympy's 17.5000000000000
+    s = sp.sstr(x)
+    if len(s) <= 20:
+        return s
+    return str(sp.N(x, 4)) if x.is_finite else s[:20] + "..."
+
+
 def _power(base: sp.Expr, ex: sp.Expr) -> sp.Expr:
     """``base**ex`` with bounded cost: a huge exponent is refused before sympy tries to compute or expand it."""
     if ex.is_Number and base.is_Number:
@@ -66,12 +77,12 @@ def _power(base: sp.Expr, ex: sp.Expr) -> sp.Expr:
             if x < 0:
                 raise RuleError("formula is not finite (division by zero?)")
         elif b != 1.0 and abs(x) * abs(np.log10(b)) > 38.5:     # the result leaves the float32 range
-            raise RuleError(f"constant {sp.sstr(base)[:20]}**{sp.sstr(ex)[:20]} is out of the float32 range")
+            raise RuleError(f"constant {_shown(base)}**{_shown(ex)} is out of the float32 range")
         elif b == 1.0 and abs(x) > 2**31:
-            raise RuleError(f"exponent {sp.sstr(ex)[:20]} is too large")
+            raise RuleError(f"exponent {_shown(ex)} is too large")
         return _check_const(base**ex)
     if ex.is_Number and (not ex.is_finite or abs(float(ex)) > MAX_POWER):
-        raise RuleError(f"exponent {sp.sstr(ex)[:20]} is too large (powers of variables are limited to "
+        raise RuleError(f"exponent {_shown(ex)} is too large (powers of variables are limited to "
                         f"|exponent| <= {MAX_POWER})")
     return base**ex
 
@@ -111,7 +122,7 @@ def check_expr(e: sp.Expr, what: str = "formula") -> None:
         if node.is_Number:
             _check_const(node)
         elif isinstance(node, sp.Pow) and node.exp.is_Number and abs(float(node.exp)) > MAX_POWER:
-            raise RuleError(f"exponent {sp.sstr(node.exp)[:20]} is too large (powers of variables are limited to "
+            raise RuleError(f"exponent {_shown(node.exp)} is too large (powers of variables are limited to "
                             f"|exponent| <= {MAX_POWER})")
     if expanded_terms(e) > MAX_EXPANDED_TERMS:
         raise RuleError(f"{what} expands to more than {MAX_EXPANDED_TERMS} terms")
