@@ -56,10 +56,16 @@ def main(argv=None) -> int:
     try:
         from plasticity_search.search.config import load_config
 
-        args.spaces = [load_config(p).rule_space() for p in args.space]
+        cfgs = [(p, load_config(p)) for p in args.space]
     except Exception as e:  # noqa: BLE001 -- a bad config path or file: one line, exit 2
         print(f"bench_spiking: error: --space: {e}", file=sys.stderr)
         return 2
+    rate = [p for p, c in cfgs if c.model != "spiking"]
+    if rate:
+        print(f"bench_spiking: error: --space: {rate[0]} is a rate config; this "
+              "benchmark runs spiking rule spaces", file=sys.stderr)
+        return 2
+    args.spaces = [c.rule_space() for _, c in cfgs]
     res = run(args)
     if args.json:
         print(json.dumps(res))

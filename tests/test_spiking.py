@@ -60,6 +60,8 @@ def test_bench_spiking_space_of_a_config(tmp_path, capsys):
     assert bench.main(["--space", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("bench_spiking: error: --space:") and err.count("\n") == 1 and "Traceback" not in err
+    assert bench.main(["--space", os.path.join(ROOT, "search_spaces", "quickstart.yaml")]) == 2   # a rate space
+    assert "is a rate config" in capsys.readouterr().err
 
 
 def test_pairing_stdp_mult_matches_analytic():
