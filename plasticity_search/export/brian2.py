@@ -40,17 +40,11 @@ class Brian2Printer(EquationPrinter):
     def op_step(self, a):
         return f"int({self._print(a)} > 0)"
 
-    def op_max(self, first, *rest):
-        out = self._print(first)
-        for a in rest:
-            out = f"clip({out}, {self._print(a)}, inf)"
-        return out
+    def op_max(self, *args):
+        return self.fold("clip({}, {}, inf)", *args)
 
-    def op_min(self, first, *rest):
-        out = self._print(first)
-        for a in rest:
-            out = f"clip({out}, -inf, {self._print(a)})"
-        return out
+    def op_min(self, *args):
+        return self.fold("clip({}, -inf, {})", *args)
 
 
 def _update_lines(dw: sp.Expr, de: sp.Expr, printer: Brian2Printer) -> list[str]:

@@ -173,6 +173,19 @@ class OpPrinter(StrPrinter):
 
     functions: ClassVar[dict[str, str]] = {}
 
+    def __init__(self):
+        super().__init__({"full_prec": True})
+
+    # numbers: a float as Python writes it back exactly, a rational as its float, an integer as it is
+    def _print_Float(self, e):
+        return repr(float(e))
+
+    def _print_Rational(self, e):
+        return repr(float(e)) if e.q != 1 else str(e.p)
+
+    def _print_Integer(self, e):
+        return str(e.p)
+
     def call(self, name: str, *args) -> str:
         return f"{name}({', '.join(self._print(a) for a in args)})"
 
@@ -228,22 +241,13 @@ class ArrayPrinter(OpPrinter):
                                            "sqrt": "sqrt"}
 
     def __init__(self, mod: str, torch: bool = False):
-        super().__init__({"full_prec": True})
+        super().__init__()
         self.mod, self.torch = mod, torch
 
     def call(self, name, *args):
         return f"{self.mod}.{name}({', '.join(self._print(a) for a in args)})"
 
-    # numbers
-    def _print_Float(self, e):
-        return repr(float(e))
-
-    def _print_Rational(self, e):
-        return repr(float(e)) if e.q != 1 else str(e.p)
-
-    def _print_Integer(self, e):
-        return str(e.p)
-
+    # numbers that are not finite (finite ones: OpPrinter)
     def _print_NaN(self, e):
         return 'float("nan")'
 
@@ -479,17 +483,12 @@ class EquationPrinter(OpPrinter):
 
     functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "log", "tanh": "tanh", "abs": "abs"}
 
-    def __init__(self):
-        super().__init__({"full_prec": True})
-
-    def _print_Float(self, e):
-        return repr(float(e))
-
-    def _print_Rational(self, e):
-        return repr(float(e)) if e.q != 1 else str(e.p)
-
-    def _print_Integer(self, e):
-        return str(e.p)
+    def fold(self, template: str, first, *rest) -> str:
+        """An n-ary op as nested binary ones: ``template.format(so_far, next)`` over the arguments in turn."""
+        out = self._print(first)
+        for a in rest:
+            out = template.format(out, self._print(a))
+        return out
 
     def _not_finite(self, e):
         raise RuleError("the rule has a non-finite constant (division by zero?)")

@@ -121,17 +121,11 @@ class NestmlPrinter(EquationPrinter):
     def op_step(self, a):
         return f"(({self._print(a)}) > 0 ? 1.0 : 0.0)"
 
-    def op_max(self, first, *rest):
-        out = self._print(first)
-        for a in rest:
-            out = f"max({out}, {self._print(a)})"
-        return out
+    def op_max(self, *args):
+        return self.fold("max({}, {})", *args)
 
-    def op_min(self, first, *rest):
-        out = self._print(first)
-        for a in rest:
-            out = f"min({out}, {self._print(a)})"
-        return out
+    def op_min(self, *args):
+        return self.fold("min({}, {})", *args)
 
 
 def _update(dw: sp.Expr, de: sp.Expr, pr: NestmlPrinter, scale: str = "") -> list[str]:
