@@ -47,4 +47,16 @@ def one_shot(enabled: bool = True) -> dict | None:
     return dict(ONE_SHOT) if jax.default_backend() == "cpu" else None
 
 
-__all__ = ["FAST_COMPILE", "ONE_SHOT", "MUTATION_BATCH", "mutation", "one_shot"]
+def compile_cache_dir() -> str | None:
+    """Where JAX's persistent compilation cache goes by default: ``$XDG_CACHE_HOME/plasticity-search/jax``
+    (``~/.cache/...``); None when opted out (``PLASTICITY_SEARCH_JAX_CACHE=0``, ``false``, ``no``, ``off``).
+    Needs no jax: the tests set it before jax is imported (tests/conftest.py)."""
+    import os
+
+    if os.environ.get("PLASTICITY_SEARCH_JAX_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "plasticity-search", "jax")
+
+
+__all__ = ["FAST_COMPILE", "ONE_SHOT", "MUTATION_BATCH", "mutation", "one_shot", "compile_cache_dir"]

@@ -8,8 +8,9 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # before jax is imported. Identical computations built by different tests then compile once even on a clean
 # machine (before, the cache started with the first test that ran a search, and held only compiles over 1 s
 # until then). A cached executable is the same machine code: results do not change.
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ and os.environ.get(
-        "PLASTICITY_SEARCH_JAX_CACHE", "1").strip().lower() not in ("0", "false", "no", "off"):
-    _root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_root, "plasticity-search", "jax")
+from plasticity_search.jit_options import compile_cache_dir  # noqa: E402 - imports no jax
+
+_cache = compile_cache_dir()
+if _cache is not None and "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")

@@ -176,15 +176,25 @@ class OpPrinter(StrPrinter):
     def __init__(self):
         super().__init__({"full_prec": True})
 
-    # numbers: a float as Python writes it back exactly, a rational as its float, an integer as it is
+    # numbers: a float, a rational and e as :meth:`number` writes them, an integer as it is
+    def number(self, v: float) -> str:
+        """A finite float as the target reads it back: Python's exact ``repr`` (a target overrides this)."""
+        return repr(v)
+
     def _print_Float(self, e):
-        return repr(float(e))
+        return self.number(float(e))
 
     def _print_Rational(self, e):
-        return repr(float(e)) if e.q != 1 else str(e.p)
+        return self.number(float(e)) if e.q != 1 else str(e.p)
 
     def _print_Integer(self, e):
         return str(e.p)
+
+    def _print_Exp1(self, e):
+        return self.number(math.e)
+
+    def _print_Pi(self, e):
+        return repr(math.pi)
 
     def call(self, name: str, *args) -> str:
         return f"{name}({', '.join(self._print(a) for a in args)})"
@@ -259,12 +269,6 @@ class ArrayPrinter(OpPrinter):
 
     def _print_ComplexInfinity(self, e):
         return 'float("nan")'
-
-    def _print_Exp1(self, e):
-        return repr(math.e)
-
-    def _print_Pi(self, e):
-        return repr(math.pi)
 
     # ops of the table that are no plain call
     def op_step(self, a):
@@ -494,12 +498,6 @@ class EquationPrinter(OpPrinter):
         raise RuleError("the rule has a non-finite constant (division by zero?)")
 
     _print_NaN = _print_Infinity = _print_NegativeInfinity = _print_ComplexInfinity = _not_finite
-
-    def _print_Exp1(self, e):
-        return repr(math.e)
-
-    def _print_Pi(self, e):
-        return repr(math.pi)
 
     def _print_Function(self, e):
         raise RuleError(f"cannot export function '{e.func}'")

@@ -102,14 +102,8 @@ class NestmlPrinter(EquationPrinter):
 
     functions: ClassVar[dict[str, str]] = {"exp": "exp", "log": "ln", "tanh": "tanh", "abs": "abs"}
 
-    def _print_Float(self, e):
-        return nestml_float(float(e))
-
-    def _print_Rational(self, e):
-        return nestml_float(float(e)) if e.q != 1 else str(e.p)
-
-    def _print_Exp1(self, e):
-        return nestml_float(math.e)
+    def number(self, v: float) -> str:
+        return nestml_float(v)
 
     def op_sqrt(self, b):
         return f"({self._print(b)})**0.5"

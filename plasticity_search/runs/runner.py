@@ -253,13 +253,14 @@ def enable_compile_cache() -> str | None:
     a cached executable is the same machine code, so results are unchanged."""
     import jax
 
-    if os.environ.get("PLASTICITY_SEARCH_JAX_CACHE", "1").strip().lower() in ("0", "false", "no", "off"):
+    from ..jit_options import compile_cache_dir
+
+    d = compile_cache_dir()
+    if d is None:
         return None
     current = jax.config.jax_compilation_cache_dir
     if current:
         return current
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(root, "plasticity-search", "jax")
     try:
         os.makedirs(d, exist_ok=True)
     except OSError:
