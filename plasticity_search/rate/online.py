@@ -59,6 +59,7 @@ class InnerConfig:
     steps: int | None = None          # None: the task's default
     curve_points: int = 20
     barrier: bool = True              # keep program arrays from being hoisted/broadcast out of the time loop
+    #                                   (XLA's CPU compiler removes the barrier: the same code there either way)
 
     def with_(self, **kw) -> "InnerConfig":
         return replace(self, **kw)

@@ -332,9 +332,10 @@ class Space:
         """``w + scale * dW`` with dW the weight part of :meth:`combine_terms` (P [R, N], Q [R, M], any R term rows,
         e.g. K terms x B samples), computed in one pass over the synapses for few rows.
 
-        Few rows (<= FUSED_MAX_TERMS): the term vectors are materialised first (an optimisation barrier: the
-        vector-level selects are not recomputed per synapse), then one fused elementwise pass reads and writes w
-        once and does per term one outer product and one multiply by its synapse factor, picked per term with
+        Few rows (<= FUSED_MAX_TERMS): the term vectors pass an optimisation barrier (meant to keep the
+        vector-level selects out of the per-synapse pass; XLA's CPU compiler removes barriers before fusion, so on
+        the CPU they run inside it: BENCHMARKS.md, issue 13 section 4), then one fused elementwise pass reads and
+        writes w once and does per term one outer product and one multiply by its synapse factor, picked per term with
         ``select_n`` (reads exactly one factor) instead of one outer-product sum per factor of the menu. Same
         values as ``w + scale * combine_terms(...)[0]`` up to float32 reassociation. Many rows: that expression.
         """

@@ -187,7 +187,9 @@ def learn(space: Space, prog: Program, hyper: RuleHyper, spec: NetSpec, state: N
     the same results up to float32 reassociation, slower) -- for parity tests and benchmarks.
 
     The program arrays pass an ``optimization_barrier`` here, inside the caller's time loop, so that XLA does not
-    hoist broadcasts of (population-batched) program data out of the loop.
+    hoist broadcasts of (population-batched) program data out of the loop. XLA's CPU compiler removes barriers
+    before fusion (measured on the rate evaluator: BENCHMARKS.md, issue 13 section 4), so this acts on accelerators
+    only.
     """
     prog = jax.tree.map(jax.lax.optimization_barrier, prog)
     tr, eligs = decay_traces(state.tr, state.eligs, hyper)
