@@ -375,7 +375,9 @@ def ours_for_module_run(rule, run: dict, resolution: float, w0: float = 0.5, **o
     h, out = resolution, []
     for tq, tp in zip(run["t_pre"], run["t_post"]):
         pre_k, post_k = to_steps(tq, h), to_steps(tp + run["delay"], h)
-        n = int(max(pre_k.max(), post_k.max()) + 2)
+        # up to the step of the last spike (the flush), where NEST's last synapse update is: a rule with
+        # every-step terms changes w in every later step too
+        n = int(max(pre_k.max(), post_k.max()) + 1)
         out.append(ours_on_trains(rule, pre_k, post_k, n, h, w0, **overrides)[-1] - w0)
     return np.array(out)
 
@@ -404,12 +406,29 @@ def rel_error(got, ref):
 
 
 # -------------------------------------------------------------------------------------------------------- main
+#: rules with terms that have no spike factor (they act every step; NEST runs them in update:, replayed in steps of
+#: the synapse parameter dt_rule, set to the resolution h in every run here); the label is the synapse name
+EVERY_STEP_RULES = {"every_step": "0.01*sy*tx - 0.0005*tx - 0.00001*w + 0.0002*ty*tx2",
+                    "every_step_elig": ("dw = 0.01*elig*tx - 0.00001*elig*w + 0.1*sy*elig; "
+                                        "delig = 0.1*sy*tx - 0.05*sx*ty - 0.001*ty*tx")}
+
+
 def parity_rules() -> dict:
+    import dataclasses
+
     from plasticity_search.rules.resolve import resolve_rule
     here = os.path.dirname(os.path.abspath(__file__))
-    return {name: resolve_rule(spec) for name, spec in (
+    rules = {name: resolve_rule(spec) for name, spec in (
         ("stdp_add", "stdp_add"), ("stdp_mult", "stdp_mult"), ("stdp_triplet", "stdp_triplet"),
         ("discovered", os.path.join(here, os.pardir, "tests", "data", "stdp_pattern_discovered.json")))}
+    rules.update({k: dataclasses.replace(resolve_rule(v), name=k) for k, v in EVERY_STEP_RULES.items()})
+    return rules
+
+
+def module_params(label: str, h: float) -> dict:
+    """The synapse parameters of a module run at resolution h: MODULE_OVERRIDES, and dt_rule = h for a rule with
+    every-step terms (our simulator ignores dt_rule; its step is h)."""
+    return {**MODULE_OVERRIDES.get(label, {}), **({"dt_rule": h} if label in EVERY_STEP_RULES else {})}
 
 
 #: learning rates for the module runs: the discovered rule's pre-spike term (0.64 per spike) would clip w at 1
@@ -452,8 +471,9 @@ def main(argv=None) -> int:
             results["build_seconds"] = built["seconds"]
         print("\nexported synapse in NEST vs ours, pairing protocol (offsets of the Brian2 parity test)")
         for label, rule in rules.items():
-            kw, w0 = MODULE_OVERRIDES.get(label, {}), MODULE_W0.get(label, 0.5)
+            w0 = MODULE_W0.get(label, 0.5)
             for h in RESOLUTIONS:
+                kw = module_params(label, h)
                 offs = np.unique(np.rint(PAIRING_OFFSETS / h) * h)
                 run = nest_module_pairing(built, label, offs, h, 1.0, w0, params=kw)
                 ours = ours_for_module_run(rule, run, h, w0, **kw)
@@ -473,8 +493,9 @@ def main(argv=None) -> int:
         protocols = triplet_protocols()
         print(f"{'rule':12s} {'h':>4s} " + " ".join(f"{n:>20s}" for n in protocols))
         for label, rule in rules.items():
-            kw, w0 = MODULE_OVERRIDES.get(label, {}), MODULE_W0.get(label, 0.5)
+            w0 = MODULE_W0.get(label, 0.5)
             for h in RESOLUTIONS:
+                kw = module_params(label, h)
                 row = []
                 for pname, (pre, post) in protocols.items():
                     c = compare_module_trains(rule, built, label, pre, post, h, 1.0, w0, params=kw)

@@ -168,6 +168,12 @@ def test_numpy_export_broadcasts_scalars_and_keeps_dtype():
     out = ns["rule"](y=2.0, x=np.array([1.0, 2.0, 3.0]), w=np.zeros((2, 3)))
     assert out.shape == (2, 3) and np.allclose(out, [[2, 4, 6], [2, 4, 6]])
     assert ns["VARIABLES"] == ("y", "x", "w")
+    assert out.dtype == np.float64
+    for dtype in (np.float32, np.float64):   # the output has the inputs' precision (PARAMS are float64)
+        ns = load(export("0.5*x*y - 0.25*w", "numpy"))
+        y, x, w = (np.asarray(v, dtype) for v in ([1.0, 2.0], [3.0], [[1.0], [2.0]]))
+        out = ns["rule"](y=y, x=x, w=w)
+        assert out.dtype == dtype and np.allclose(out, [[1.25], [2.5]])
 
 
 @pytest.mark.parametrize("name", list(RULES))
@@ -248,3 +254,41 @@ def test_every_variable_has_an_array_export():
             ("tx" if var.side == "post" else "ty")
         ns = load(export(f"{v}*{other}", "numpy"))
         assert v in ns["VARIABLES"] and ns["VARIABLES"][-1] == "w"
+
+
+def test_a_formula_undefined_as_an_expression_is_refused_except_as_json(tmp_path):
+    """post program: y - y, then 1/that, then tanh: the network computes tanh(1/0) = 1 (IEEE), sympy folds it to
+    tanh(zoo). No formula target can write that: a one-line RuleError; json keeps the exact program."""
+    from plasticity_search.rules import Program, Space
+
+    space = RATE_SPACE
+    ops = list(space.ops)
+    z = lambda n, v=0: [v] * n  # noqa: E731
+    post_op = [ops.index("sub"), ops.index("recip"), ops.index("tanh")] + z(space.n_post - 3)
+    n_in = space.n_inputs("post")
+    prog = Program(np.array(post_op, np.int32), np.array([1, n_in, n_in + 1] + z(space.n_post - 3), np.int32),
+                   np.array([1] + z(space.n_post - 1), np.int32), np.zeros(space.n_post, np.float32),
+                   *[np.zeros(space.n_pre, t) for t in (np.int32, np.int32, np.int32, np.float32)],
+                   np.array([True] + z(space.n_terms - 1, False)), np.array([0.5] + z(space.n_terms - 1), np.float32),
+                   np.array([n_in + 2] + z(space.n_terms - 1), np.int32),
+                   np.array([1] + z(space.n_terms - 1), np.int32), np.zeros(space.n_terms, np.int32),
+                   np.zeros(space.n_terms, np.int32))
+    rule = ResolvedRule(prog, space, "undefined", "", "rate")
+    assert isinstance(space, Space) and space.register_names("post")[1] == "y"
+    # the network's value: 0.5 * tanh(1/0) * x = 0.5 * x
+    dw, _ = space.apply(prog, {"y": jnp.array([0.3, -1.0, 2.0]), "x": jnp.array([1.0, 2.0])}, jnp.zeros((3, 2)))
+    assert np.allclose(dw, [[0.5, 1.0]] * 3)
+    for target in TARGETS:
+        if target == "json":
+            back = rule_from_dict(json.loads(export(rule, "json")))
+            assert all(np.array_equal(a, b) for a, b in zip(back.program, rule.program))
+            continue
+        with pytest.raises(RuleError, match="undefined as an expression") as exc:
+            export(rule, target)
+        assert "\n" not in str(exc.value)
+    path = tmp_path / "undefined.json"
+    path.write_text(export(rule, "json"))
+    r = subprocess.run([sys.executable, "-m", "plasticity_search.cli", "export", str(path), "--to", "numpy"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr

@@ -226,3 +226,72 @@ def test_module_reproduces_our_triplet_protocols_in_nest(built_module, label):
         c = parity.compare_module_trains(rule, built, label, pre, post, 0.1, 1.0, w0, params=kw)
         assert c["realized"], (label, name)
         assert c["rel"] <= 1e-3 or abs(c["nest"] - c["ours"]) < 1e-7, (label, name, c)
+
+
+def _load_parity():
+    spec = importlib.util.spec_from_file_location("nest_parity", os.path.join(ROOT, "scripts", "nest_parity.py"))
+    parity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(parity)
+    return parity
+
+
+# terms with no spike factor run every step: a pre trace, the weight, a post trace (held in the synapse as ty_syn),
+# tx2; and every-step eligibility terms. NEST runs a synapse's update: once per interval between the spikes it sees;
+# the export replays the interval step by step (before: one evaluation per interval, 4x off for -0.0005*tx)
+EVERY_STEP_RULES = _load_parity().EVERY_STEP_RULES
+
+
+def _named(label):
+    import dataclasses
+    return dataclasses.replace(resolve_rule(EVERY_STEP_RULES[label]), name=label)
+
+
+def test_every_step_terms_are_replayed_step_by_step_in_update():
+    text = export(_named("every_step"), "nestml")
+    update = text[text.index("    update:"):]
+    assert "while k_ * dt_rule < timestep():" in update and "* (timestep() / dt_rule)" not in update
+    # the trace copies decay per step of dt_rule before the rule reads them; ty is the synapse's own copy
+    for t, tau in (("tx", "tau_plus"), ("tx2", "tau_x"), ("ty_syn", "tau_minus")):
+        assert f"{t}_k real = {t}    #" in update and f"{t}_k = {t}_k * exp(-dt_rule / {tau})" in update
+    assert update.index("while") < update.index("integrate_odes()")
+    assert nx.synaptic_vars(text) == ["ty_syn"]
+    elig = export(_named("every_step_elig"), "nestml")
+    assert "elig_k += delig_k" in elig and "        elig = elig_k" in elig
+
+
+@pytest.fixture(scope="module")
+def built_every_step_module(tmp_path_factory):
+    pytest.importorskip("pynestml", reason="nestml not installed")
+    pytest.importorskip("nest", reason="NEST not installed (pip install nest-simulator)")
+    parity = _load_parity()
+    out = str(tmp_path_factory.mktemp("nest_every_step"))
+    try:
+        built = parity.build_rules_module({k: _named(k) for k in EVERY_STEP_RULES}, out, "pseverystepmodule")
+    except nx.NestBuildError as exc:
+        if "apt-get install" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    return parity, built
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("label", list(EVERY_STEP_RULES))
+@pytest.mark.parametrize("h", [0.1, 1.0])
+def test_every_step_terms_match_our_simulator_in_nest(built_every_step_module, label, h):
+    """Pairings and the triplet protocols' trains at resolution = dt_rule = h: NEST's weight change within 1e-3 of
+    ours relative to the largest change of the rule's runs (what remains is our float32 weight taking ~1e-5
+    steps for 1000+ steps, and the order within a step that ends an interval: NEST adds that step's every-step
+    terms before the spike terms, ours sums both)."""
+    parity, built = built_every_step_module
+    rule = _named(label)
+    protocols = {"pre0_post10": ([0.0], [10.0]), "pre0,30_post10": ([0.0, 30.0], [10.0]),
+                 "post0_pre7": ([7.0], [0.0])}
+    if h == 0.1:
+        protocols.update(parity.triplet_protocols())
+    res = {name: parity.compare_module_trains(rule, built, label, pre, post, h, 1.0, 0.5,
+                                              params=parity.module_params(label, h))
+           for name, (pre, post) in protocols.items()}
+    scale = max(abs(c["ours"]) for c in res.values())
+    for name, c in res.items():
+        assert c["realized"], (label, name)
+        assert abs(c["nest"] - c["ours"]) <= 1e-3 * scale, (label, h, name, c, scale)

@@ -100,6 +100,36 @@ def test_exported_sympy_with_functions_runs():
     assert ns["dw"].has(sp.Abs) and ns["dw"].has(sp.exp)
 
 
+@pytest.mark.parametrize("formula", [
+    "relu(e)*x",                     # Max: no sympy Function subclass
+    "min(y, 1)*x - max(e, 0.5)*x",   # Min, Max
+    "sqrt(y)*x",                     # sqrt prints from a power
+    "-0.01*w",                       # one variable: the symbols line must still unpack
+    "r",
+    "step(y - 0.5)*x + 1e-5*x*y",    # Heaviside; an exponent-form constant is no name
+    "dw = 0.1*elig; delig = 0.5",    # one variable, an eligibility part
+    "dw = elig*(r - rbar); delig = 0.01*sy*tx",
+])
+def test_exported_sympy_snippet_runs_and_rebuilds_the_rule(formula):
+    """The snippet imports every sympy name it uses and rebuilds the expressions of the rule's own sympy form."""
+    import sympy as sp
+
+    from plasticity_search.rules.formula import to_sympy
+
+    rule = resolve_rule(formula)
+    ns = {}
+    exec(compile(export(rule, "sympy"), "exported", "exec"), ns)   # our own generated source, not user text
+    want = to_sympy(rule.program, rule.space)
+    want = want if isinstance(want, tuple) else (want, sp.Integer(0))
+    got = (ns["dw"], ns.get("delig", sp.Integer(0)))
+    for g, e in zip(got, want):
+        free = sorted(e.free_symbols | g.free_symbols, key=lambda s: s.name)
+        for point in (0.3, 1.7, -0.6):
+            at = {s: point + 0.1 * i for i, s in enumerate(free)}
+            a, b = complex(g.subs(at)), complex(e.subs(at))     # constants: 4 digits against float32's
+            assert abs(a - b) <= 1e-6 * max(1.0, abs(b)), (formula, g, e)
+
+
 def test_latex_and_text_agree_for_every_known_rule():
     from plasticity_search.rules import RULES
     for name, r in RULES.items():

@@ -15,6 +15,9 @@ one-line :class:`~plasticity_search.rules.RuleError` naming why. Heavy libraries
 """
 from __future__ import annotations
 
+import sympy as sp
+
+from ..rules.formula import to_sympy
 from ..rules.program import RuleError
 from ..rules.resolve import ResolvedRule, resolve_rule
 from . import arraysrc, brian2, json_format, nestml, symbolic
@@ -42,7 +45,20 @@ def export(rule: ResolvedRule | str, target: str) -> str:
         raise RuleError(f"unknown export format '{target}' (known: {', '.join(TARGETS)})")
     if isinstance(rule, str):
         rule = resolve_rule(rule)
+    if target != "json":
+        check_finite_form(rule)
     return TARGETS[target](rule)
 
 
-__all__ = ["export", "TARGETS"]
+def check_finite_form(rule: ResolvedRule) -> None:
+    """A one-line RuleError if the rule's formula is undefined as an expression: a part of the program that reduces
+    to a constant zero in a denominator (``1/(y - y)``) becomes sympy's ``zoo``/``nan``, which no formula target can
+    write. The network's own evaluation is IEEE arithmetic (``tanh(1/0) = 1``); the ``json`` export keeps it."""
+    form = to_sympy(rule.program, rule.space)
+    for part in form if isinstance(form, tuple) else (form,):
+        if part.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            raise RuleError("the rule's formula is undefined as an expression (a part of it reduces to a division by "
+                            "zero or an infinite constant); only --to json keeps its exact evaluation")
+
+
+__all__ = ["export", "check_finite_form", "TARGETS"]

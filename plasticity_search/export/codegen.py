@@ -382,6 +382,9 @@ def array_source(rule: ResolvedRule, backend: str) -> str:
             lines.append(f"    {v} = {conv}.reshape{_SIDE_SHAPE[side]}")
         else:
             lines.append(f"    {v} = {conv}")
+    if backend == "numpy" and f.consts:
+        # float64 PARAMS (exact float32 values) would promote float32 inputs to float64: computed in w's precision
+        lines.append("    params = np.asarray(params, dtype=np.result_type(w, np.float32))")
     for i, c in enumerate(f.consts):
         lines.append(f"    {c} = params[{i}]  # {f.roles[i]}")
     for lhs, code in body:

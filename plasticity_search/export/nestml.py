@@ -2,8 +2,10 @@
 
 Same split as the Brian2 export: terms with the pre spike ``sx`` run in ``onReceive(pre_spikes)``, terms with the
 post spike ``sy`` in ``onReceive(post_spikes)``, each reading the traces before its own spike is added (the
-triplet rule's "epsilon-before" slow traces); terms with neither spike run in ``update:`` after
-``integrate_odes()``, scaled by ``timestep() / dt_rule`` (``dt_rule``: the step the rule was found with).
+triplet rule's "epsilon-before" slow traces); terms with neither spike run in ``update:``, which NEST calls once
+per interval between the spikes a synapse sees: the interval is replayed in steps of ``dt_rule`` (the step the rule
+was found with), each decaying copies of the traces and then adding the terms, as the simulator does
+(:func:`_every_step`; post traces they read are synapse-held copies ``TRACE_syn``).
 Traces are ODEs (``tx' = -tx / tau_plus``), the constants ``c0, c1, ...``, ``lr``, the time constants, the weight
 bounds, the reward ``r`` and its baseline ``rbar`` are parameters.
 
@@ -122,15 +124,50 @@ class NestmlPrinter(EquationPrinter):
         return self.fold("min({}, {})", *args)
 
 
-def _update(dw: sp.Expr, de: sp.Expr, pr: NestmlPrinter, scale: str = "") -> list[str]:
+def _update(dw: sp.Expr, de: sp.Expr, pr: NestmlPrinter) -> list[str]:
+    """A spike handler's lines: both parts from the same state, then w (clipped) and elig."""
     lines = []
     if dw != 0 and de != 0:
         lines += [f"dw_ real = {pr.print(dw)}", f"delig_ real = {pr.print(de)}",
-                  f"w = clip(w + lr * dw_{scale}, w_min, w_max)", f"elig += delig_{scale}"]
+                  "w = clip(w + lr * dw_, w_min, w_max)", "elig += delig_"]
     elif dw != 0:
-        lines.append(f"w = clip(w + lr * ({pr.print(dw)}){scale}, w_min, w_max)")
+        lines.append(f"w = clip(w + lr * ({pr.print(dw)}), w_min, w_max)")
     elif de != 0:
-        lines.append(f"elig += ({pr.print(de)}){scale}" if scale else f"elig += {pr.print(de)}")
+        lines.append(f"elig += {pr.print(de)}")
+    return lines
+
+
+def _every_step(f0: sp.Expr, g0: sp.Expr, pr: NestmlPrinter, traces, held, has_elig: bool) -> list[str]:
+    """The ``update:`` lines of the terms with no spike factor: NEST runs a synapse's ``update:`` once per interval
+    between the spikes it sees (``timestep()`` = the interval), so the simulator's steps of ``dt_rule`` are replayed
+    one by one (docs/SPIKING_CONVENTIONS.md: decay, then the rule): local copies ``X_k`` of the traces and the
+    eligibility start at their values at the interval's start, decay by ``exp(-dt_rule / tau)`` per step, and each
+    step adds ``lr * dw`` to ``w`` (clipped) and ``delig`` to the eligibility. The spike terms of the step that ends
+    the interval then run in ``onReceive`` after it (see :func:`to_nestml_source`)."""
+    decaying = [t for t in traces if t in PRE_TRACES or (t == "elig" and has_elig)]
+    decaying += [t + SYNAPTIC_SUFFIX for t in held]
+    read = {v.name for e in (f0, g0) for v in e.free_symbols}
+    local = [t for t in decaying if t in read or (t == "elig" and g0 != 0)]
+    sub = {symbol(t): symbol(t + "_k") for t in local}
+    f0, g0 = f0.xreplace(sub), g0.xreplace(sub)
+    lines = [f"{t}_k real = {t}    # at the start of the interval" for t in local]
+    if f0 != 0:
+        lines.append("dw_k real = 0.0")
+    if g0 != 0:
+        lines.append("delig_k real = 0.0")
+    lines += ["k_ real = 0.5    # round(timestep() / dt_rule) steps", "while k_ * dt_rule < timestep():"]
+    for t in local:
+        tau = TRACE_TAUS[t[:-len(SYNAPTIC_SUFFIX)] if t.endswith(SYNAPTIC_SUFFIX) else t][0]
+        lines.append(f"    {t}_k = {t}_k * exp(-dt_rule / {tau})")
+    if f0 != 0:
+        lines.append(f"    dw_k = {pr.print(f0)}")
+    if g0 != 0:
+        lines.append(f"    delig_k = {pr.print(g0)}")
+    if f0 != 0:
+        lines.append("    w = clip(w + lr * dw_k, w_min, w_max)")
+    if g0 != 0:
+        lines.append("    elig_k += delig_k")
+    lines.append("    k_ += 1")
     return lines
 
 
@@ -156,11 +193,12 @@ def to_nestml_source(rule: ResolvedRule) -> str:
     taus = trace_taus(rule, all_traces)
     bounds = weight_bounds(rule) or (float("-inf"), float("inf"))
     continuous = f0 != 0 or g0 != 0
-    # post traces read at a post spike: a copy TRACE_syn that stays in the synapse (see SYNAPTIC_SUFFIX)
-    read_at_post = {v.name for e in (f2, g2) for v in e.free_symbols}
-    read_elsewhere = {v.name for e in (f0, f1, g0, g1) for v in e.free_symbols}
-    held = [t for t in POST_TRACES if t in read_at_post]
-    f2, g2 = (e.xreplace({symbol(t): symbol(t + SYNAPTIC_SUFFIX) for t in held}) for e in (f2, g2))
+    # post traces read at a post spike or by the every-step terms: a copy TRACE_syn that stays in the synapse (see
+    # SYNAPTIC_SUFFIX; the every-step terms run in update:, which must read each trace at the start of the interval)
+    read_in_synapse = {v.name for e in (f0, f2, g0, g2) for v in e.free_symbols}
+    read_elsewhere = {v.name for e in (f1, g1) for v in e.free_symbols}
+    held = [t for t in POST_TRACES if t in read_in_synapse]
+    f0, f2, g0, g2 = (e.xreplace({symbol(t): symbol(t + SYNAPTIC_SUFFIX) for t in held}) for e in (f0, f2, g0, g2))
     traces = [t for t in all_traces if t not in held or t in read_elsewhere]
     lines = [
         f"# {name}: plasticity rule exported by plasticity-search",
@@ -219,9 +257,11 @@ def to_nestml_source(rule: ResolvedRule) -> str:
     lines += [f"        {ln}" for ln in pre]
     lines.append("")
     lines.append("    update:")
-    lines.append("        integrate_odes()")
     if continuous:
-        lines += [f"        {ln}" for ln in _update(f0, g0, pr, scale=" * (timestep() / dt_rule)")]
+        lines += [f"        {ln}" for ln in _every_step(f0, g0, pr, traces, held, f.has_elig)]
+    lines.append("        integrate_odes()")
+    if continuous and g0 != 0:
+        lines.append("        elig = elig_k    # the every-step eligibility terms, integrated step by step above")
     text = "\n".join(lines) + "\n"
     if '"' in text or "\\" in text:  # pragma: no cover - our printers never emit these
         raise RuleError("internal error: unexpected character in generated NESTML code")
