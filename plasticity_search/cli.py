@@ -128,8 +128,22 @@ def cmd_export(args) -> int:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    """Write the whole file or nothing (no half-written output on error)."""
-    d = os.path.dirname(os.path.abspath(path))
+    """Write the whole file or nothing (no half-written output on error).
+
+    A regular file (or a new one) is written to a temporary file beside it and renamed over it; a symbolic link is
+    followed (its target is replaced, the link stays); a target that exists and is no regular file (``/dev/null``, a
+    FIFO) is written in place, never replaced; a directory is refused."""
+    path = os.path.realpath(path)
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write '{path}': it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as exc:
+            raise UsageError(f"cannot write '{path}': {exc.strerror}") from None
+        return
+    d = os.path.dirname(path)
     if not os.path.isdir(d):
         raise UsageError(f"output directory '{d}' does not exist")
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -181,6 +195,8 @@ COMMANDS = (evaluate.add_commands, runs_cli.add_commands)
 
 
 def main(argv=None) -> int:
+    if sys.stdout is None:      # started with stdout closed (`>&-`): output goes nowhere, errors still to stderr
+        sys.stdout = open(os.devnull, "w")
     parser = build_parser()
     try:
         args = parser.parse_args(protect_formulas(sys.argv[1:] if argv is None else list(argv), parser))
@@ -200,6 +216,13 @@ def main(argv=None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as exc:  # writing the output: stdout on a full disk (> /dev/full) and the like
+        print(f"plasticity-search: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        try:
+            sys.stdout = open(os.devnull, "w")     # nothing more reaches the failing stream at exit
+        except OSError:
+            pass
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("plasticity-search: interrupted", file=sys.stderr)
         return 130

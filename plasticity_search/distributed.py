@@ -46,6 +46,9 @@ def settings(coordinator_address: str | None = None, num_processes: int | None =
         if num_processes not in (None, 1):
             raise DistributedError(f"{num_processes} processes need a coordinator address (--coordinator HOST:PORT "
                                    "or JAX_COORDINATOR_ADDRESS)")
+        if process_id not in (None, 0):      # a single process is process 0: another id means a missing setting
+            raise DistributedError(f"process id {process_id} needs a coordinator address and the number of "
+                                   "processes (--coordinator HOST:PORT --num-processes N)")
         return None, num_processes, process_id
     host, sep, port = coordinator_address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:

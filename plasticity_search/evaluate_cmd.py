@@ -68,7 +68,7 @@ def _check_flags(args) -> None:
     """Every number on the command line bounded like the same number in a config (search.config's maxima)."""
     import math
 
-    from .search.config import MAX_BATCH, MAX_SEEDS, MAX_STEPS
+    from .search.config import FLOAT32_MAX, FLOAT32_TINY, MAX_BATCH, MAX_SEEDS, MAX_STEPS
 
     for flag, v, hi in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
                         ("--batch-size", args.batch_size, MAX_BATCH)):
@@ -79,6 +79,9 @@ def _check_flags(args) -> None:
     for flag, v in (("--lr", args.lr), ("--readout-lr", getattr(args, "readout_lr", None))):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UsageError(f"{flag} must be a finite number > 0, got {v}")
+        if v is not None and not FLOAT32_TINY <= v <= FLOAT32_MAX:     # the networks compute in float32
+            raise UsageError(f"{flag} must be within float32's range ({FLOAT32_TINY:.2g} .. {FLOAT32_MAX:.3g}), "
+                             f"got {v}")
 
 
 def _check_network(args, task) -> None:
@@ -110,7 +113,10 @@ def _evaluate_one(spec: str, task, args) -> dict:
     name = model_name(task)
     if rule.model != name:
         raise UsageError(f"rule '{rule.name}' is a {rule.model} rule; task '{task.name}' is a {name} task")
-    options = ({"network": args.network, "lr": args.lr, "batch_size": args.batch_size} if name == "rate"
+    if name != "rate" and (args.network or args.batch_size is not None):
+        raise UsageError(f"{'--network' if args.network else '--batch-size'}: spiking tasks bring their own network")
+    options = ({"network": args.network, "lr": args.lr,
+                "batch_size": 1 if args.batch_size is None else args.batch_size} if name == "rate"
                else {"lr": args.lr})
     readout = {"readout_rule": getattr(args, "readout_rule", None), "readout_lr": getattr(args, "readout_lr", None)}
     if any(v is not None for v in readout.values()):       # per-layer rules (rate networks)
@@ -166,7 +172,11 @@ def cmd_evaluate(args) -> int:
     if task.kind != "spiking" and args.network:
         _check_network(args, task)
     specs = [r.strip() if isinstance(r, str) else r for r in args.rule]
-    results = [_evaluate_one(spec, task, args) for spec in specs]
+    results = [_evaluate_one(specs[0], task, args)]
+    if args.metric is not None and args.metric not in results[0]["metrics"]:     # checked with one rule too
+        raise UsageError(f"--metric: task '{task.name}' reports {', '.join(results[0]['metrics'])}, "
+                         f"not '{args.metric}'")
+    results += [_evaluate_one(spec, task, args) for spec in specs[1:]]
     if len(results) > 1:
         return _print_comparison(results, task, args)
     out = results[0]
@@ -277,7 +287,7 @@ def add_commands(sub) -> None:
     s.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
     s.add_argument("--steps", type=int, help="online updates (default: the task's)")
     s.add_argument("--lr", type=float, help="learning rate (default: the rule's)")
-    s.add_argument("--batch-size", type=int, default=1, help="samples per update (default 1: online)")
+    s.add_argument("--batch-size", type=int, help="samples per update (default 1: online; rate tasks)")
     s.add_argument("--readout-rule", metavar="RULE", help="a fixed rule for the readout layer (known name or formula, "
                                                           "e.g. fa); RULE then trains the hidden layers")
     s.add_argument("--readout-lr", type=float, help="learning rate of --readout-rule (default: that rule's)")

@@ -19,6 +19,8 @@ import os
 import random
 import shutil
 import signal
+import sys
+import threading
 import time
 import warnings
 from types import SimpleNamespace
@@ -446,6 +448,24 @@ def test_hostile_config_files(case, tmp_path, monkeypatch, no_execute):
     assert snapshot(str(tmp_path)) == before
 
 
+@pytest.mark.parametrize("extra,needle", [
+    ("seed: 5\n", "'seed' appears twice"),                            # a second top-level key: last one won
+    ("budget:\n  generations: 1\n", "'budget' appears twice"),        # a second block replaced the whole first
+])
+def test_duplicate_config_keys_refused(extra, needle, tiny_cfg, tmp_path, monkeypatch, no_execute):
+    monkeypatch.chdir(tmp_path)
+    p = tmp_path / "c.yaml"
+    _write_cfg(p, tiny_cfg)
+    p.write_text(p.read_text() + extra)
+    before = snapshot(str(tmp_path))
+    line = assert_refused(call(["run", p, "--out", tmp_path / "out"]))
+    assert needle in line and "c.yaml" in line, line
+    assert snapshot(str(tmp_path)) == before
+    # a merge key overriding merged values is no duplicate
+    from plasticity_search.search.config import load_yaml
+    assert load_yaml("a: &x {b: 1}\nc:\n  <<: *x\n  b: 2\n") == {"a": {"b": 1}, "c": {"b": 2}}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # run directories
 # ---------------------------------------------------------------------------------------------------------------
@@ -848,3 +868,102 @@ def stat_is_fifo(p: str) -> bool:
     import stat
 
     return stat.S_ISFIFO(os.lstat(p).st_mode)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# found by an audit (2026-11-29): output paths and streams, flags that were ignored, numbers float32 cannot hold
+# ---------------------------------------------------------------------------------------------------------------
+def test_export_output_never_replaces_a_device_a_link_or_a_directory(tmp_path):
+    """`-o` used to write a temporary file and rename it over the target: as root, `-o /dev/null` turned the
+    device into a regular file and `-o LINK` replaced the link. A FIFO (like /dev/null, no regular file) is written
+    in place, a link is followed, a directory is refused."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    assert call(["export", "fa", "--to", "numpy", "-o", fifo])[0] == 0
+    reader.join(10)
+    assert fifo.is_fifo() and "def rule(" in got[0]
+    target = tmp_path / "real.py"
+    target.write_text("old")
+    link = tmp_path / "link.py"
+    link.symlink_to(target)
+    assert call(["export", "fa", "--to", "numpy", "-o", link])[0] == 0
+    assert link.is_symlink() and "def rule(" in target.read_text()
+    assert_refused(call(["export", "fa", "--to", "numpy", "-o", tmp_path]), "is a directory")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.py", "real.py"]     # no temporary left
+
+
+def test_stdout_that_cannot_be_written_is_one_line():
+    import subprocess
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    for argv in (["export", "fa", "--to", "numpy"], ["rules", "--json"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([sys.executable, "-m", "plasticity_search.cli", *argv], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "cannot write the output" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "plasticity_search.cli", "export", "fa", "--to", "json"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120, close_fds=True,
+                       preexec_fn=lambda: os.close(1))     # started with stdout closed
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["evaluate", "fa", "--task", "teacher_student", "--seeds", "1", "--steps", "5", "--metric", "foo"],
+     "--metric"),                                                              # one rule: was ignored
+    (["evaluate", "stdp_add", "--task", "spiking_teacher", "--network", "5-3"], "--network: spiking tasks"),
+    (["evaluate", "stdp_add", "--task", "spiking_teacher", "--batch-size", "4"], "--batch-size: spiking tasks"),
+    (["evaluate", "fa", "--task", "digits", "--lr", "1e300"], "float32"),       # inf in float32
+    (["evaluate", "fa", "--task", "digits", "--lr", "1e-320"], "float32"),      # 0 in float32
+    (["run", QUICKSTART, "--process-id", "1"], "coordinator"),                 # was ignored
+])
+def test_flags_that_were_ignored_or_overflowed_are_refused(argv, needle, tmp_path, monkeypatch, no_execute):
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(str(tmp_path))
+    assert_refused(call(argv, timeout=120), needle)
+    assert snapshot(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize("key,value", [("network.lr", 1e300), ("network.lr", 1e-320), ("spiking.lr", 1e-320)])
+def test_config_rates_outside_float32_refused(key, value, tiny_cfg, tmp_path, monkeypatch, no_execute):
+    monkeypatch.chdir(tmp_path)
+    cfg = _set_dotted(json.loads(json.dumps(tiny_cfg)), key, value)
+    if key.startswith("spiking."):
+        cfg["tasks"] = {s: [{"task": "spiking_teacher", "seeds": 1}] for s in ("search", "select", "final")}
+        cfg.pop("network", None)
+        cfg.pop("generalization", None)
+        cfg["space"] = {"post_vars": ["sy", "ty"], "pre_vars": ["sx", "tx"], "ops": ["add", "mul"],
+                        "syn": ["1", "w"], "n_post": 1, "n_pre": 1, "n_terms": 2}
+    path = _write_cfg(tmp_path / "c.yaml", cfg)
+    before = snapshot(str(tmp_path))
+    assert_refused(call(["run", path, "--out", tmp_path / "out"]), f"{key}: must be within float32's range")
+    assert snapshot(str(tmp_path)) == before
+
+
+def test_confusing_messages_name_the_problem(tmp_path, runs, monkeypatch, no_execute):
+    monkeypatch.chdir(tmp_path)
+    big = tmp_path / "big.yaml"
+    big.write_text("seed: " + "9" * 5000 + "\n")
+    assert_refused(call(["run", big, "--out", tmp_path / "out"]), "more than 4300 digits")
+    assert_refused(call(["export", f"{runs['finished']}:abc", "--to", "json"]), "integer rank, got 'abc'")
+    line = assert_refused(call(["evaluate", "fa", "--task", "digits", "--readout-rule", f"{runs['finished']}:0"]))
+    assert "export it first" in line and "resolve_rule_spec" not in line
+
+
+def test_run_lock_that_is_no_file_is_one_line(tmp_path):
+    """`run.lock` made a directory (or a link) crashed a resume with IsADirectoryError; now one RunDirError line."""
+    from plasticity_search.runs.rundir import RunDirError, RunLock
+
+    for make in (os.mkdir, lambda p: os.symlink(str(tmp_path / "elsewhere"), p)):
+        d = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        d.mkdir()
+        make(str(d / "run.lock"))
+        with pytest.raises(RunDirError, match="run.lock is not a regular file") as exc:
+            RunLock(str(d)).acquire()
+        assert "\n" not in str(exc.value)
+    d = tmp_path / "fine"
+    d.mkdir()
+    RunLock(str(d)).acquire().release()          # a missing lock file is created, as before

@@ -328,3 +328,30 @@ def test_resume_refuses_a_changed_config(finished, capsys, tmp_path):
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot
+
+
+@pytest.mark.parametrize("damage,needle", [
+    (lambda a: a.update({"s.strategy.population.term_p": a["s.strategy.population.term_p"][:1]}), "term_p"),
+    (lambda a: a.update({"s.strategy.population.term_p": np.full_like(a["s.strategy.population.term_p"], 10**6)}),
+     "out of range"),
+    (lambda a: a.update({"s.strategy.population.post_a": -a["s.strategy.population.post_a"] - 1}), "post_a"),
+    (lambda a: a.update({"s.strategy.fitness": np.full_like(a["s.strategy.fitness"], np.inf)}), "+inf"),
+    (lambda a: a.update({"s.strategy.fitness": a["s.strategy.fitness"][:2]}), "fitness"),
+])
+def test_a_damaged_checkpoint_state_is_refused_not_run(finished, damage, needle):
+    """A checkpoint whose arrays read fine but cannot be this search's state (found by an audit: a cut population
+    crashed half-way into the resume with an IndexError, indices out of range ran clamped, a +inf fitness won every
+    tournament) is a one-line error before anything is written; the same state undamaged is accepted."""
+    from plasticity_search.runs import checkpoint as ckpt
+    from plasticity_search.runs import configs
+    from plasticity_search.runs.runner import _state_from_checkpoint
+    from plasticity_search.search import engine as eng
+
+    arrays, meta = ckpt.load_latest(finished["dir"])
+    search = eng.Search(configs.load(os.path.join(finished["dir"], "config.yaml")))
+    _state_from_checkpoint(eng, finished["dir"], dict(arrays), meta, search=search)      # as written: fine
+    bad = {k: np.array(v) for k, v in arrays.items()}
+    damage(bad)
+    with pytest.raises(ckpt.CheckpointError, match="cannot be resumed") as exc:
+        _state_from_checkpoint(eng, finished["dir"], bad, meta, search=search)
+    assert needle in str(exc.value) and "\n" not in str(exc.value), str(exc.value)

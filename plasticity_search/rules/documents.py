@@ -174,28 +174,32 @@ def program_from_doc(d, space: Space, where: str = "program") -> Program:
     return prog
 
 
-def check_program(prog: Program, space: Space, where: str = "program") -> None:
+def check_program(prog: Program, space: Space, where: str = "program", batch: tuple = ()) -> None:
     """Every index of a program within range for its space (the interpreter would clamp them silently):
     ops, operands (instruction i reads registers 0..n_inputs+i-1), terms' registers, synapse factors, targets;
-    constants and coefficients finite float32."""
+    constants and coefficients finite float32. ``batch``: the leading shape of a population of programs (every
+    field ``batch + (n,)``); an error names the first bad entry by its flat index."""
     p = Program(*[np.asarray(x) for x in prog])
+    batch = tuple(batch)
     for side, n in (("post", space.n_post), ("pre", space.n_pre)):
         for f in ("op", "a", "b", "c"):
-            if getattr(p, f"{side}_{f}").shape != (n,):
-                raise RuleError(f"{where}.{side}_{f}: has shape {getattr(p, f'{side}_{f}').shape}, space says ({n},)")
+            if getattr(p, f"{side}_{f}").shape != batch + (n,):
+                raise RuleError(f"{where}.{side}_{f}: has shape {getattr(p, f'{side}_{f}').shape}, space says "
+                                f"{batch + (n,)}")
         n_in = space.n_inputs(side)
         _in_range(p, f"{side}_op", 0, len(space.ops), where)
         for f in ("a", "b"):
-            v = getattr(p, f"{side}_{f}")
-            bad = np.nonzero((v < 0) | (v >= n_in + np.arange(n)))[0]
+            v = getattr(p, f"{side}_{f}").reshape(int(np.prod(batch, dtype=np.int64)), n)
+            bad = np.argwhere((v < 0) | (v >= n_in + np.arange(n)))
             if bad.size:
-                i = int(bad[0])
-                raise RuleError(f"{where}.{side}_{f}[{i}]: register {int(v[i])} out of range "
+                r, i = (int(x) for x in bad[0])
+                at = f"[{r}, {i}]" if batch else f"[{i}]"
+                raise RuleError(f"{where}.{side}_{f}{at}: register {int(v[r, i])} out of range "
                                 f"(instruction {i} reads registers 0..{n_in + i - 1})")
         _finite(p, f"{side}_c", where)
     for f in Program._fields[8:]:
-        if getattr(p, f).shape != (space.n_terms,):
-            raise RuleError(f"{where}.{f}: has shape {getattr(p, f).shape}, space says ({space.n_terms},)")
+        if getattr(p, f).shape != batch + (space.n_terms,):
+            raise RuleError(f"{where}.{f}: has shape {getattr(p, f).shape}, space says {batch + (space.n_terms,)}")
     _in_range(p, "term_p", 0, space.n_registers("post"), where)
     _in_range(p, "term_q", 0, space.n_registers("pre"), where)
     _in_range(p, "term_s", 0, len(space.syn), where)
@@ -204,7 +208,7 @@ def check_program(prog: Program, space: Space, where: str = "program") -> None:
 
 
 def _in_range(p: Program, f: str, lo: int, hi: int, where: str) -> None:
-    v = np.asarray(getattr(p, f))
+    v = np.asarray(getattr(p, f)).reshape(-1)
     bad = np.nonzero((v < lo) | (v >= hi))[0]
     if bad.size:
         i = int(bad[0])
@@ -212,7 +216,7 @@ def _in_range(p: Program, f: str, lo: int, hi: int, where: str) -> None:
 
 
 def _finite(p: Program, f: str, where: str) -> None:
-    v = np.asarray(getattr(p, f), np.float64)
+    v = np.asarray(getattr(p, f), np.float64).reshape(-1)
     bad = np.nonzero(~np.isfinite(v) | (np.abs(v) > FLOAT32_MAX))[0]
     if bad.size:
         raise RuleError(f"{where}.{f}[{int(bad[0])}]: must be a finite float32 number, got {v[bad[0]]}")

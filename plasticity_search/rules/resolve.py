@@ -9,6 +9,7 @@ A :class:`ResolvedRule` reads and writes the rule file format (schema ``plastici
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -93,8 +94,11 @@ def resolve_rule(spec: str) -> ResolvedRule:
     if spec.endswith(".json"):
         return load_rule_file(spec)
     if is_run_rank(spec):
-        raise RuleError(f"'{spec}' names a rule of a run (RUN_DIR:RANK): resolve it with "
-                        "plasticity_search.runs.resolve_rule_spec")
+        raise RuleError(f"'{spec}' names a rule of a run (RUN_DIR:RANK), which is not taken here: export it first "
+                        f"(plasticity-search export {spec} --to json -o rule.json) and give the .json file")
+    if ":" in spec and os.path.exists(spec.rpartition(":")[0]):
+        raise RuleError(f"'{spec}': a rule of a run is RUN_DIR:RANK with an integer rank, got "
+                        f"'{spec.rpartition(':')[2][:40]}'")
     if re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", spec) and spec not in VARIABLES:
         raise RuleError(f"unknown rule '{spec}' (known: {', '.join(RULES)}; or give a formula in quotes)")
     model = model_of_formula(spec)

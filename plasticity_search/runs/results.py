@@ -159,8 +159,13 @@ def provisional_hall_of_fame(run_dir: str) -> dict:
                            "try again shortly)")
     arrays, meta = loaded
     cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
-    state = eng.state_from_tree(arrays, meta["state_meta"])
-    return json_safe(eng.Search(cfg).hall_of_fame(state).to_json())
+    search = eng.Search(cfg)
+    try:
+        state = eng.state_from_tree(arrays, meta["state_meta"])
+        search.check_state(state)
+    except ValueError as exc:
+        raise ResultsError(f"run '{run_dir}': {str(exc).splitlines()[0][:300]}") from None
+    return json_safe(search.hall_of_fame(state).to_json())
 
 
 def rule_from_run(run_dir: str, rank: int):

@@ -235,7 +235,13 @@ class RunLock:
     def acquire(self) -> RunLock:
         import fcntl
 
-        fd = os.open(os.path.join(self.path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        lock = os.path.join(self.path, LOCK_FILE)
+        if os.path.lexists(lock) and (os.path.islink(lock) or not os.path.isfile(lock)):
+            raise RunDirError(f"run directory '{self.path}': {LOCK_FILE} is not a regular file (remove it)")
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise RunDirError(f"run directory '{self.path}': cannot open {LOCK_FILE}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

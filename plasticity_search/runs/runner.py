@@ -349,7 +349,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         loaded = ckpt.load_latest(run_dir)
         if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
             raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
-        resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded)
+        resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded, search=search)
         share(b"N" if loaded is None else b"C" + ckpt.encode(*loaded))
         cleanup_temp_files(run_dir)
         wb_id = (rec.get("wandb") or {}).get("id") or secrets.token_hex(4)
@@ -518,10 +518,14 @@ def write_generalization(run_dir: str, cfg, hof, log, spec=None) -> dict | None:
     return doc
 
 
-def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict):
-    """The search state of a checkpoint; a damaged one (missing arrays, wrong types) is a one-line error."""
+def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict, search=None):
+    """The search state of a checkpoint; a damaged one (missing arrays, wrong types; with ``search``: programs
+    out of range, sizes other than the config's, NaN or +inf fitness) is a one-line error."""
     try:
-        return eng.state_from_tree(arrays, meta["state_meta"])
+        state = eng.state_from_tree(arrays, meta["state_meta"])
+        if search is not None:
+            search.check_state(state)
+        return state
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
         raise ckpt.CheckpointError(f"checkpoint in '{run_dir}' cannot be resumed: {_one_line(exc)}") from None
 

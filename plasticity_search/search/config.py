@@ -138,6 +138,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -549,9 +550,41 @@ def load_yaml(text: str, what: str = "config"):
         if node is None:
             return None
         _check_yaml_size(node, what)
-        return loader.construct_document(node)
+        _check_unique_keys(node, what)
+        try:
+            return loader.construct_document(node)
+        except ValueError as exc:       # Python's limit on integer digits: name the problem, not the setting
+            if "integer string conversion" not in str(exc):
+                raise
+            raise ConfigError(f"{what}: an integer with more than {sys.get_int_max_str_digits()} digits") from None
     finally:
         loader.dispose()
+
+
+def _check_unique_keys(root, what: str) -> None:
+    """ConfigError for a key written twice in one mapping (YAML forbids it; PyYAML would keep the last one
+    silently, so a second ``seed:`` or ``budget:`` block would replace the first without a word)."""
+    import yaml
+
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen_nodes:
+            continue
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            keys: dict = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    ident = (k.tag, k.value)
+                    if ident in keys:
+                        raise ConfigError(f"{what}: key '{str(k.value)[:60]}' appears twice in one mapping "
+                                          f"(lines {keys[ident] + 1} and {k.start_mark.line + 1})")
+                    keys[ident] = k.start_mark.line
+                stack += [k, v]
+        elif isinstance(n, yaml.SequenceNode):
+            stack += list(n.value)
 
 
 def _check_yaml_size(root, what: str) -> None:
@@ -768,6 +801,19 @@ NUMBER_LIMITS = {
 }
 
 
+#: rates and scales the networks use in float32: a value outside float32's normal range would become inf or 0 there
+FLOAT32_KEYS = ("network.lr", "network.feedback_lr", "network.readout_lr", "network.softplus_beta",
+                "network.init_scale", "coefficients.lr", "coefficients.std_init")
+FLOAT32_TINY, FLOAT32_MAX = 1.1754943508222875e-38, 3.4028234663852886e+38
+
+
+def check_float32(path: str, v) -> None:
+    """ConfigError naming ``path`` unless ``v`` is 0 or within float32's normal range (1.2e-38 <= |v| <= 3.4e38):
+    a learning rate of 1e300 would be inf in float32, one of 1e-320 zero."""
+    if _is_number(v) and v != 0 and not FLOAT32_TINY <= abs(v) <= FLOAT32_MAX:
+        raise _err(path, f"must be within float32's range ({FLOAT32_TINY:.2g} <= |v| <= {FLOAT32_MAX:.3g}), got {v}")
+
+
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -814,6 +860,8 @@ def _check_numbers(cfg: SearchConfig) -> None:
         v = _get_dotted(cfg, key)
         if _is_number(v):
             check_number(key, v, lo, hi, lo_open)
+            if key in FLOAT32_KEYS:
+                check_float32(key, v)
     hidden = cfg.network.get("hidden")
     if isinstance(hidden, (list, tuple)):
         if len(hidden) > MAX_LAYERS:
@@ -1357,6 +1405,7 @@ def _check_spiking_section(spk: SpikingSection, net: dict) -> None:
         v = getattr(spk, k)
         if v is not None and not v > 0:
             raise _err(f"spiking.{k}", f"must be > 0, got {v}")
+        check_float32(f"spiking.{k}", v)
     if spk.w_bounds is not None and (len(spk.w_bounds) != 2 or not spk.w_bounds[0] < spk.w_bounds[1]):
         raise _err("spiking.w_bounds", f"expected [lo, hi] with lo < hi, got {list(spk.w_bounds)}")
 

@@ -38,7 +38,7 @@ from .config import SearchConfig, load_config, rule_in_space
 from .evaluator import Evaluator, SplitEval
 from .fitness import WORST, FitnessFn, json_float
 from .hall_of_fame import Archive, HallOfFame
-from .state import TREE_SCHEMA, SearchState, copy_state, state_from_tree, state_to_tree
+from .state import TREE_SCHEMA, SearchState, check_state, copy_state, state_from_tree, state_to_tree
 from .strategies import STRATEGIES
 
 
@@ -91,6 +91,12 @@ class Search:
 
     def complexities(self, progs) -> np.ndarray:
         return self.evaluators.complexities(progs)
+
+    def check_state(self, state: SearchState) -> None:
+        """A one-line ValueError if ``state`` (read from a checkpoint) cannot be this search's: programs out of
+        range for its space, populations of another size, NaN or +inf fitness (:func:`.state.check_state`)."""
+        check_state(state, self.space)
+        self.strategy.check_state(state.strategy)
 
     def seed_programs(self) -> list:
         """``search.seed_rules`` compiled into the search space (the first members of an initial population)."""

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ..rules.documents import check_program
 from ..rules.program import Program, Space
 from .hall_of_fame import Archive
 from .treeio import flatten, unflatten
@@ -55,6 +56,52 @@ def state_from_tree(arrays: dict, meta: dict) -> SearchState:
         raise ValueError(f"damaged search state: {msg}") from None
 
 
+def check_state(state: SearchState, space: Space) -> None:
+    """A ValueError naming the first thing a resumed search could not run on (a damaged or edited checkpoint
+    that :func:`state_from_tree` could read): every program in the strategy state and the archives within range
+    for ``space`` (the interpreter would clamp bad indices silently), each population's arrays of one length,
+    fitness without NaN or +inf (a +inf would win every tournament), the archives of ``space``."""
+    def walk(x, where):
+        if isinstance(x, Program):
+            check_program(x, space, where, np.shape(x.term_on)[:-1])
+        elif isinstance(x, tuple) and hasattr(x, "_fields"):        # a strategy's NamedTuple state
+            for f in x._fields:
+                walk(getattr(x, f), f"{where}.{f}")
+            if isinstance(getattr(x, "population", None), Program):
+                n = np.shape(x.population.term_on)[:-1]
+                for f in ("fitness", "birth"):
+                    if hasattr(x, f) and np.shape(getattr(x, f)) != n:
+                        raise ValueError(f"{where}.{f} has shape {np.shape(getattr(x, f))}, its population {n}")
+            if hasattr(x, "fitness"):
+                _fitness_ok(x.fitness, f"{where}.fitness")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{where}.{k}")
+
+    try:
+        walk(state.strategy, "strategy")
+        for name in ("archive", "select_archive"):
+            a = getattr(state, name)
+            if a.space != space:
+                raise ValueError(f"{name} belongs to another rule space")
+            n = (Archive(space, a.per).levels, a.per)       # [complexity level, slot]
+            check_program(a.programs, space, name, n)
+            if np.shape(a.fitness) != n or len(a.hashes) != n[0] or any(len(h) != n[1] for h in a.hashes):
+                raise ValueError(f"{name}: fitness {np.shape(a.fitness)} or hashes do not match {n} slots")
+            _fitness_ok(a.fitness, f"{name}.fitness")
+    except ValueError as exc:       # RuleError included
+        raise ValueError(f"damaged search state: {str(exc).splitlines()[0][:200]}") from None
+
+
+def _fitness_ok(f, where: str) -> None:
+    v = np.asarray(f, np.float64)
+    if np.any(np.isnan(v) | (v == np.inf)):
+        raise ValueError(f"{where} holds NaN or +inf")
+
+
 def _state_from(t: dict) -> SearchState:
     return SearchState(
         generation=int(t["generation"]), key=t["key"], strategy=t["strategy"],
@@ -93,4 +140,5 @@ def take(p: Program, idx) -> Program:
     return Program(*[np.asarray(x)[idx] for x in p])
 
 
-__all__ = ["SearchState", "TREE_SCHEMA", "state_to_tree", "state_from_tree", "copy_state", "np_prog", "take"]
+__all__ = ["SearchState", "TREE_SCHEMA", "state_to_tree", "state_from_tree", "check_state", "copy_state", "np_prog",
+           "take"]

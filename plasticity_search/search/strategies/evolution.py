@@ -58,6 +58,12 @@ class Evolution(Strategy):
     def init(self, key, x, ev) -> RegEvoState:
         return self.regevo.init(x, ev.selection)
 
+    def check_state(self, state) -> None:
+        n = np.shape(getattr(getattr(state, "population", None), "term_on", ()))[:-1]
+        if n != (self.regevo.population_size,):
+            raise ValueError(f"damaged search state: a population of {n}, the config says "
+                             f"{self.regevo.population_size}")
+
     def ask(self, key, state):
         return np_prog(jitted(self.regevo, "ask")(key, state)), state
 

@@ -64,6 +64,10 @@ class Strategy:
         return state
 
     # --- optional hooks --------------------------------------------------------------------------------------------
+    def check_state(self, state) -> None:
+        """A ValueError if a state read from a checkpoint does not fit this strategy's sizes (after the generic
+        checks of :func:`..state.check_state`)."""
+
     def improve(self, key, search_state, evaluator) -> dict:
         """After ``tell``: change ``search_state.strategy`` in place (local search, restarts); returns metrics."""
         return {}
