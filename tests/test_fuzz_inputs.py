@@ -905,9 +905,8 @@ def test_stdout_that_cannot_be_written_is_one_line():
                                stderr=subprocess.PIPE, text=True, timeout=120)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert "cannot write the output" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "plasticity_search.cli", "export", "fa", "--to", "json"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=120, close_fds=True,
-                       preexec_fn=lambda: os.close(1))     # started with stdout closed
+    r = subprocess.run(["sh", "-c", 'exec "$0" -m plasticity_search.cli export fa --to json >&-', sys.executable],
+                       stderr=subprocess.PIPE, text=True, timeout=120)     # started with stdout closed
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
