@@ -167,21 +167,30 @@ def test_pip_nest_config_points_at_the_wheel(tmp_path):
         os.path.join(os.path.dirname(os.path.dirname(inc)), "nestkernel_api.so"))
 
 
-@pytest.fixture(scope="module")
-def built_module(tmp_path_factory):
+def _build(tmp_path_factory, rules: dict, name: str):
+    """(parity script module, built NEST module of ``rules``); skipped without NESTML, NEST or the headers."""
     pytest.importorskip("pynestml", reason="nestml not installed")
     pytest.importorskip("nest", reason="NEST not installed (pip install nest-simulator)")
-    spec = importlib.util.spec_from_file_location("nest_parity", os.path.join(ROOT, "scripts", "nest_parity.py"))
-    parity = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(parity)
-    out = str(tmp_path_factory.mktemp("nest_module"))
+    parity = _load_parity()
     try:
-        built = parity.build_rules_module({k: resolve_rule(v) for k, v in RULES.items()}, out, "pstestmodule")
+        built = parity.build_rules_module(rules, str(tmp_path_factory.mktemp(name)), name)
     except nx.NestBuildError as exc:
         if "apt-get install" in str(exc):
             pytest.skip(str(exc))
         raise
     return parity, built
+
+
+def _load_parity():
+    spec = importlib.util.spec_from_file_location("nest_parity", os.path.join(ROOT, "scripts", "nest_parity.py"))
+    parity = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(parity)
+    return parity
+
+
+@pytest.fixture(scope="module")
+def built_module(tmp_path_factory):
+    return _build(tmp_path_factory, {k: resolve_rule(v) for k, v in RULES.items()}, "pstestmodule")
 
 
 @pytest.mark.slow
@@ -228,13 +237,6 @@ def test_module_reproduces_our_triplet_protocols_in_nest(built_module, label):
         assert c["rel"] <= 1e-3 or abs(c["nest"] - c["ours"]) < 1e-7, (label, name, c)
 
 
-def _load_parity():
-    spec = importlib.util.spec_from_file_location("nest_parity", os.path.join(ROOT, "scripts", "nest_parity.py"))
-    parity = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(parity)
-    return parity
-
-
 # terms with no spike factor run every step: a pre trace, the weight, a post trace (held in the synapse as ty_syn),
 # tx2; and every-step eligibility terms. NEST runs a synapse's update: once per interval between the spikes it sees;
 # the export replays the interval step by step (before: one evaluation per interval, 4x off for -0.0005*tx)
@@ -261,17 +263,7 @@ def test_every_step_terms_are_replayed_step_by_step_in_update():
 
 @pytest.fixture(scope="module")
 def built_every_step_module(tmp_path_factory):
-    pytest.importorskip("pynestml", reason="nestml not installed")
-    pytest.importorskip("nest", reason="NEST not installed (pip install nest-simulator)")
-    parity = _load_parity()
-    out = str(tmp_path_factory.mktemp("nest_every_step"))
-    try:
-        built = parity.build_rules_module({k: _named(k) for k in EVERY_STEP_RULES}, out, "pseverystepmodule")
-    except nx.NestBuildError as exc:
-        if "apt-get install" in str(exc):
-            pytest.skip(str(exc))
-        raise
-    return parity, built
+    return _build(tmp_path_factory, {k: _named(k) for k in EVERY_STEP_RULES}, "pseverystepmodule")
 
 
 @pytest.mark.slow
