@@ -966,3 +966,10 @@ def test_run_lock_that_is_no_file_is_one_line(tmp_path):
     d = tmp_path / "fine"
     d.mkdir()
     RunLock(str(d)).acquire().release()          # a missing lock file is created, as before
+    (d / "run.lock").write_text("12345\n")
+    RunLock(str(d)).acquire().release()          # taking the lock writes nothing: a refused resume leaves it
+    assert (d / "run.lock").read_text() == "12345\n"
+    lock = RunLock(str(d)).acquire()
+    lock.write_pid()                             # a run past its checks records its process id
+    lock.release()
+    assert (d / "run.lock").read_text() == f"{os.getpid()}\n"

@@ -101,8 +101,10 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     and the running-mean time constants are the rule's defaults unless ``lr`` is given. ``readout_rule`` (a known
     rule name or formula, e.g. ``'fa'``) trains the readout layer instead, at ``readout_lr`` (default: that rule's
     default learning rate), and ``rule`` the hidden layers; the curve then also carries "readout_rule" and
-    "readout_lr"."""
+    "readout_lr". ``rule`` may also be a known rule name, a formula or a rule ``.json`` file."""
     task = rate_task(task)
+    if isinstance(rule, str):
+        rule = resolve_rule(rule)
     if getattr(rule, "model", "rate") != "rate":
         raise RuleError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
     if int(seeds) < 1:

@@ -247,10 +247,15 @@ class RunLock:
         except OSError:
             os.close(fd)
             raise RunDirError(f"run directory '{self.path}' is in use by another plasticity-search process") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
         self.fd = fd
         return self
+
+    def write_pid(self) -> None:
+        """Record this process's id in the lock file (for people; the lock itself is the flock). Called once the
+        run is past its checks, so that a refused resume leaves the file as it was."""
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
 
     def release(self) -> None:
         if self.fd is not None:

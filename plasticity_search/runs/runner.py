@@ -351,6 +351,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
         resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded, search=search)
         share(b"N" if loaded is None else b"C" + ckpt.encode(*loaded))
+        lock.write_pid()
         cleanup_temp_files(run_dir)
         wb_id = (rec.get("wandb") or {}).get("id") or secrets.token_hex(4)
         try:

@@ -144,8 +144,12 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults`` (a run's
     rule carries the run's spiking settings; a formula has none); ``lr`` replaces the learning rate. Metrics:
     the task's (``task.metrics``) plus ``finite`` (fraction of seeds where everything stayed finite); a metric's
-    mean and std are NaN if any seed was not finite.
+    mean and std are NaN if any seed was not finite. ``rule`` may also be a known rule name, a formula or a rule
+    ``.json`` file.
     """
+    if isinstance(rule, str):
+        from ..rules.resolve import resolve_rule
+        rule = resolve_rule(rule)
     if getattr(rule, "model", "spiking") != "spiking":
         raise RuleError(f"rule '{rule.name}' is a rate rule; task '{getattr(task, 'name', task)}' is a spiking task")
     if int(seeds) < 1:
