@@ -973,3 +973,14 @@ def test_run_lock_that_is_no_file_is_one_line(tmp_path):
     lock.write_pid()                             # a run past its checks records its process id
     lock.release()
     assert (d / "run.lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_rule_file_with_a_key_twice_refused(tmp_path):
+    """json.loads keeps the last copy of a key silently (other parsers the first): a rule file is refused."""
+    rc, text, _, _ = call(["export", "oja", "--to", "json"])
+    assert rc == 0
+    p = tmp_path / "dup.json"
+    p.write_text(text.replace('"name": "oja",', '"name": "oja", "name": "other",', 1))
+    assert_refused(call(["export", p, "--to", "latex"]), "key 'name' appears twice")
+    (tmp_path / "ok.json").write_text(text)
+    assert call(["export", tmp_path / "ok.json", "--to", "latex"])[0] == 0

@@ -55,9 +55,18 @@ def _refuse_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _unique_keys(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:       # JSON parsers disagree on which copy wins; ours would keep the last one silently
+            raise ValueError(f"key '{str(k)[:60]}' appears twice in one object")
+        out[k] = v
+    return out
+
+
 def parse_json(data: bytes | str, what: str, error=RuleError, allow_nan: bool = False):
-    """``json.loads`` with bounded nesting (and no NaN / Infinity unless ``allow_nan``); ``error`` (one line
-    starting with ``what``)."""
+    """``json.loads`` with bounded nesting, no key twice in one object (and no NaN / Infinity unless
+    ``allow_nan``); ``error`` (one line starting with ``what``)."""
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -67,7 +76,8 @@ def parse_json(data: bytes | str, what: str, error=RuleError, allow_nan: bool = 
     if depth > MAX_JSON_DEPTH:
         raise error(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(data, **({} if allow_nan else {"parse_constant": _refuse_constant}))
+        return json.loads(data, object_pairs_hook=_unique_keys,
+                          **({} if allow_nan else {"parse_constant": _refuse_constant}))
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
     except (ValueError, RecursionError) as exc:
