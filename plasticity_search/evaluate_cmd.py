@@ -68,7 +68,7 @@ def _check_flags(args) -> None:
     """Every number on the command line bounded like the same number in a config (search.config's maxima)."""
     import math
 
-    from .search.config import FLOAT32_MAX, FLOAT32_TINY, MAX_BATCH, MAX_SEEDS, MAX_STEPS
+    from .search.config import FLOAT32_RANGE, MAX_BATCH, MAX_SEEDS, MAX_STEPS, in_float32_range
 
     for flag, v, hi in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
                         ("--batch-size", args.batch_size, MAX_BATCH)):
@@ -79,9 +79,8 @@ def _check_flags(args) -> None:
     for flag, v in (("--lr", args.lr), ("--readout-lr", getattr(args, "readout_lr", None))):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise UsageError(f"{flag} must be a finite number > 0, got {v}")
-        if v is not None and not FLOAT32_TINY <= v <= FLOAT32_MAX:     # the networks compute in float32
-            raise UsageError(f"{flag} must be within float32's range ({FLOAT32_TINY:.2g} .. {FLOAT32_MAX:.3g}), "
-                             f"got {v}")
+        if v is not None and not in_float32_range(v):      # the networks compute in float32
+            raise UsageError(f"{flag} must be within float32's range ({FLOAT32_RANGE}), got {v}")
 
 
 def _check_network(args, task) -> None:

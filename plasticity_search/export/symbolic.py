@@ -20,7 +20,6 @@ def to_sympy_source(rule: ResolvedRule) -> str:
     e = to_sympy(rule.program, rule.space)
     dw, de = (e if isinstance(e, tuple) else (e, sp.Integer(0)))
     syms = sorted((dw.free_symbols | de.free_symbols), key=lambda s: s.name)
-    # the rule name may be user text (a formula, a loaded file): only a plain identifier goes into the comment
     texts = [sympy_text(dw)] + ([sympy_text(de)] if de != 0 else [])
     # the rule name may be user text (a formula, a loaded file): only a plain identifier goes into the comment
     lines = [f"# plasticity rule {safe_name(rule, 'formula')} exported by plasticity-search",

@@ -144,6 +144,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from ..rules.documents import FLOAT32_MAX
 from ..rules.program import Space as _Space
 from .strategies import STRATEGY_NAMES as STRATEGIES  # the registry is the one list of strategies
 CHOOSE_RULES = ("eps", "fitness")
@@ -804,14 +805,20 @@ NUMBER_LIMITS = {
 #: rates and scales the networks use in float32: a value outside float32's normal range would become inf or 0 there
 FLOAT32_KEYS = ("network.lr", "network.feedback_lr", "network.readout_lr", "network.softplus_beta",
                 "network.init_scale", "coefficients.lr", "coefficients.std_init")
-FLOAT32_TINY, FLOAT32_MAX = 1.1754943508222875e-38, 3.4028234663852886e+38
+FLOAT32_NORMAL_MIN = 1.1754943508222875e-38     # np.finfo(np.float32).tiny: smaller ones are flushed to 0 on CPU
+FLOAT32_RANGE = f"{FLOAT32_NORMAL_MIN:.2g} <= |v| <= {FLOAT32_MAX:.3g}"
+
+
+def in_float32_range(v: float) -> bool:
+    """``v`` is 0 or within float32's normal range: a learning rate of 1e300 would be inf in float32, one of
+    1e-320 zero (the one test of configs and of the command line's flags)."""
+    return v == 0 or FLOAT32_NORMAL_MIN <= abs(v) <= FLOAT32_MAX
 
 
 def check_float32(path: str, v) -> None:
-    """ConfigError naming ``path`` unless ``v`` is 0 or within float32's normal range (1.2e-38 <= |v| <= 3.4e38):
-    a learning rate of 1e300 would be inf in float32, one of 1e-320 zero."""
-    if _is_number(v) and v != 0 and not FLOAT32_TINY <= abs(v) <= FLOAT32_MAX:
-        raise _err(path, f"must be within float32's range ({FLOAT32_TINY:.2g} <= |v| <= {FLOAT32_MAX:.3g}), got {v}")
+    """ConfigError naming ``path`` unless ``v`` is :func:`in_float32_range`."""
+    if _is_number(v) and not in_float32_range(v):
+        raise _err(path, f"must be within float32's range ({FLOAT32_RANGE}), got {v}")
 
 
 def _is_number(v) -> bool:
