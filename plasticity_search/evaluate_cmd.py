@@ -157,12 +157,6 @@ def compare(results: list[dict], metric: str, sign: float) -> list[dict]:
     return out
 
 
-def default_metric(task) -> str:
-    from .search.config import DEFAULT_METRIC, SPIKING_DEFAULT_METRIC
-    table = SPIKING_DEFAULT_METRIC if task.kind == "spiking" else DEFAULT_METRIC
-    return table.get(task.objective, "final_accuracy")
-
-
 def cmd_evaluate(args) -> int:
     from .rules.formula import rule_equation
 
@@ -196,7 +190,8 @@ def cmd_evaluate(args) -> int:
 def _print_comparison(results: list[dict], task, args) -> int:
     from .rate.online import METRIC_SIGN
     from .rules.formula import rule_equation
-    from .search.stats import format_delta
+    from .search.config import default_metric
+    from .search.stats import format_delta_verdict
 
     metric = args.metric or default_metric(task)
     if metric not in results[0]["metrics"]:
@@ -219,7 +214,7 @@ def _print_comparison(results: list[dict], task, args) -> int:
         v = r["metrics"][metric]
         m, s = v["mean"], v["std"]
         fb = f"  [{r['feedback']} feedback]" if r.get("feedback") else ""
-        d = "reference" if r is first else f"Δ {format_delta(p)}  {p['verdict']}"
+        d = "reference" if r is first else f"Δ {format_delta_verdict(p)}"
         print(f"  {r['rule']:<{w}}  {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}"
               f"   {d:<40} {rule_equation(r['formula'])}{fb}")
     return 0

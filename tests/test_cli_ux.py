@@ -123,6 +123,25 @@ def test_hint_after_a_run_names_the_export_targets_of_its_model():
     assert "brian2" not in rate[0] and "--task pca --task-arg n_in=7 --network 7-" in rate[1]
 
 
+def test_compare_hint_carries_what_the_run_ran_with():
+    """The `compare` hint is the run's final comparison: an audit found it scoring hidden_hebbian's rule at chance
+    (no readout rule, 1000 steps instead of 600) and PCA runs against FA/BP instead of their baseline oja."""
+    from plasticity_search.runs import configs
+    from plasticity_search.runs.run_cmd import compare_command, next_steps
+
+    hh = compare_command("runs/x", configs.load(os.path.join(ROOT, "search_spaces", "hidden_hebbian.yaml")))
+    assert hh == ("plasticity-search evaluate runs/x:0 fa bp '0*x' oja --task digits --network 64-100-10:tanh "
+                  "--seeds 8 --steps 600 --lr 0.001 --readout-rule fa --readout-lr 0.05")
+    oja = compare_command("runs/x", configs.load(os.path.join(ROOT, "search_spaces", "oja.yaml")))
+    assert oja.startswith("plasticity-search evaluate runs/x:0 oja --task pca ")
+    # a network evaluate has no flags for: no command, a pointer to the run's own comparison
+    layered = configs.load(os.path.join(ROOT, "search_spaces", "hidden_hebbian.yaml"),
+                           {"network.readout_rule": None, "network.readout_lr": None,
+                            "network.layer_rules": [None, "fa"]})
+    assert compare_command("runs/x", layered) is None
+    assert "report.html" in next_steps("runs/x", layered)[1]
+
+
 # --- item 13: run --set ----------------------------------------------------------------------------------------
 def test_parse_sets_reads_yaml_values_safely():
     from plasticity_search.runs.run_cmd import parse_sets

@@ -356,3 +356,94 @@ def test_a_damaged_checkpoint_state_is_refused_not_run(finished, damage, needle)
     with pytest.raises(ckpt.CheckpointError, match="cannot be resumed") as exc:
         _state_from_checkpoint(eng, finished["dir"], bad, meta, search=search)
     assert needle in str(exc.value) and "\n" not in str(exc.value), str(exc.value)
+
+
+def test_the_printed_compare_command_reproduces_the_runs_final_comparison(finished, capsys):
+    """The `compare` line printed after a run re-scores the chosen rule and the run's baselines on the run's final
+    seeds, steps and network (an audit found it dropping steps, readout rules and the run's own baselines): the
+    baselines' per-instance scores and the chosen rule's mean are the run's."""
+    import shlex
+
+    line = next(ln for ln in finished["stdout"].splitlines() if ln.startswith("compare"))
+    words = shlex.split(line[len("compare"):].split("   (paired")[0])
+    assert words[:2] == ["plasticity-search", "evaluate"] and words[2] == f"{finished['dir']}:0"
+    assert words[3:5] == ["fa", "bp"] and "--steps" in words and "--seeds" in words
+    assert cli.main([*words[1:], "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    hof = _json(os.path.join(finished["dir"], "hall_of_fame.json"))
+    by_rule = {r["rule"]: r["metrics"]["final_accuracy"] for r in doc["rules"]}
+    for bl in hof["baselines"]:
+        assert by_rule[bl["name"]]["values"] == bl["instances"], bl["name"]
+    chosen = hof["entries"][0]["metrics"]["final"]["final_accuracy"]
+    assert abs(by_rule[doc["reference"]]["mean"] - chosen) < 1e-6
+
+
+def _copy_run(finished, tmp_path) -> str:
+    import shutil
+
+    d = str(tmp_path / "copy")
+    shutil.copytree(finished["dir"], d, ignore=shutil.ignore_patterns("wandb"))
+    return d
+
+
+def test_an_extension_killed_after_its_config_was_rewritten_still_runs(finished, tmp_path, capsys):
+    """`run D --resume --generations N` rewrites config.yaml, then run.json; killed in between (found by an audit
+    with a real SIGKILL), the run said "already finished" to every resume but one past N. The budget it finished
+    with is run.json's: the extension runs, to exactly N."""
+    d = _copy_run(finished, tmp_path)
+    cfg = os.path.join(d, "config.yaml")
+    text = _text(cfg)
+    assert text.count(f"generations: {GENERATIONS}") == 1
+    with open(cfg, "w") as f:
+        f.write(text.replace(f"generations: {GENERATIONS}", f"generations: {GENERATIONS + 1}"))
+    assert cli.main(["run", d, "--resume", "--wandb", "disabled", "--no-curves"]) == 0
+    capsys.readouterr()
+    rec = _json(os.path.join(d, "run.json"))
+    assert rec["status"] == "finished" and rec["generations_done"] == rec["generations"] == GENERATIONS + 1
+    from plasticity_search.runs.rundir import read_metrics
+    assert [m["generation"] for m in read_metrics(d)] == list(range(1, GENERATIONS + 2))
+    assert cli.main(["run", d, "--resume", "--wandb", "disabled", "--no-curves"]) == 0
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_its_wandb_mode(finished, tmp_path, monkeypatch):
+    from plasticity_search.runs.runner import plan_run
+
+    d = _copy_run(finished, tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).wandb_mode == "offline"     # as it ran
+    rec = _json(os.path.join(d, "run.json"))
+    rec["wandb"]["mode"] = "disabled"
+    with open(os.path.join(d, "run.json"), "w") as f:
+        json.dump(rec, f)
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).wandb_mode == "disabled"
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1, wandb="offline").wandb_mode == "offline"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).wandb_mode == "offline"
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("metrics line deleted", "generation 2's line is missing"),
+    ("metrics line garbled", "generation 2's line is missing"),
+    ("checkpoint is a directory", "is a directory"),
+])
+def test_a_damaged_run_directory_is_refused_before_a_resume_writes(finished, tmp_path, capsys, damage, needle):
+    """Found by a kill/resume audit: a deleted metrics line was dropped silently (the finished log had a gap), and a
+    directory in a checkpoint's place failed only when the run came to write it, after run.json said running."""
+    from plasticity_search.runs import checkpoint as ckpt
+
+    d = _copy_run(finished, tmp_path)
+    lines = _text(os.path.join(d, "metrics.jsonl")).splitlines(keepends=True)
+    if damage == "metrics line deleted":
+        lines.pop(1)
+    elif damage == "metrics line garbled":
+        lines[1] = "{not json\n"
+    else:
+        os.makedirs(ckpt.checkpoint_path(d, max(ckpt.list_generations(d)) + 1))
+    with open(os.path.join(d, "metrics.jsonl"), "w") as f:
+        f.writelines(lines)
+    snapshot = {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)}
+    assert cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 1), "--wandb", "disabled"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot

@@ -290,3 +290,43 @@ def test_run_and_inspect_have_help(capsys):
     for cmd in ("run", "inspect"):
         assert cli.main([cmd, "--help"]) == 0
         assert "usage" in capsys.readouterr().out.lower()
+
+
+def test_a_run_directory_half_built_by_a_killed_process_is_removed(tmp_path):
+    """create_run_dir builds a hidden sibling and renames it; a process killed in between left the sibling behind
+    for good (found by a kill audit). The next creation of that run directory removes those of dead processes."""
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(p.stdout)
+    stale = tmp_path / f".x.tmp-{dead}"
+    (stale / "checkpoints").mkdir(parents=True)
+    (stale / "config.yaml").write_text("name: x\n")
+    alive = tmp_path / f".x.tmp-{os.getppid()}"       # another process's build in progress: left alone
+    alive.mkdir()
+    other = tmp_path / f".y.tmp-{dead}"                 # another run directory's: left alone
+    other.mkdir()
+    rundir.create_run_dir(str(tmp_path / "x"), {"a.txt": "a"})
+    assert (tmp_path / "x" / "a.txt").read_text() == "a"
+    assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_side_by_side_comparison_prints_each_rule_and_verdict_once():
+    """`inspect A B` wrote `dw = dw = elig*...` for rules that name their targets and `diverged diverged`."""
+    from plasticity_search.runs.inspect import format_comparison
+
+    def run(name, formula, paired):
+        return {"run_dir": name, "status": "finished", "generations_done": 1, "generations": 1,
+                "elapsed_s": 1.0, "baselines": [{"name": "r_stdp", "fitness": 1.0}],
+                "chosen": {"formula": formula, "complexity": 3, "fitness": {"final": 1.0}, "metrics": {},
+                           "paired": {"r_stdp": paired}}}
+
+    doc = {"runs": [run("a", "elig*(r - rbar); delig = sy*tx", {"diverged": 1, "verdict": "diverged"}),
+                    run("b", "-e*x", {"delta": 0.5, "lo": 0.25, "hi": 0.75, "diverged": 0, "verdict": "better"})],
+           "config_differences": []}
+    text = format_comparison(doc)
+    assert "dw = elig*(r - rbar); delig = sy*tx" in text and "dw = dw" not in text
+    assert "dw = -e*x" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("Δ vs r_stdp"))
+    assert row.split()[-5:] == ["diverged", "+0.500", "[+0.250,", "+0.750]", "better"], row

@@ -142,6 +142,10 @@ def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
     if os.path.lexists(d) and not os.path.isdir(d):
         raise CheckpointError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is not a directory")
     gens = list_generations(run_dir)
+    for g in gens:      # a damaged file is skipped below (and replaced when the run gets there); a directory is not
+        if os.path.isdir(checkpoint_path(run_dir, g)):
+            raise CheckpointError(f"run directory '{run_dir}': checkpoint '{checkpoint_path(run_dir, g)}' is a "
+                                  "directory, not a file")
     last_exc = None
     for g in reversed(gens):
         try:

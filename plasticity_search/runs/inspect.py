@@ -265,7 +265,8 @@ def _value(v) -> str:
 
 def format_comparison(doc: dict) -> str:
     """The runs side by side: one column per run, one row per quantity; then the config keys that differ."""
-    from ..search.stats import format_delta
+    from ..rules.variables import rule_equation
+    from ..search.stats import format_delta_verdict
 
     runs = doc["runs"]
     labels = _labels([r["run_dir"] for r in runs])
@@ -273,7 +274,7 @@ def format_comparison(doc: dict) -> str:
     rows.append(("status", [f"{r['status']}, generation {r.get('generations_done')}/{r.get('generations')}"
                             + (" (provisional)" if r.get("provisional") else "") for r in runs]))
     rows.append(("wall time", ["-" if r.get("elapsed_s") is None else f"{r['elapsed_s']:.1f} s" for r in runs]))
-    rows.append(("chosen rule", [("dw = " + r["chosen"]["formula"]) if r["chosen"] else "(empty hall of fame)"
+    rows.append(("chosen rule", [rule_equation(r["chosen"]["formula"]) if r["chosen"] else "(empty hall of fame)"
                                  for r in runs]))
     rows.append(("complexity", [str(r["chosen"]["complexity"]) if r["chosen"] else "-" for r in runs]))
     for s in SPLITS:
@@ -299,7 +300,7 @@ def format_comparison(doc: dict) -> str:
             cells.append("-" if bl is None else _f(bl["fitness"])
                          + (f" ({bl['feedback']} feedback)" if bl.get("feedback") else ""))
             p = ((r["chosen"] or {}).get("paired") or {}).get(n)
-            deltas.append(f"{format_delta(p)} {p['verdict']}" if p else "-")
+            deltas.append(format_delta_verdict(p) if p else "-")
         rows.append((f"baseline {n} ({split})", cells))
         rows.append((f"Δ vs {n} (95% CI)", deltas))
     w0 = max(len(k) for k, _ in rows)

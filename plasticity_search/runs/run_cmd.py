@@ -102,7 +102,9 @@ def cmd_run(args) -> int:
     if os.path.isfile(report):
         print(f"report         {report}")
     if result.wandb_dir:
-        rel = os.path.relpath(result.wandb_dir)
+        # under the run directory as the user named it (relative to the cwd it can climb out: ../../tmp/...)
+        inside = os.path.relpath(result.wandb_dir, result.run_dir)
+        rel = result.wandb_dir if inside.startswith("..") else os.path.join(result.run_dir, inside)
         mode = plan.wandb_mode
         print(f"wandb          {rel}" + (f"   (upload later: wandb sync {rel})" if mode == "offline" else ""))
     for line in next_steps(result.run_dir, plan.cfg):
@@ -112,18 +114,61 @@ def cmd_run(args) -> int:
 
 def next_steps(run_dir: str, cfg) -> list[str]:
     """The commands printed after a run: export the chosen rule (every target the model supports: brian2 and
-    nestml for spiking rules) and, for rate runs, compare it with FA and BP on the same seeds."""
+    nestml for spiking rules) and, for rate runs, re-score it beside the run's baselines (:func:`compare_command`)."""
     spiking = cfg.model == "spiking"
     targets = "sympy|latex|jax|numpy|torch|json" + ("|brian2|nestml" if spiking else "")
     out = [f"export a rule  plasticity-search export {run_dir}:0 --to {targets}"]
     if not spiking:
-        entry = cfg.tasks.search[0]
-        task, net = cfg.make_task(entry), cfg.network_config()
-        layers = net.spec(task.n_in, task.n_out)
-        args = "".join(f" --task-arg {k}={v}" for k, v in (entry.args or {}).items())
-        out.append(f"compare        plasticity-search evaluate {run_dir}:0 fa bp --task {entry.task}{args} "
-                   f"--network {layers} --lr {net.lr:g}   (paired, same seeds and initial weights)")
+        cmd = compare_command(run_dir, cfg)
+        out.append(f"compare        {cmd}   (paired, same seeds and initial weights)" if cmd else
+                   "compare        the table above and report.html (evaluate has no flags for this run's network)")
     return out
+
+
+def compare_command(run_dir: str, cfg) -> str | None:
+    """``plasticity-search evaluate`` re-scoring a rate run's chosen rule beside the run's baselines as the run's
+    final comparison did: its first final task (args, seeds, steps), network, feedback, learning rates, batch size,
+    readout rule and fitness metric. None when ``evaluate`` cannot express the run's network (``layer_rules``,
+    ``feedback_rule``, ``init_scale``, ...) or seeds (an explicit list)."""
+    import shlex
+
+    from ..rate.mlp import default_network, parse_network_spec
+    from ..search.config import default_baselines, default_metric
+
+    split = "final" if cfg.tasks.final else "search"
+    entries = cfg.tasks.final or cfg.tasks.search
+    entry = entries[0]
+    if entry.seed_list != tuple(range(len(entry.seed_list))):
+        return None
+    task, net = cfg.make_task(entry), cfg.network_config()
+    spec = net.spec(task.n_in, task.n_out)
+    readout_lr = None if net.readout_rule is None else (net.readout_lr if net.readout_lr is not None else net.lr)
+    # the network evaluate builds from these flags (rate_model.evaluate_rule): it must be the run's
+    rebuilt = parse_network_spec(spec, task.n_in, task.n_out, default_network(task.objective)).with_(
+        feedback=net.feedback, lr=net.lr, batch_size=net.batch_size, readout_rule=net.readout_rule,
+        readout_lr=readout_lr)
+    if rebuilt != net.with_(readout_lr=readout_lr):
+        return None
+    q = shlex.quote
+    words = ["plasticity-search", "evaluate", q(f"{run_dir}:0"), *map(q, default_baselines(cfg, task.objective)),
+             "--task", q(entry.task)]
+    words += [w for k, v in (entry.args or {}).items() for w in ("--task-arg", q(f"{k}={v}"))]
+    words += ["--network", spec, "--seeds", str(len(entry.seed_list))]
+    if entry.steps is not None:
+        words += ["--steps", str(entry.steps)]
+    if net.feedback != "fa":
+        words += ["--feedback", net.feedback]
+    words += ["--lr", f"{net.lr:g}"]
+    if net.batch_size != 1:
+        words += ["--batch-size", str(net.batch_size)]
+    if net.readout_rule is not None:
+        words += ["--readout-rule", q(net.readout_rule), "--readout-lr", f"{readout_lr:g}"]
+    metric = cfg.fitness.metric or default_metric(task)
+    if metric != default_metric(task):
+        words += ["--metric", metric]
+    if split != "final":
+        words += ["--split", split]
+    return " ".join(words) + (f"   (task 1 of {len(entries)})" if len(entries) > 1 else "")
 
 
 def _checked(cmd):
@@ -156,7 +201,8 @@ def add_commands(sub) -> None:
                    help="override the generation budget (on --resume: extend it)")
     s.add_argument("--resume", action="store_true", help="continue the run in the run directory from its checkpoint")
     s.add_argument("--wandb", choices=("offline", "online", "disabled"),
-                   help="wandb mode (default: $WANDB_MODE, else offline: no account or network needed)")
+                   help="wandb mode (default: $WANDB_MODE, else offline: no account or network needed; on --resume the "
+                        "mode the run ran with)")
     s.add_argument("--devices", type=int, metavar="N",
                    help="shard the population over N devices (GPUs, TPU cores, or CPU devices); same results as 1")
     g = s.add_argument_group("several hosts (jax.distributed; every process runs the same command)")

@@ -140,6 +140,7 @@ def create_run_dir(path: str, files: dict[str, str]) -> None:
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
+    _remove_stale_builds(parent, os.path.basename(path))
     tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
         os.makedirs(tmp)
@@ -159,6 +160,30 @@ def create_run_dir(path: str, files: dict[str, str]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(parent)
+
+
+def _remove_stale_builds(parent: str, base: str) -> None:
+    """Remove the hidden half-built copies of run directory ``base`` (``.base.tmp-PID``) that a process killed while
+    creating it left in ``parent`` (only those whose process is gone)."""
+    prefix = f".{base}.tmp-"
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):]
+        if not (name.startswith(prefix) and pid.isdigit()) or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue            # its process still runs (or the pid was reused): leave it
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue
+        p = os.path.join(parent, name)
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def is_run_dir(path: str) -> bool:
@@ -316,6 +341,27 @@ def read_metrics(path: str) -> list[dict]:
             if isinstance(d, dict) and isinstance(d.get("generation", 0), int):
                 out.append(d)
     return out
+
+
+def check_metrics(path: str, n: int) -> None:
+    """A checkpoint that has seen ``n`` metrics lines resumes only if ``metrics.jsonl`` still begins with generations
+    1..n (a line deleted or damaged since would leave a gap in the finished run's log)."""
+    gens = [d.get("generation") for d in read_metrics(path)[:n]]
+    if gens != list(range(1, n + 1)):
+        first = next((i + 1 for i, g in enumerate(gens) if g != i + 1), len(gens) + 1)
+        raise RunDirError(f"'{os.path.join(path, METRICS_FILE)}' is damaged: generation {first}'s line is missing "
+                          f"or unreadable (the checkpoint being resumed has seen generations 1..{n})")
+
+
+def sync_metrics(path: str) -> None:
+    """fsync ``metrics.jsonl`` (before a checkpoint that has seen its lines is written)."""
+    p = os.path.join(path, METRICS_FILE)
+    if os.path.isfile(p):
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def truncate_metrics(path: str, n: int) -> list[dict]:

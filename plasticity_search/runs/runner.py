@@ -38,12 +38,14 @@ from .rundir import (
     append_metrics,
     atomic_write_json,
     atomic_write_text,
+    check_metrics,
     cleanup_temp_files,
     create_run_dir,
     default_run_dir,
     json_safe,
     new_run_record,
     read_run_record,
+    sync_metrics,
     truncate_metrics,
     write_run_record,
 )
@@ -157,6 +159,10 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
                            f"`run CONFIG --out RUN_DIR --resume` (got the file '{config}')")
         run_dir, cfg_src = config, None
     rec = check_run_dir(run_dir)      # run.json, hall_of_fame.json, checkpoints/: checked, one line if damaged
+    if wandb is None and not os.environ.get("WANDB_MODE"):     # no choice made now: the mode the run ran with
+        from .wandb_log import MODES
+        recorded = ((rec or {}).get("wandb") or {}).get("mode")
+        mode = recorded if recorded in MODES else mode
     saved = configs.load(os.path.join(run_dir, CONFIG_FILE), what=f"run config ({run_dir}/{CONFIG_FILE})")
     saved_d = configs.to_plain(saved.to_dict())
     gen_key = configs.find_key(saved_d, "generations") or "generations"
@@ -187,12 +193,16 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     if new_g < old_g:
         raise RunError(f"--resume can only extend the generation budget ({gen_key} {old_g} -> {new_g})")
     _check_devices(given)
-    finished = (new_g == old_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
+    # the budget the run finished with is run.json's: an extension killed after config.yaml was rewritten (before
+    # run.json) leaves a larger budget in config.yaml, which is then still to run
+    rec_g = (rec or {}).get("generations")
+    rec_g = old_g if isinstance(rec_g, bool) or not isinstance(rec_g, int) else rec_g
+    finished = (new_g == old_g == rec_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
                 and (rec or {}).get("status") == "finished")
     if not finished:
         _check_resume(run_dir, rec, gen_key)
-    return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key, extend=new_g > old_g,
-                   plots=plots, curves=curves, already_finished=finished)
+    return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key,
+                   extend=new_g > old_g or new_g != rec_g, plots=plots, curves=curves, already_finished=finished)
 
 
 def _check_devices(cfg) -> None:
@@ -420,6 +430,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     # a resume from an older checkpoint replays the generations since (deterministic) and
                     # truncates metrics.jsonl to the checkpoint's count: the same run either way
                     arrays, smeta = eng.state_to_tree(state)
+                    sync_metrics(run_dir)       # on disk before the checkpoint that has seen it
                     ckpt.save(run_dir, done, arrays, smeta, n_metrics=done, cfg_sha=cfg_sha)
                     rec.update(generations_done=done, elapsed_s=round(wall(), 3))
                     write_run_record(run_dir, rec)
@@ -545,6 +556,7 @@ def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:
         raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
     if loaded is not None:
         _state_from_checkpoint(default_engine(), run_dir, *loaded)     # missing arrays, damaged state tree
+        check_metrics(run_dir, int(loaded[1]["n_metrics"]))
 
 
 def _config_sha(yaml_text: str, gen_key: str) -> str:

@@ -154,6 +154,12 @@ SPIKING_DEFAULT_METRIC = {"classification": "final_accuracy", "regression": "neg
                           "reward": "total_reward"}
 
 
+def default_metric(task) -> str:
+    """The metric a task is scored by when none is named (``evaluate``, a config's ``fitness.metric: null``)."""
+    table = SPIKING_DEFAULT_METRIC if task.kind == "spiking" else DEFAULT_METRIC
+    return table.get(task.objective, "final_accuracy")
+
+
 def task_metrics(task) -> tuple[str, ...]:
     """The metrics an evaluation of ``task`` reports (rate: by objective; spiking: the task's own + finite)."""
     if task.kind == "spiking":

@@ -82,4 +82,11 @@ def format_delta(p: dict | None) -> str:
     return f"{p['delta']:+.3f}{ci}"
 
 
-__all__ = ["paired_difference", "mean_and_se", "t_quantile", "verdict", "format_delta", "LEVEL"]
+def format_delta_verdict(p: dict) -> str:
+    """``+0.412 [+0.371, +0.452] better`` (or ``diverged``, once) for tables."""
+    v = verdict(p)
+    return v if v == "diverged" else f"{format_delta(p)} {v}"
+
+
+__all__ = ["paired_difference", "mean_and_se", "t_quantile", "verdict", "format_delta", "format_delta_verdict",
+           "LEVEL"]
