@@ -137,3 +137,18 @@ def test_report_has_weight_histograms_of_the_chosen_rule_and_fa(tmp_path):
     # a redraw without curves=True reuses plots/weights.json
     again = write_outputs(d, hof)
     assert "weights" in again
+
+
+def test_weights_are_drawn_beside_the_runs_first_baseline():
+    """A PCA run's weights.png showed FA (which does not learn without an error) instead of its baseline Oja."""
+    from plasticity_search.rate import NetworkConfig
+    from plasticity_search.runs.curves import _reference_rule
+
+    net = NetworkConfig(hidden=(8,))
+    rule, n, label = _reference_rule({"baselines": [{"name": "oja"}, {"name": "fa"}]}, net)
+    assert (rule.name, label, n) == ("oja", "oja", net)
+    rule, n, label = _reference_rule({"baselines": [{"name": "bp"}]}, net)
+    assert (rule.name, label, n.feedback) == ("fa", "BP", "bp")
+    for hof in ({"baselines": [{"name": "fa"}]}, {}, {"baselines": []}):
+        rule, n, label = _reference_rule(hof, net.with_(feedback="dfa"))
+        assert (rule.name, label, n.feedback) == ("fa", "FA", "fa")

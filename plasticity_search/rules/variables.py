@@ -33,7 +33,9 @@ _VARS = [
     Variable("y", "post", "y", "postsynaptic activity f(a)", ("rate",)),
     Variable("a", "post", "a", "postsynaptic input current (pre-activation)", ("rate",)),
     Variable("e", "post", "e", "error arriving at the post neuron through the feedback pathway: dloss/da at the "
-             "output, fed back and times f'(a) in hidden layers (so -e*x descends the loss)"),
+             "output, fed back and times f'(a) in hidden layers (so -e*x descends the loss); spiking networks: the "
+             "task's output error (spiking_teacher: v - u, the membrane minus the teacher's), fed back to hidden "
+             "layers through the feedback weights"),
     Variable("ybar", "post", r"\bar{y}", "running mean of the post activity y (time constant tau_mean)", ("rate",)),
     Variable("theta", "post", r"\theta", "BCM sliding threshold: running mean of y^2 (time constant tau_theta)",
              ("rate",)),

@@ -1,5 +1,5 @@
 """Data for the learning-curve and STDP-window plots (computed once at the end of a run, cached as JSON in
-``plots/``): the top rules of the hall of fame next to FA and BP baselines on the run's final tasks, and the
+``plots/``): the top rules of the hall of fame next to the run's baselines on the run's final tasks, and the
 pairing-protocol window of spiking rules."""
 from __future__ import annotations
 
@@ -68,9 +68,11 @@ from ..search.panels import CURVE_METRIC  # noqa: E402 - one source for the curv
 
 
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
-    """Learning curves (mean and std over the task's seeds) of the top ``top`` rules, the FA baseline (rule
-    ``fa`` with feedback alignment) and the BP baseline (rule ``fa`` with backpropagated errors) on the run's final
-    tasks (select or search tasks if it has none), with the run's network.
+    """Learning curves (mean and std over the task's seeds) of the top ``top`` rules next to the baselines, as
+    recorded by the search's final evaluation (``info.curves``: the run's own baselines). Runs without that record
+    (older runs) are re-scored here with the FA baseline (rule ``fa`` with feedback alignment) and the BP baseline
+    (rule ``fa`` with backpropagated errors) on the run's final tasks (select or search tasks if it has none), with
+    the run's network.
 
     {task: {"metric", "xlabel", "x", "split", "series": {label: {"mean": [...], "std": [...]}}}}
     """
@@ -125,9 +127,24 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
 WEIGHT_BINS = 40
 
 
+def _reference_rule(hof_json: dict, net):
+    """The rule the chosen one's weights are drawn beside: the run's first baseline (FA for supervised rate runs,
+    Oja for PCA; ``bp`` is rule ``fa`` under backpropagated errors), else FA. (rule, network, label)"""
+    from ..rules.resolve import resolve_rule
+    from ..search.config import BP_BASELINE
+
+    names = [b.get("name") for b in (hof_json.get("baselines") or []) if isinstance(b, dict)]
+    name = names[0] if names and isinstance(names[0], str) else "fa"
+    if name in ("fa", BP_BASELINE):
+        fb = "fa" if name == "fa" else "bp"
+        return resolve_rule("fa"), net.with_(feedback=fb), name.upper()
+    return resolve_rule(name), net, name
+
+
 def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> dict:
     """Histograms of every layer's weights before and after learning, for the chosen rule (under the run's
-    feedback) and FA (rule ``fa`` with feedback alignment), on one instance of the run's first final task (select
+    feedback) and the run's first baseline (:func:`_reference_rule`: FA, rule ``fa`` with feedback alignment, for
+    supervised runs; Oja for PCA), on one instance of the run's first final task (select
     or search task if it has none; its first seed): the same data and initial weights for both rules, from
     :func:`plasticity_search.rate.weight_trajectory`. {} for spiking runs.
 
@@ -136,7 +153,6 @@ def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> 
     shared bin range (0.5th to 99.5th percentile of all three) are counted in the outer bins.
     """
     from ..rate import weight_trajectory
-    from ..rules.resolve import resolve_rule
     from .configs import load
     from .results import best_index
     from .rundir import CONFIG_FILE
@@ -156,8 +172,9 @@ def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> 
     task = cfg.make_task(entry)
     seed = int(entry.seed_list[0])
     net = cfg.network_config()
-    labels = ("before learning", f"after: chosen rule (rank {b})", "after: FA")
-    runs = [(chosen, net), (resolve_rule("fa"), net.with_(feedback="fa"))]
+    ref, ref_net, ref_label = _reference_rule(hof_json, net)
+    labels = ("before learning", f"after: chosen rule (rank {b})", f"after: {ref_label}")
+    runs = [(chosen, net), (ref, ref_net)]
     trajs = [weight_trajectory(r, task, seed, entry.steps, every=10 ** 9, split=split, network=n) for r, n in runs]
     n_layers = sum(1 for k in trajs[0] if k.startswith("W"))
     layers = []

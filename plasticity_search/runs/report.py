@@ -41,8 +41,8 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = 
                   log=None, status: str | None = None) -> dict[str, str]:
     """(Re)draw every plot and ``report.html``; returns {plot name: path} of the plots written.
 
-    ``curves=True`` computes the learning curves of the top rules and the FA/BP baselines on the final tasks
-    and the weight histograms of the chosen rule and FA before and after learning (costs a few evaluations; the
+    ``curves=True`` computes the learning curves of the top rules and the run's baselines on the final tasks
+    and the weight histograms of the chosen rule and the first baseline before and after learning (costs a few evaluations; the
     data is cached in ``plots/curves.json`` and ``plots/weights.json`` and redrawn from there afterwards).
     A plot that cannot be drawn is skipped with one line on ``log``; it never fails the run.
     """
@@ -80,7 +80,7 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = 
     cdata = _derived(os.path.join(pdir, CURVES_FILE), learning_curves, lambda old: curves, "learning curves", log)
     if cdata:
         attempt("learning_curves", lambda: P.plot_learning_curves(cdata, paths["learning_curves"],
-                                                                  "top rules vs FA/BP baselines (final tasks)"))
+                                                                  "top rules vs the run's baselines (final tasks)"))
     sdata = _derived(os.path.join(pdir, STDP_FILE), windows, lambda old: old is None, "STDP window", log)
     if sdata:
         attempt("stdp_window", lambda: P.plot_stdp(sdata, paths["stdp_window"]))

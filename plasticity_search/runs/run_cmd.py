@@ -214,7 +214,7 @@ def add_commands(sub) -> None:
                    help="this process, 0..N-1 (default $JAX_PROCESS_ID); only process 0 writes the run directory "
                         "and talks to wandb")
     s.add_argument("--no-curves", action="store_true",
-                   help="skip the learning curves of the top rules vs FA/BP baselines at the end")
+                   help="skip the learning curves of the top rules vs their baselines at the end")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("inspect", help="show a run's hall of fame (several runs: side by side); redraw its plots "
