@@ -20,7 +20,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DISCOVERED_JSON = os.path.join(ROOT, "tests", "data", "stdp_pattern_discovered.json")
 RULES = {"stdp_add": "stdp_add", "stdp_mult": "stdp_mult", "stdp_triplet": "stdp_triplet",
-         "discovered": DISCOVERED_JSON}
+         "discovered": DISCOVERED_JSON,
+         # an eligibility written and read only at post spikes (as spiking_reward searches find): NESTML moved elig
+         # and tx into the neuron and the C++ did not compile, until both were kept strictly synaptic
+         "post_elig": "dw = 0.1*elig*sy + 0.01*sy*tx; delig = sy*tx"}
 
 
 def test_files_and_options_name_what_the_models_declare():
@@ -43,7 +46,9 @@ def test_files_and_options_name_what_the_models_declare():
     # several synapses: one pair (one neuron copy) each
     two = nx.codegen_options(["a_synapse", "b_synapse"])
     assert [list(p["synapses"]) for p in two["neuron_synapse_pairs"]] == [["a_synapse"], ["b_synapse"]]
-    assert "strictly_synaptic_vars" not in opts       # stdp_mult reads no post trace at a post spike
+    # stdp_mult reads no post trace at a post spike: only its pre trace is kept in the synapse
+    assert opts["strictly_synaptic_vars"] == {"stdp_mult_synapse": ["tx"]}
+    assert "strictly_synaptic_vars" not in two
     with pytest.raises(nx.NestBuildError, match="nest_version"):
         nx.codegen_options("a_synapse", nest_version="3.10; rm")
     with pytest.raises(nx.NestBuildError, match="unknown neuron"):
@@ -56,16 +61,21 @@ def test_post_traces_read_at_a_post_spike_stay_in_the_synapse():
     neuron. A trace read in both handlers gets both."""
     files = nx.nest_files("stdp_triplet")
     syn = files["stdp_triplet_synapse.nestml"]
-    assert nx.synaptic_vars(syn) == ["ty2_syn"]
-    assert json.loads(files["codegen_opts.json"])["strictly_synaptic_vars"] == {"stdp_triplet_synapse": ["ty2_syn"]}
+    assert nx.synaptic_vars(syn) == ["tx", "tx2", "ty2_syn"]
+    assert json.loads(files["codegen_opts.json"])["strictly_synaptic_vars"] == {
+        "stdp_triplet_synapse": ["tx", "tx2", "ty2_syn"]}
     post = syn.split("onReceive(post_spikes):")[1].split("onReceive(pre_spikes):")[0]
     assert "ty2_syn + c3" in post and post.index("ty2_syn + c3") < post.index("ty2_syn += 1")
     assert "ty2_syn' = -ty2_syn / tau_y" in syn and "ty2 real" not in syn and "ty2 +=" not in syn
     assert "ty += 1" in post and "ty real = 0.0" in syn
     both = nx.to_nestml_source(resolve_rule("0.01*sy*tx*ty - 0.02*sx*ty"))
-    assert nx.synaptic_vars(both) == ["ty_syn"] and "ty real = 0.0" in both
+    assert nx.synaptic_vars(both) == ["tx", "ty_syn"] and "ty real = 0.0" in both
     assert "(c1*tx*ty_syn)" in both and "(c0*ty)" in both and "ty_syn += 1" in both and "ty += 1" in both
-    assert nx.synaptic_vars(nx.to_nestml_source(resolve_rule("stdp_add"))) == []
+    assert nx.synaptic_vars(nx.to_nestml_source(resolve_rule("stdp_add"))) == ["tx"]
+    # pre traces and the eligibility trace stay too: found by an export audit, a discovered rule whose eligibility
+    # is written and read only at post spikes had elig and tx moved into the neuron (and C++ that did not compile)
+    post_only = nx.to_nestml_source(resolve_rule("dw = 0.1*elig*sy; delig = sy*tx"))
+    assert nx.synaptic_vars(post_only) == ["tx", "elig"]
 
 
 def test_command_refuses_bad_input_in_one_line(tmp_path, capsys):
@@ -256,7 +266,7 @@ def test_every_step_terms_are_replayed_step_by_step_in_update():
     for t, tau in (("tx", "tau_plus"), ("tx2", "tau_x"), ("ty_syn", "tau_minus")):
         assert f"{t}_k real = {t}    #" in update and f"{t}_k = {t}_k * exp(-dt_rule / {tau})" in update
     assert update.index("while") < update.index("integrate_odes()")
-    assert nx.synaptic_vars(text) == ["ty_syn"]
+    assert nx.synaptic_vars(text) == ["tx", "tx2", "ty_syn"]
     elig = export(_named("every_step_elig"), "nestml")
     assert "elig_k += delig_k" in elig and "        elig = elig_k" in elig
 

@@ -61,7 +61,12 @@ WEIGHT_VARIABLE = "w"
 #: pruning deletes once a pre spike has passed it and a later post spike comes more than max_delay + min_delay after
 #: the next one (two post spikes between pre spikes), and the read then falls back to the initial value 0.
 SYNAPTIC_SUFFIX = "_syn"
-_SYNAPTIC_STATE = re.compile(r"^        ([A-Za-z_][A-Za-z0-9_]*" + SYNAPTIC_SUFFIX + r") real = ", re.MULTILINE)
+#: per-synapse state NESTML must not move into the neuron either: the pre traces and the eligibility trace. NESTML
+#: moves state that only post spikes change; a rule whose eligibility is written and read only at post spikes
+#: (``dw = c*elig*sy; delig = sy*tx``) had elig and tx moved, one copy per neuron, and C++ that did not compile.
+SYNAPSE_OWN = ("tx", "tx2", "elig")
+_SYNAPTIC_STATE = re.compile(r"^        ([A-Za-z_][A-Za-z0-9_]*" + SYNAPTIC_SUFFIX + "|" + "|".join(SYNAPSE_OWN)
+                             + r") real = ", re.MULTILINE)
 
 
 def _nestml_prints(v: float) -> bool:
@@ -208,6 +213,10 @@ def to_nestml_source(rule: ResolvedRule) -> str:
         f"# NEST: generate it paired with a neuron (neuron_synapse_pairs, post_ports: [{POST_PORT}],",
         f"#     weight_variable: {WEIGHT_VARIABLE}): python -m plasticity_search.export.nestml THIS_FILE.nestml",
     ]
+    if {"r", "rbar"} & set(f.variables):
+        lines += ["# r, rbar: parameters set from outside; the handlers and update: (the interval since this",
+                  "#     synapse's last spike, replayed at its next one) read their current values, so hold them",
+                  "#     constant between this synapse's spikes: a reward given for one step is not reproduced."]
     if held:
         copies = ", ".join(t + SYNAPTIC_SUFFIX for t in held)
         what = "the post trace" + ("s " if len(held) > 1 else " ") + ", ".join(held)
@@ -233,7 +242,7 @@ def to_nestml_source(rule: ResolvedRule) -> str:
     lines.append(f"        w_max real = {_num(bounds[1])}")
     for g, what in (("r", "reward"), ("rbar", "reward baseline")):
         if g in f.variables:
-            lines.append(f"        {g} real = 0.0    # {what}, set from outside")
+            lines.append(f"        {g} real = 0.0    # {what}, set from outside; held between this synapse's spikes")
     if continuous:
         lines.append("        dt_rule ms = 1.0 ms    # the every-step terms are per step of dt_rule")
     lines.append("")
@@ -372,8 +381,9 @@ def synapse_name(rule: ResolvedRule) -> str:
 
 
 def synaptic_vars(text: str) -> list[str]:
-    """The post-trace copies an exported synapse keeps to itself (``ty2_syn``, ...; :data:`SYNAPTIC_SUFFIX`): its
-    state variables named ``*_syn``, which :func:`codegen_options` passes to NESTML as ``strictly_synaptic_vars``."""
+    """The state an exported synapse keeps to itself, which :func:`codegen_options` passes to NESTML as
+    ``strictly_synaptic_vars``: the post-trace copies (``ty2_syn``, ...; :data:`SYNAPTIC_SUFFIX`), the pre traces and
+    the eligibility trace (:data:`SYNAPSE_OWN`), in the order the model declares them."""
     return _SYNAPTIC_STATE.findall(text)
 
 

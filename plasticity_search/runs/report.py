@@ -42,8 +42,9 @@ def write_outputs(run_dir: str, hof_json: dict | None = None, *, curves: bool = 
     """(Re)draw every plot and ``report.html``; returns {plot name: path} of the plots written.
 
     ``curves=True`` computes the learning curves of the top rules and the run's baselines on the final tasks
-    and the weight histograms of the chosen rule and the first baseline before and after learning (costs a few evaluations; the
-    data is cached in ``plots/curves.json`` and ``plots/weights.json`` and redrawn from there afterwards).
+    and the weight histograms of the chosen rule and the first baseline before and after learning (costs a few
+    evaluations; the data is cached in ``plots/curves.json`` and ``plots/weights.json`` and redrawn from there
+    afterwards).
     A plot that cannot be drawn is skipped with one line on ``log``; it never fails the run.
     """
     log = log or (lambda s: None)
