@@ -72,6 +72,12 @@ def test_bp_baseline_is_fa_under_backprop():
     assert [b.formula for b in bls] == ["-e*x", "-e*x"]
     assert [b.feedback for b in bls] == ["fa", "bp"]
     assert bls[0].space is bls[1].space            # both fit the run's space: no extra compile for fa
+    # a plastic feedback rule trains FA's matrices: BP drops it (it was kept, and a run with feedback_rule failed
+    # when it came to score BP; found by a config audit), FA keeps it
+    kp = load_config("search_spaces/quickstart.yaml", {"network.feedback_rule": "kolen_pollack"})
+    fa, bp = resolve_baselines(("fa", "bp"), kp.rule_space(), "rate", kp.network_config())
+    assert (fa.network.feedback, fa.network.feedback_rule) == ("fa", "kolen_pollack")
+    assert (bp.network.feedback, bp.network.feedback_rule, bp.network.feedback_lr) == ("bp", None, None)
 
 
 def test_finalize_scores_baselines_on_the_same_instances():

@@ -96,6 +96,11 @@ def _deep(d, dotted, value):
     ("network.hidden", "big", "network.hidden", "expected"),
     ("network.widht", 3, "network.widht", "unknown key"),
     ("coefficients.algorithm", "NoSuchES", "coefficients.algorithm", "unknown or unsupported evosax algorithm"),
+    # distribution-based, but not built from a population size and a solution alone: a traceback before
+    ("coefficients.algorithm", "RandomSearch", "coefficients.algorithm", "unknown or unsupported evosax algorithm"),
+    ("coefficients.algorithm", "SV_CMA_ES", "coefficients.algorithm", "unknown or unsupported evosax algorithm"),
+    # fewer steps than one mini-batch trained nothing, silently
+    ("network.batch_size", 64, "tasks.search[0].steps", "50 steps make no mini-batch of network.batch_size 64"),
     ("coefficients.structure", "frobnicate", "coefficients.structure", "unknown name"),
     ("coefficients.optimizer", "newton", "coefficients.optimizer", "unknown optimizer"),
     ("budget.generations", -1, "budget.generations", "must be >= 0"),
@@ -164,6 +169,18 @@ def test_strategy_needs_structure_and_sizes():
     with pytest.raises(ConfigError, match=r"^coefficients.init: expected 3 values"):
         load_config(_deep(_deep(_deep(BASE, "search.strategy", "evosax"), "coefficients.structure",
                                 "shervani_tabar"), "coefficients.init", [1.0]))
+
+
+def test_an_evosax_algorithm_gets_a_population_it_takes():
+    """Open_ES (PGPE, ARS, ...) needs an even population: an odd one crashed after the run directory was written
+    (found by a config audit); now it is the population's key, before anything runs."""
+    evo = _deep(_deep(_deep(BASE, "search.strategy", "evosax"), "coefficients.structure", "oja"),
+                "coefficients.algorithm", "Open_ES")
+    _assert_one_line_error(_deep(evo, "search.population", 5), "search.population", "Population size must be even")
+    load_config(_deep(evo, "search.population", 6))
+    hybrid = _deep(_deep(_deep(BASE, "search.strategy", "hybrid"), "coefficients.algorithm", "Open_ES"),
+                   "hybrid.population", 5)
+    _assert_one_line_error(hybrid, "hybrid.population", "Open_ES does not take a population of 5")
 
 
 def test_file_errors(tmp_path):

@@ -127,3 +127,25 @@ def test_metagrad_skips_non_finite_steps():
     s, m = jax.jit(mg.update, compiler_options=FAST_COMPILE)(jax.random.key(0), mg.init(param.theta0), batch)
     assert bool(m["skipped"]) and int(s.skipped) == 1
     np.testing.assert_array_equal(np.asarray(s.theta), param.theta0)     # the step was skipped
+
+
+def test_metagrad_on_a_known_rule_gets_finite_gradients_where_unused_ops_are_undefined():
+    """A structure compiled into the full rate space computed all 21 ops in each instruction and selected one; the
+    unselected sqrt/log/div/pow at a negative input passed 0 * NaN back, so metagrad skipped every step of Oja's
+    rule on PCA (found by a config audit). structure_parametrization keeps only the ops the structure uses."""
+    from plasticity_search.rules.known import RULES
+    from plasticity_search.search.coeffs import structure_parametrization
+
+    task = make("pca")
+    batch = ((jax.tree.map(jnp.asarray, task_batch(task, [0, 1], "search", 30)), instance_keys([0, 1], "search")),)
+    full = Parametrization.from_program(*RULES["oja"].compile())
+    used = structure_parametrization("oja")
+    assert used.space.ops == ("square",) and len(full.space.ops) > 10
+    skipped = []
+    for param in (full, used):
+        loop = InnerLoop(param.space, task, InnerConfig(network=default_network("pca"), steps=30))
+        mg = MetaGrad(param, (loop,), lambda m: -m["pc1_alignment"], lr=0.05)
+        s, m = jax.jit(mg.update, compiler_options=FAST_COMPILE)(jax.random.key(0), mg.init(param.theta0), batch)
+        skipped.append(bool(m["skipped"]))
+    assert skipped == [True, False]
+    assert not np.allclose(np.asarray(s.theta), used.theta0)      # the step moved the constants

@@ -141,6 +141,14 @@ class NetworkConfig:
     def with_(self, **kw) -> "NetworkConfig":
         return replace(self, **kw)
 
+    def with_feedback(self, feedback: str) -> "NetworkConfig":
+        """This network with its errors delivered by ``feedback``. A plastic feedback rule trains FA's matrices B,
+        so under another pathway (a run's BP baseline) it is dropped: it was kept, and a supervised run with
+        ``feedback_rule`` failed when it came to score BP."""
+        if feedback == "fa":
+            return replace(self, feedback=feedback)
+        return replace(self, feedback=feedback, feedback_rule=None, feedback_lr=None)
+
     def spec(self, n_in: int, n_out: int) -> str:
         """The layer spec ``64-100-10:tanh`` that :func:`parse_network_spec` reads back."""
         return "-".join(str(n) for n in (n_in, *self.hidden, n_out)) + f":{self.activation}"

@@ -109,7 +109,7 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
         for fb, pop, labs in groups:
             if not pop:
                 continue
-            icfg = InnerConfig(network=net.with_(feedback=fb), steps=steps)
+            icfg = InnerConfig(network=net.with_feedback(fb), steps=steps)
             _, curves = evaluate_population(stack(pop), space, task, icfg, seeds, split)   # [P, S, C]
             with warnings.catch_warnings():          # a rule that exploded has all-NaN curves: plotted as a gap
                 warnings.simplefilter("ignore", RuntimeWarning)
@@ -137,7 +137,7 @@ def _reference_rule(hof_json: dict, net):
     name = names[0] if names and isinstance(names[0], str) else "fa"
     if name in ("fa", BP_BASELINE):
         fb = "fa" if name == "fa" else "bp"
-        return resolve_rule("fa"), net.with_(feedback=fb), name.upper()
+        return resolve_rule("fa"), net.with_feedback(fb), name.upper()
     return resolve_rule(name), net, name
 
 

@@ -37,7 +37,7 @@ def resolve_baselines(specs, space: Space, model: str, network) -> list[Baseline
     for spec in specs:
         rule, net = spec, network
         if spec == BP_BASELINE:
-            rule, net = "fa", network.with_(feedback="bp")
+            rule, net = "fa", network.with_feedback("bp")
         try:
             prog, sp = rule_in_space(rule, space, model), space
         except RuleError:

@@ -15,6 +15,7 @@ traced ``theta``, vmappable over a population of vectors):
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, fields
 from functools import lru_cache
 
@@ -111,14 +112,36 @@ def structure_parametrization(spec: str) -> Parametrization:
     if spec in RULES:
         rule = RULES[spec]
         if rule.basis:
-            return Parametrization.from_family(rule)
+            return only_used_ops(Parametrization.from_family(rule))
         prog, space = rule.compile()
     else:
         prog, space = compile_formula(spec, SPACES[model_of_formula(spec)])
-    param = Parametrization.from_program(prog, space)
+    param = only_used_ops(Parametrization.from_program(prog, space))
     if param.n == 0:
         raise RuleError(f"structure '{spec}' has no constants to tune")
     return param
+
+
+def only_used_ops(param: Parametrization) -> Parametrization:
+    """``param`` over a space whose op menu holds only the ops its instructions use (the same values).
+
+    The interpreter computes every op of the menu and selects one; under a meta-gradient an op that is not
+    selected still passes 0 * (its derivative) back, and sqrt, log, div or pow at an input outside their domain make
+    that NaN. A structure compiled into the full rate space (21 ops) so got NaN gradients wherever a variable was
+    negative, e.g. Oja's rule on PCA or any rule under tanh units, and metagrad skipped every step (found by a
+    config audit). With the used ops only, the gradient is the selected ops' gradient."""
+    prog, space = param.program, param.space
+    used = sorted({int(i) for i in np.concatenate([prog.post_op, prog.pre_op]).ravel()} or {0})
+    used = [min(max(i, 0), len(space.ops) - 1) for i in used]
+    used = sorted(set(used))
+    if len(used) == len(space.ops):
+        return param
+    remap = np.zeros(len(space.ops), np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    clip = lambda a: remap[np.clip(np.asarray(a), 0, len(space.ops) - 1)].astype(np.asarray(a).dtype)  # noqa: E731
+    new_space = dataclasses.replace(space, ops=tuple(space.ops[i] for i in used))
+    new_prog = prog._replace(post_op=clip(prog.post_op), pre_op=clip(prog.pre_op))
+    return dataclasses.replace(param, program=new_prog, space=new_space)
 
 
 # --------------------------------------------------------------------------------------------------------------

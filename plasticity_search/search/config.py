@@ -950,6 +950,10 @@ def _check_evaluation_memory(cfg: SearchConfig, model: str) -> None:
 
     net = cfg.network_config()
     for split, i, (n_in, n_out, instances, steps, n_eval) in evaluation_entries(cfg):
+        # the stream is cut to whole mini-batches: fewer steps than one batch trained nothing, silently
+        if steps < net.batch_size:
+            raise _err(f"tasks.{split}[{i}].steps", f"{steps} steps make no mini-batch of network.batch_size "
+                                                    f"{net.batch_size}: nothing would be trained")
         w, d = evaluation_bytes(n_in, n_out, net.hidden, net.bias, 1, instances, steps, n_eval)
         check_memory(w, d, "network.hidden", f"tasks.{split}[{i}].steps")
 
@@ -1208,13 +1212,34 @@ def _check_coefficients(cfg: SearchConfig, model: str, objectives: dict, metrics
         raise _err("coefficients.init", "needs coefficients.structure")
     import evosax.algorithms as ea
     from evosax.algorithms.distribution_based.base import DistributionBasedAlgorithm
+
+    def built(a, n: int):
+        """Algorithm ``a`` for a population of ``n`` (as coeffs.CoeffES builds it), or the first line of why not."""
+        try:
+            return a(population_size=n, solution=_zeros(2)), None
+        except (AssertionError, TypeError, ValueError) as exc:
+            return None, (str(exc).splitlines() or [""])[0] or type(exc).__name__
+
     alg = getattr(ea, c.algorithm, None)
-    if not (isinstance(alg, type) and issubclass(alg, DistributionBasedAlgorithm)):
+    # distribution-based and built from a population size and a solution alone (RandomSearch, SV_CMA_ES and
+    # SV_Open_ES need more arguments: a traceback before)
+    if not (isinstance(alg, type) and issubclass(alg, DistributionBasedAlgorithm)
+            and built(alg, 4)[0] is not None):
         known = sorted(n for n in dir(ea) if isinstance(getattr(ea, n), type)
                        and issubclass(getattr(ea, n), DistributionBasedAlgorithm)
-                       and getattr(ea, n) is not DistributionBasedAlgorithm)
+                       and getattr(ea, n) is not DistributionBasedAlgorithm and built(getattr(ea, n), 4)[0])
         raise _err("coefficients.algorithm", f"unknown or unsupported evosax algorithm '{c.algorithm}' "
                                              f"(distribution-based: {', '.join(known)})")
+    # the population sizes the algorithm will get (some need an even one: Open_ES, PGPE, ARS, ...; before, an odd
+    # one crashed after the run directory was written)
+    sizes = [("search.population", s.population)] if s.strategy == "evosax" else []
+    if s.strategy == "hybrid" and cfg.hybrid.refine == "evosax":
+        sizes.append(("hybrid.population", cfg.hybrid.population))
+    for key, n in sizes:
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 2:
+            why = built(alg, n)[1]
+            if why is not None:
+                raise _err(key, f"{c.algorithm} does not take a population of {n}: {why}")
     if c.std_init <= 0:
         raise _err("coefficients.std_init", f"must be > 0, got {c.std_init}")
     if c.optimizer not in OPTIMIZERS:
