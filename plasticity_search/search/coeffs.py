@@ -131,17 +131,16 @@ def only_used_ops(param: Parametrization) -> Parametrization:
     negative, e.g. Oja's rule on PCA or any rule under tanh units, and metagrad skipped every step (found by a
     config audit). With the used ops only, the gradient is the selected ops' gradient."""
     prog, space = param.program, param.space
-    used = sorted({int(i) for i in np.concatenate([prog.post_op, prog.pre_op]).ravel()} or {0})
-    used = [min(max(i, 0), len(space.ops) - 1) for i in used]
-    used = sorted(set(used))
-    if len(used) == len(space.ops):
+    n_ops = len(space.ops)
+    ops = np.clip(np.concatenate([prog.post_op, prog.pre_op]).astype(np.int64), 0, n_ops - 1)  # as run_side reads
+    used = sorted(set(ops.tolist()) or {0})
+    if len(used) == n_ops:
         return param
-    remap = np.zeros(len(space.ops), np.int32)
-    remap[used] = np.arange(len(used), dtype=np.int32)
-    clip = lambda a: remap[np.clip(np.asarray(a), 0, len(space.ops) - 1)].astype(np.asarray(a).dtype)  # noqa: E731
-    new_space = dataclasses.replace(space, ops=tuple(space.ops[i] for i in used))
-    new_prog = prog._replace(post_op=clip(prog.post_op), pre_op=clip(prog.pre_op))
-    return dataclasses.replace(param, program=new_prog, space=new_space)
+    remap = np.zeros(n_ops, np.int64)
+    remap[used] = np.arange(len(used))
+    new = lambda a: remap[np.clip(a, 0, n_ops - 1)].astype(a.dtype)  # noqa: E731
+    return dataclasses.replace(param, program=prog._replace(post_op=new(prog.post_op), pre_op=new(prog.pre_op)),
+                               space=dataclasses.replace(space, ops=tuple(space.ops[i] for i in used)))
 
 
 # --------------------------------------------------------------------------------------------------------------
