@@ -142,7 +142,7 @@ def compare_command(run_dir: str, cfg) -> str | None:
         return None
     task, net = cfg.make_task(entry), cfg.network_config()
     spec = net.spec(task.n_in, task.n_out)
-    readout_lr = None if net.readout_rule is None else (net.readout_lr if net.readout_lr is not None else net.lr)
+    readout_lr = None if net.readout_rule is None else net.layer_rule_specs()[-1][1]     # the lr the run used
     # the network evaluate builds from these flags (rate_model.evaluate_rule): it must be the run's
     rebuilt = parse_network_spec(spec, task.n_in, task.n_out, default_network(task.objective)).with_(
         feedback=net.feedback, lr=net.lr, batch_size=net.batch_size, readout_rule=net.readout_rule,

@@ -179,7 +179,7 @@ def _remove_stale_builds(parent: str, base: str) -> None:
             continue            # its process still runs (or the pid was reused): leave it
         except ProcessLookupError:
             pass
-        except (PermissionError, OverflowError, OSError):
+        except (OverflowError, OSError):      # e.g. PermissionError: another user's process
             continue
         p = os.path.join(parent, name)
         if os.path.isdir(p) and not os.path.islink(p):

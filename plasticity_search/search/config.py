@@ -1223,11 +1223,12 @@ def _check_coefficients(cfg: SearchConfig, model: str, objectives: dict, metrics
     alg = getattr(ea, c.algorithm, None)
     # distribution-based and built from a population size and a solution alone (RandomSearch, SV_CMA_ES and
     # SV_Open_ES need more arguments: a traceback before)
-    if not (isinstance(alg, type) and issubclass(alg, DistributionBasedAlgorithm)
-            and built(alg, 4)[0] is not None):
+    probe = built(alg, 4)[0] if isinstance(alg, type) and issubclass(alg, DistributionBasedAlgorithm) else None
+    if probe is None:
         known = sorted(n for n in dir(ea) if isinstance(getattr(ea, n), type)
                        and issubclass(getattr(ea, n), DistributionBasedAlgorithm)
-                       and getattr(ea, n) is not DistributionBasedAlgorithm and built(getattr(ea, n), 4)[0])
+                       and getattr(ea, n) is not DistributionBasedAlgorithm
+                       and built(getattr(ea, n), 4)[0] is not None)
         raise _err("coefficients.algorithm", f"unknown or unsupported evosax algorithm '{c.algorithm}' "
                                              f"(distribution-based: {', '.join(known)})")
     # the population sizes the algorithm will get (some need an even one: Open_ES, PGPE, ARS, ...; before, an odd
@@ -1268,7 +1269,7 @@ def _check_coefficients(cfg: SearchConfig, model: str, objectives: dict, metrics
             raise _err("coefficients.loss", f"'{loss}' is not differentiable (use final_loss, final_mse, "
                                             "pc1_alignment or fitness)")
     out = dataclasses.replace(cfg, coefficients=dataclasses.replace(c, loss=loss))
-    es_fields = {f.name for f in dataclasses.fields(alg(population_size=4, solution=_zeros(2)).default_params)}
+    es_fields = {f.name for f in dataclasses.fields(probe.default_params)}
     for k, v in c.es_params.items():
         if k not in es_fields:
             raise _err(f"coefficients.es_params.{k}", f"not a parameter of {c.algorithm} "
