@@ -447,3 +447,43 @@ def test_a_damaged_run_directory_is_refused_before_a_resume_writes(finished, tmp
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot
+
+
+def test_a_run_that_fails_mid_way_says_so_and_resumes(finished, tmp_path, capsys, monkeypatch):
+    """An error in a generation (here a stand-in for a device running out of memory) used to leave run.json at
+    "running", read as "interrupted". The run record now says "failed" with the error's first line; inspect and
+    the report show it; a resume continues from the newest checkpoint and clears it."""
+    from plasticity_search.search import engine
+
+    d = _copy_run(finished, tmp_path)
+    calls = {"n": 0}
+    step = engine.Search.step
+
+    def failing(self, state):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate 17 GiB\nmore detail")
+        return step(self, state)
+
+    monkeypatch.setattr(engine.Search, "step", failing)
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
+        cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 3), "--wandb", "disabled",
+                  "--no-curves"])
+    rec = _json(os.path.join(d, "run.json"))
+    assert rec["status"] == "failed"
+    assert rec["error"] == "RuntimeError: RESOURCE_EXHAUSTED: out of memory while trying to allocate 17 GiB"
+    capsys.readouterr()
+    assert cli.main(["inspect", d, "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "[failed, generation" in out and "stopped on an error: RuntimeError: RESOURCE_EXHAUSTED" in out
+    assert cli.main(["inspect", d, "--json", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "failed" and doc["error"].startswith("RuntimeError: RESOURCE_EXHAUSTED")
+
+    monkeypatch.setattr(engine.Search, "step", step)
+    assert cli.main(["run", d, "--resume", "--wandb", "disabled", "--no-curves"]) == 0
+    rec = _json(os.path.join(d, "run.json"))
+    assert rec["status"] == "finished" and rec.get("error") is None
+    assert rec["generations_done"] == GENERATIONS + 3
+    from plasticity_search.runs.rundir import read_metrics
+    assert [m["generation"] for m in read_metrics(d)] == list(range(1, GENERATIONS + 4))

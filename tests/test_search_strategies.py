@@ -130,9 +130,10 @@ def test_metagrad_skips_non_finite_steps():
 
 
 def test_metagrad_on_a_known_rule_gets_finite_gradients_where_unused_ops_are_undefined():
-    """A structure compiled into the full rate space computed all 21 ops in each instruction and selected one; the
-    unselected sqrt/log/div/pow at a negative input passed 0 * NaN back, so metagrad skipped every step of Oja's
-    rule on PCA (found by a config audit). structure_parametrization keeps only the ops the structure uses."""
+    """A structure compiled into the full rate space computes all 21 ops in each instruction and selects one; the
+    unselected sqrt/log/div/recip at a negative input passed 0 * NaN back, so metagrad skipped every step of Oja's
+    rule on PCA (found by a config audit). The interpreter's ops now pass 0 where their cotangent is 0, so the full
+    space takes the same step as the space of the ops the structure uses (structure_parametrization)."""
     from plasticity_search.rules.known import RULES
     from plasticity_search.search.coeffs import structure_parametrization
 
@@ -141,11 +142,58 @@ def test_metagrad_on_a_known_rule_gets_finite_gradients_where_unused_ops_are_und
     full = Parametrization.from_program(*RULES["oja"].compile())
     used = structure_parametrization("oja")
     assert used.space.ops == ("square",) and len(full.space.ops) > 10
-    skipped = []
+    assert {"sqrt", "log", "div"} <= set(full.space.ops)
+    skipped, thetas = [], []
     for param in (full, used):
         loop = InnerLoop(param.space, task, InnerConfig(network=default_network("pca"), steps=30))
         mg = MetaGrad(param, (loop,), lambda m: -m["pc1_alignment"], lr=0.05)
         s, m = jax.jit(mg.update, compiler_options=FAST_COMPILE)(jax.random.key(0), mg.init(param.theta0), batch)
         skipped.append(bool(m["skipped"]))
-    assert skipped == [True, False]
-    assert not np.allclose(np.asarray(s.theta), used.theta0)      # the step moved the constants
+        thetas.append(np.asarray(s.theta))
+    assert skipped == [False, False]
+    assert not np.allclose(thetas[1], used.theta0)      # the step moved the constants
+    np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-5, atol=1e-6)   # the same step in both spaces
+
+
+def test_interpreter_gradient_is_the_selected_ops_gradient():
+    """Every op of the menu is computed and one selected, and dead registers are computed too. Their zero
+    cotangent times an op's undefined derivative (sqrt, log, div at a negative or zero input) used to make the
+    gradient to the constants NaN (hybrid.refine: metagrad skipped every step in such a space). The gradient is
+    now that of the same programs in the space of the ops they use; the forward values are unchanged."""
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import unstack
+
+    wide = Space(post_vars=("y", "e"), pre_vars=("x",), ops=("add", "mul", "sqrt", "log", "div", "cmul"),
+                 syn=("1", "w"), n_post=2, n_pre=1, n_terms=2)
+    vals = {"y": jnp.array([-1.0, 0.5, 2.0, 0.0]), "e": jnp.array([0.3, -0.2, 0.0, -1.5]),
+            "x": jnp.array([-0.5, 1.0, 0.0])}
+    w = jnp.full((4, 3), 0.1)
+
+    def loss(theta, prog, space):
+        coef, post_c = theta
+        dw, _ = space.apply(prog._replace(term_coef=coef, post_c=post_c), vals, w)
+        return jnp.sum(jnp.tanh(dw) ** 2)
+
+    grad = jax.jit(jax.value_and_grad(loss), static_argnums=2)
+    n_checked = 0
+    for prog in unstack(random_population(jax.random.key(0), wide, 64)):
+        prog = jax.tree.map(np.asarray, prog)
+        theta = (jnp.asarray(prog.term_coef), jnp.asarray(prog.post_c))
+        v, g = grad(theta, prog, wide)
+        if not np.isfinite(float(v)):
+            continue
+        # the same program over the ops its instructions use (only the selected op of each instruction is computed)
+        used = sorted(set(np.asarray(prog.post_op).tolist()) | set(np.asarray(prog.pre_op).tolist()))
+        remap = np.zeros(len(wide.ops), np.int32)
+        remap[used] = np.arange(len(used))
+        narrow = Space(post_vars=wide.post_vars, pre_vars=wide.pre_vars, ops=tuple(wide.ops[i] for i in used),
+                       syn=wide.syn, n_post=2, n_pre=1, n_terms=2)
+        nprog = prog._replace(post_op=remap[prog.post_op], pre_op=remap[prog.pre_op])
+        v2, g2 = grad(theta, nprog, narrow)
+        assert float(v) == float(v2)
+        if not all(np.all(np.isfinite(np.asarray(x))) for x in g2):
+            continue          # the selected ops' own gradient is undefined (e.g. sqrt at 0): nothing to compare
+        for a, b in zip(g, g2):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+        n_checked += 1
+    assert n_checked >= 30

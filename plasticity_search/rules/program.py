@@ -15,6 +15,7 @@ leading population axis and one ``jit(vmap(...))`` runs all of them with one com
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
@@ -262,7 +263,7 @@ class Space:
         L = op.shape[0]
         n_in = 1 + inputs.shape[0]
         regs = jnp.concatenate([jnp.ones((1, n), inputs.dtype), inputs, jnp.zeros((L, n), inputs.dtype)])
-        fns = [o.jax for o in self.op_objs]
+        fns = [_interpreted(o) for o in self.op_objs]
         for i in range(L):
             xa = lax.dynamic_index_in_dim(regs, jnp.clip(a[i], 0, n_in + i - 1), keepdims=False)
             xb = lax.dynamic_index_in_dim(regs, jnp.clip(b[i], 0, n_in + i - 1), keepdims=False)
@@ -284,7 +285,7 @@ class Space:
         P = jnp.take(post_regs, jnp.clip(prog.term_p, 0, post_regs.shape[0] - 1), axis=0)
         Q = jnp.take(pre_regs, jnp.clip(prog.term_q, 0, pre_regs.shape[0] - 1), axis=0)
         on = prog.term_on[:, None]
-        P = jnp.where(on, prog.term_coef[:, None] * P, 0.0)
+        P = jnp.where(on, _scaled(prog.term_coef[:, None], P), 0.0)
         Q = jnp.where(on, Q, 0.0)
         return P, Q
 
@@ -309,7 +310,7 @@ class Space:
             return jnp.take(regs, jnp.clip(term_idx, 0, regs.shape[0] - 1), axis=0)
         dtype = rows[0].dtype if rows else jnp.float32
         regs = [jnp.ones((n,), dtype)] + [r.astype(dtype) for r in rows]
-        fns = [o.jax for o in self.op_objs]
+        fns = [_interpreted(o) for o in self.op_objs]
         for i in range(L):
             xa = _read(regs, a[i])
             xb = _read(regs, b[i])
@@ -326,7 +327,7 @@ class Space:
         P = self.side_terms("post", prog.post_op, prog.post_a, prog.post_b, prog.post_c, post_rows, prog.term_p, n)
         Q = self.side_terms("pre", prog.pre_op, prog.pre_a, prog.pre_b, prog.pre_c, pre_rows, prog.term_q, m)
         on = prog.term_on[:, None]
-        return jnp.where(on, prog.term_coef[:, None] * P, 0.0), jnp.where(on, Q, 0.0)
+        return jnp.where(on, _scaled(prog.term_coef[:, None], P), 0.0), jnp.where(on, Q, 0.0)
 
     def update_weights(self, term_s, term_tgt, P, Q, w, scale) -> jax.Array:
         """``w + scale * dW`` with dW the weight part of :meth:`combine_terms` (P [R, N], Q [R, M], any R term rows,
@@ -412,6 +413,81 @@ class Space:
         if not rows:
             return jnp.zeros((0, n), dtype)
         return jnp.stack(rows)
+
+
+@functools.cache
+def _interpreted(op: Op):
+    """``op.jax`` as the interpreter runs it: the same values, and a gradient that is exactly zero wherever the
+    output's cotangent is zero.
+
+    The interpreter computes every op of the menu and selects one, and computes dead registers too. Under a
+    meta-gradient an unselected op or a register nobody reads gets a zero cotangent, and plain reverse mode
+    multiplies it by the op's local derivative: 0 * inf = NaN for sqrt, log, div, recip at an input outside their
+    domain, or exp, mul at an overflowed value. One such NaN made the whole gradient NaN and metagrad skipped the
+    step (``hybrid.refine: metagrad`` in a space with sqrt/log/div skipped most steps). Here the backward pass
+    keeps the op's own derivative where the cotangent is nonzero and passes 0 elsewhere, so the gradient is the
+    selected ops' gradient. The forward computation is ``op.jax`` unchanged (custom_vjp is inlined when not
+    differentiated)."""
+    import jax
+    import jax.numpy as jnp
+
+    f = op.jax
+
+    @jax.custom_vjp
+    def g(a, b, c):
+        return f(a, b, c)
+
+    def fwd(a, b, c):
+        return f(a, b, c), (a, b, c)
+
+    def bwd(res, ct):
+        a, b, c = res
+        _, vjp = jax.vjp(f, a, b, jnp.broadcast_to(c, ct.shape).astype(jnp.result_type(c)))
+        ga, gb, gc = vjp(ct)
+        zero = ct == 0
+        mask = lambda g: jnp.where(zero, jnp.zeros_like(g), g)  # noqa: E731
+        return (_sum_to(mask(ga), jnp.shape(a)), _sum_to(mask(gb), jnp.shape(b)), _sum_to(mask(gc), jnp.shape(c)))
+
+    g.defvjp(fwd, bwd)
+    return g
+
+
+def _sum_to(g: jax.Array, shape: tuple) -> jax.Array:
+    """A gradient of a broadcast value summed back to the value's shape (trailing alignment, as numpy broadcasts)."""
+    import jax.numpy as jnp
+
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
+    return jnp.sum(g, axis=axes).reshape(shape)
+
+
+@functools.cache
+def _scaled_fn():
+    """``coef * v`` (a term coefficient times its post register) whose gradient to ``coef`` is 0, not 0 * NaN, where
+    the cotangent is zero: an inactive term's register may be NaN, and the term is masked to zero after this."""
+    import jax
+    import jax.numpy as jnp
+
+    @jax.custom_vjp
+    def scaled(coef, v):
+        return coef * v
+
+    def fwd(coef, v):
+        return coef * v, (coef, v)
+
+    def bwd(res, ct):
+        coef, v = res
+        gc = jnp.where(ct == 0, jnp.zeros_like(ct), ct * v)
+        return _sum_to(gc, jnp.shape(coef)).astype(coef.dtype), _sum_to(ct * coef, jnp.shape(v)).astype(v.dtype)
+
+    scaled.defvjp(fwd, bwd)
+    return scaled
+
+
+def _scaled(coef: jax.Array, v: jax.Array) -> jax.Array:
+    return _scaled_fn()(coef, v)
 
 
 def _read(regs: list, idx) -> jax.Array:

@@ -224,7 +224,9 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
     ch = es[b] if 0 <= b < len(es) else (es[0] if es else {})
-    summary = [("status", status), ("generations", f"{len(metrics)} / {rec.get('generations', '?')}"),
+    error = rec.get("error") if status == "failed" else None
+    summary = [("status", status if not error else f"{status}: {error}"),
+               ("generations", f"{len(metrics)} / {rec.get('generations', '?')}"),
                ("stopped by", rec.get("stopped_by")), ("seed", rec.get("seed")),
                ("chosen rule", ch.get("formula")), ("chosen rule: select fitness", split_score(ch, "select")),
                ("chosen rule: final fitness", split_score(ch, "final")),

@@ -205,6 +205,8 @@ def rule_from_entry(entry: dict, *, name: str, hof_json=None, index=None):
 def run_summary(run_dir: str) -> dict:
     rec = open_run_dir(run_dir)
     metrics = read_metrics(run_dir)
-    return {"run_dir": run_dir, "name": rec.get("name"), "status": run_status(run_dir, rec),
+    status = run_status(run_dir, rec)
+    return {"run_dir": run_dir, "name": rec.get("name"), "status": status,
             "generations_done": len(metrics), "generations": rec.get("generations"), "seed": rec.get("seed"),
-            "elapsed_s": rec.get("elapsed_s"), "wandb": rec.get("wandb")}
+            "elapsed_s": rec.get("elapsed_s"), "wandb": rec.get("wandb"),
+            "error": rec.get("error") if status == "failed" else None}

@@ -2,7 +2,8 @@
 
 Layout (``runs/<name>-<YYYYmmdd-HHMMSS>/`` or ``--out DIR``)::
 
-    run.json              the run record: schema, status (running | finished), generations done, pid, wandb id
+    run.json              the run record: schema, status (running | finished | failed | interrupted), error,
+                          generations done, pid, wandb id
     config.yaml           the resolved config (every default written out); a resume compares against it
     metrics.jsonl         one JSON line per generation (the engine's metrics dict)
     checkpoints/          ckpt-<generation>.npz: full search state + PRNG key + JSON meta (no pickle); last 2 kept
@@ -237,10 +238,13 @@ def write_run_record(path: str, rec: dict) -> None:
 
 
 def run_status(path: str, rec: dict) -> str:
-    """'finished', 'running' (a live process holds the lock), or 'interrupted'."""
+    """'finished', 'running' (a live process holds the lock), 'failed' (stopped on an error, run.json's 'error'
+    says which) or 'interrupted' (Ctrl-C, or killed)."""
     if rec.get("status") == "finished" and os.path.isfile(os.path.join(path, HOF_JSON)):
         return "finished"
-    return "running" if lock_held(path) else "interrupted"
+    if lock_held(path):
+        return "running"
+    return "failed" if rec.get("status") == "failed" else "interrupted"
 
 
 def _now_iso() -> str:

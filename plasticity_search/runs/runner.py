@@ -348,6 +348,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         create_run_dir(run_dir, {CONFIG_FILE: text, "run.json": _json_text(rec)})
     lock = RunLock(run_dir).acquire()
     wb = search = None
+    started = False
     try:
         rec = read_run_record(run_dir)
         with open(os.path.join(run_dir, CONFIG_FILE)) as f:
@@ -377,9 +378,10 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         if plan.extend:
             atomic_write_text(os.path.join(run_dir, CONFIG_FILE), configs.dump_yaml(plan.cfg_dict, header))
             rec["generations"] = int(cfg.generations)
-        rec.update(status="running", pid=os.getpid(), finished=None,
+        rec.update(status="running", pid=os.getpid(), finished=None, error=None,
                    wandb={"mode": plan.wandb_mode, "id": wb_id, "dir": _rel(wb.local_dir, run_dir)})
         write_run_record(run_dir, rec)
+        started = True
 
         t_session = time.perf_counter()
         elapsed = float(rec.get("elapsed_s") or 0.0) if not plan.fresh else 0.0
@@ -469,18 +471,33 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                    stopped_by=stopped_by)
         write_run_record(run_dir, rec)
         return RunResult(run_dir, hof_json, done, total, wandb_dir, stopped_by)
-    except BaseException:
+    except BaseException as exc:
         if wb is not None:
             try:
                 wb.finish(exit_code=1)
             except Exception:  # noqa: BLE001
                 pass
+        if started:
+            _record_stop(run_dir, rec, exc)
         raise
     finally:
         if search is not None and search.ahead is not None:
             search.ahead.stop()         # normally done by now; after an error, no further job
         if lock is not None:
             lock.release()
+
+
+def _record_stop(run_dir: str, rec: dict, exc: BaseException) -> None:
+    """run.json of a run that stopped on an exception: status 'interrupted' (Ctrl-C) or 'failed' with the error's
+    first line, so that ``inspect`` and the report say why. The checkpoint fields stay those of the newest
+    checkpoint, which a resume continues from. A kill cannot write this: its run.json keeps 'running', read as
+    interrupted once no process holds the lock (``rundir.run_status``)."""
+    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    try:
+        write_run_record(run_dir, dict(rec, status="interrupted" if interrupted else "failed",
+                                       error=None if interrupted else f"{type(exc).__name__}: {_one_line(exc)}"[:500]))
+    except Exception:  # noqa: BLE001  (a full disk: the original error is what the user needs)
+        pass
 
 
 def generalization_conditions(cfg) -> list[dict]:

@@ -125,11 +125,10 @@ def structure_parametrization(spec: str) -> Parametrization:
 def only_used_ops(param: Parametrization) -> Parametrization:
     """``param`` over a space whose op menu holds only the ops its instructions use (the same values).
 
-    The interpreter computes every op of the menu and selects one; under a meta-gradient an op that is not
-    selected still passes 0 * (its derivative) back, and sqrt, log, div or pow at an input outside their domain make
-    that NaN. A structure compiled into the full rate space (21 ops) so got NaN gradients wherever a variable was
-    negative, e.g. Oja's rule on PCA or any rule under tanh units, and metagrad skipped every step (found by a
-    config audit). With the used ops only, the gradient is the selected ops' gradient."""
+    The interpreter computes every op of the menu and selects one; a structure compiled into the full rate space
+    (21 ops) so computed 21 ops per instruction. The meta-gradient of such a structure was also NaN wherever an
+    unselected sqrt/log/div/recip got an input outside its domain (0 * NaN; found by a config audit), which the
+    interpreter's ops now prevent themselves (``rules.program._interpreted``); this keeps the cheaper program."""
     prog, space = param.program, param.space
     n_ops = len(space.ops)
     ops = np.clip(np.concatenate([prog.post_op, prog.pre_op]).astype(np.int64), 0, n_ops - 1)  # as run_side reads
