@@ -163,8 +163,10 @@ def test_interpreter_gradient_is_the_selected_ops_gradient():
     from plasticity_search.rules import random_population
     from plasticity_search.rules.program import unstack
 
-    wide = Space(post_vars=("y", "e"), pre_vars=("x",), ops=("add", "mul", "sqrt", "log", "div", "cmul"),
-                 syn=("1", "w"), n_post=2, n_pre=1, n_terms=2)
+    from plasticity_search.rules.ops import OPS
+
+    wide = Space(post_vars=("y", "e"), pre_vars=("x",), ops=tuple(o.name for o in OPS), syn=("1", "w"), n_post=2,
+                 n_pre=1, n_terms=2)      # every op (those with a bounded derivative run unwrapped)
     vals = {"y": jnp.array([-1.0, 0.5, 2.0, 0.0]), "e": jnp.array([0.3, -0.2, 0.0, -1.5]),
             "x": jnp.array([-0.5, 1.0, 0.0])}
     w = jnp.full((4, 3), 0.1)
@@ -176,7 +178,7 @@ def test_interpreter_gradient_is_the_selected_ops_gradient():
 
     grad = jax.jit(jax.value_and_grad(loss), static_argnums=2)
     n_checked = 0
-    for prog in unstack(random_population(jax.random.key(0), wide, 64)):
+    for prog in unstack(random_population(jax.random.key(0), wide, 96)):
         prog = jax.tree.map(np.asarray, prog)
         theta = (jnp.asarray(prog.term_coef), jnp.asarray(prog.post_c))
         v, g = grad(theta, prog, wide)

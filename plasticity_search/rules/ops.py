@@ -42,6 +42,9 @@ class Op:
     uses_const: bool = False
     transcendental: bool = False
     names: tuple[str, ...] = ()   # function names a formula may call the op by, e.g. ("abs", "Abs")
+    # its derivative is finite at every input, inf and NaN included (constant or a select), so a zero cotangent
+    # passes back as zero; the interpreter wraps the other ops so that it does (rules.program._interpreted)
+    finite_grad: bool = False
 
 
 def _sig_sym(a):
@@ -49,24 +52,25 @@ def _sig_sym(a):
 
 
 OPS: tuple[Op, ...] = (
-    Op("add", 2, lambda a, b, c: a + b, lambda a, b, c: a + b, "{a} + {b}"),
-    Op("sub", 2, lambda a, b, c: a - b, lambda a, b, c: a - b, "{a} - {b}"),
+    Op("add", 2, lambda a, b, c: a + b, lambda a, b, c: a + b, "{a} + {b}", finite_grad=True),
+    Op("sub", 2, lambda a, b, c: a - b, lambda a, b, c: a - b, "{a} - {b}", finite_grad=True),
     Op("mul", 2, lambda a, b, c: a * b, lambda a, b, c: a * b, r"{a} \cdot {b}"),
     Op("div", 2, lambda a, b, c: a / b, lambda a, b, c: a / b, r"\frac{{{a}}}{{{b}}}"),
     Op("max", 2, lambda a, b, c: _jnp().maximum(a, b), lambda a, b, c: _sp().Max(a, b), r"\max({a}, {b})",
-       names=("max", "Max")),
+       names=("max", "Max"), finite_grad=True),
     Op("min", 2, lambda a, b, c: _jnp().minimum(a, b), lambda a, b, c: _sp().Min(a, b), r"\min({a}, {b})",
-       names=("min", "Min")),
-    Op("neg", 1, lambda a, b, c: -a, lambda a, b, c: -a, "-{a}"),
+       names=("min", "Min"), finite_grad=True),
+    Op("neg", 1, lambda a, b, c: -a, lambda a, b, c: -a, "-{a}", finite_grad=True),
     Op("square", 1, lambda a, b, c: a * a, lambda a, b, c: a**2, "{a}^2"),
     Op("abs", 1, lambda a, b, c: _jnp().abs(a), lambda a, b, c: _sp().Abs(a), r"\left|{a}\right|",
        names=("abs", "Abs")),
     Op("sign", 1, lambda a, b, c: _jnp().sign(a), lambda a, b, c: _sp().sign(a), r"\operatorname{{sign}}({a})",
-       names=("sign",)),
+       names=("sign",), finite_grad=True),
     Op("step", 1, lambda a, b, c: _jnp().where(a > 0, 1.0, 0.0).astype(a.dtype),
-       lambda a, b, c: _sp().Heaviside(a, 0), r"\Theta({a})", names=("step", "Heaviside")),
+       lambda a, b, c: _sp().Heaviside(a, 0), r"\Theta({a})", names=("step", "Heaviside"),
+       finite_grad=True),
     Op("relu", 1, lambda a, b, c: _jnp().maximum(a, 0.0), lambda a, b, c: _sp().Max(a, 0), r"\max({a}, 0)",
-       names=("relu",)),
+       names=("relu",), finite_grad=True),
     Op("recip", 1, lambda a, b, c: 1.0 / a, lambda a, b, c: 1 / a, r"\frac{{1}}{{{a}}}"),
     Op("tanh", 1, lambda a, b, c: _jnp().tanh(a), lambda a, b, c: _sp().tanh(a), r"\tanh({a})", transcendental=True,
        names=("tanh",)),
@@ -79,8 +83,9 @@ OPS: tuple[Op, ...] = (
     Op("sqrt", 1, lambda a, b, c: _jnp().sqrt(a), lambda a, b, c: _sp().sqrt(a), r"\sqrt{{{a}}}", transcendental=True,
        names=("sqrt",)),
     Op("cmul", 1, lambda a, b, c: a * c, lambda a, b, c: c * a, r"{c} \cdot {a}", uses_const=True),
-    Op("cadd", 1, lambda a, b, c: a + c, lambda a, b, c: a + c, "{a} + {c}", uses_const=True),
-    Op("const", 0, lambda a, b, c: _jnp().full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True),
+    Op("cadd", 1, lambda a, b, c: a + c, lambda a, b, c: a + c, "{a} + {c}", uses_const=True, finite_grad=True),
+    Op("const", 0, lambda a, b, c: _jnp().full_like(a, c), lambda a, b, c: c, "{c}", uses_const=True,
+       finite_grad=True),
 )
 
 OP_BY_NAME: dict[str, Op] = {op.name: op for op in OPS}
