@@ -400,3 +400,18 @@ def test_archive_add_keeps_exactly_what_offering_every_candidate_in_turn_keeps()
             np.testing.assert_array_equal(a.fitness, b.fitness)
             for x, y in zip(a.programs, b.programs):
                 np.testing.assert_array_equal(x, y)
+
+
+def test_hybrid_metagrad_refinement_counts_its_steps_and_takes_them_in_a_space_with_sqrt_log_div():
+    """hybrid.refine: metagrad runs every constant of the space through the interpreter, which computes every op;
+    an unselected sqrt/log/div at a negative input made every meta-gradient NaN, so each step was skipped (24 of
+    24 in an audit run). The metrics count the refinement's steps and skipped steps; here most are taken."""
+    seen = []
+    cfg = tiny(**STRATEGY_OVERRIDES["hybrid_metagrad"],
+               **{"space.ops": ["add", "sub", "mul", "sqrt", "log", "div"], "budget.generations": 4})
+    run_search(cfg, progress_fn=seen.append)
+    refined = [m for m in seen if "metagrad_steps" in m]
+    assert [m["generation"] for m in refined] == [2, 4]
+    last = refined[-1]
+    assert last["metagrad_steps"] == 2 * 2       # 2 refinements of top_k 1 x hybrid.steps 2
+    assert last["metagrad_skipped"] < last["metagrad_steps"] / 2

@@ -74,6 +74,9 @@ class Evolution(Strategy):
         extra = {}
         if self.local_search is not None and (search_state.generation + 1) % self.cfg.hybrid.every == 0:
             extra["n_refined"] = len(self._refine(search_state, jax.random.fold_in(key, 0), evaluator))
+            for k in ("metagrad_steps", "metagrad_skipped"):          # hybrid.refine: metagrad, run totals
+                if k in search_state.counters:
+                    extra[k] = int(search_state.counters[k])
         self._maybe_restart(search_state, key, evaluator)
         return extra
 

@@ -88,8 +88,13 @@ class MetaGradRefine:
         mg, batch, upd = self._mg()
         ms = mg.init(param.theta0)
         base = jax.tree.map(jnp.asarray, np_prog(prog))
-        for s in range(self.cfg.hybrid.steps if steps is None else steps):
+        n_steps = self.cfg.hybrid.steps if steps is None else steps
+        for s in range(n_steps):
             ms, _ = upd(jax.random.fold_in(key, s), ms, batch, base)
+        # steps with a non-finite meta-gradient (a rule that diverged on some instance) are skipped by MetaGrad;
+        # the run's metrics count them (metagrad_skipped of metagrad_steps)
+        st.counters["metagrad_steps"] = st.counters.get("metagrad_steps", 0) + n_steps
+        st.counters["metagrad_skipped"] = st.counters.get("metagrad_skipped", 0) + int(ms.skipped)
         new = np_prog(param.to_program(ms.theta))
         if self.fixed is not None and self.fixed.holds(np_prog(prog)):    # the fixed part's constants stay
             new = np_prog(self.fixed.apply(new))
