@@ -6,6 +6,7 @@ Every subcommand has ``--help``; ``--json`` prints one JSON document on stdout a
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import re
@@ -118,9 +119,11 @@ def cmd_export(args) -> int:
     from .export import export
     from .runs import resolve_rule_spec
 
+    if args.output is not None and not args.output.strip():
+        raise UsageError("-o: empty file name (leave -o out to print to stdout)")
     rule = resolve_rule_spec(args.rule)
     text = export(rule, args.to)
-    if args.output:
+    if args.output is not None:
         _atomic_write(args.output, text)
     else:
         sys.stdout.write(text)
@@ -133,6 +136,14 @@ def _atomic_write(path: str, text: str) -> None:
     A regular file (or a new one) is written to a temporary file beside it and renamed over it; a symbolic link is
     followed (its target is replaced, the link stays); a target that exists and is no regular file (``/dev/null``, a
     FIFO) is written in place, never replaced; a directory is refused."""
+    if path.endswith(("/", os.sep)) or os.path.basename(path) in (".", ".."):
+        raise UsageError(f"cannot write '{path}': it names a directory, not a file")
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as exc:      # a link loop or a link to nowhere: not silently replaced by a file
+            if exc.errno != errno.ENOENT:
+                raise UsageError(f"cannot write '{path}': {exc.strerror}") from None
     path = os.path.realpath(path)
     if os.path.isdir(path):
         raise UsageError(f"cannot write '{path}': it is a directory")
@@ -145,7 +156,8 @@ def _atomic_write(path: str, text: str) -> None:
         return
     d = os.path.dirname(path)
     if not os.path.isdir(d):
-        raise UsageError(f"output directory '{d}' does not exist")
+        what = "is not a directory" if os.path.exists(d) else "does not exist"
+        raise UsageError(f"output directory '{d}' {what}")
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as f:

@@ -191,12 +191,13 @@ def _print_comparison(results: list[dict], task, args) -> int:
     from .rate.online import METRIC_SIGN
     from .rules.formula import rule_equation
     from .search.config import default_metric
-    from .search.stats import format_delta_verdict
+    from .search.stats import format_delta, format_delta_verdict
 
     metric = args.metric or default_metric(task)
     if metric not in results[0]["metrics"]:
         raise UsageError(f"--metric: task '{task.name}' reports {', '.join(results[0]['metrics'])}, not '{metric}'")
-    sign = float(METRIC_SIGN.get(metric, 1)) or 1.0
+    direction = METRIC_SIGN.get(metric, 1)      # 0: a metric with no better direction (weight_norm, rate_hz)
+    sign = float(direction) or 1.0
     paired = compare(results, metric, sign)
     if args.json:
         print(json.dumps({"task": task.name, "kind": task.kind, "split": args.split, "seeds": args.seeds,
@@ -207,14 +208,25 @@ def _print_comparison(results: list[dict], task, args) -> int:
     print(f"task     {task.name} ({task.kind}, split {args.split}, {args.seeds} seeds; every rule on the same "
           f"data and initial weights)" + (f"   network {first['network']}" if "network" in first else "")
           + (f"   readout rule {first['readout_rule']} (lr {first['readout_lr']})" if "readout_rule" in first else ""))
-    print(f"metric   {metric} ({'higher' if sign > 0 else 'lower'} is better); Δ = paired difference vs "
-          f"{first['rule']} (95% interval over seeds)")
+    better = "no better direction" if direction == 0 else f"{'higher' if sign > 0 else 'lower'} is better"
+    print(f"metric   {metric} ({better}); Δ = paired difference vs "
+          f"{first['rule']}" + (f" of -{metric}, so that + is better" if sign < 0 else "")
+          + " (95% interval over seeds)")
+    lrs = [r.get("lr") for r in results]
+    mixed_lr = len({repr(x) for x in lrs}) > 1
+    if mixed_lr:        # a run's rule carries the run's learning rate, a named rule its own default
+        print("lr       each rule's own (they differ; --lr sets one for all)")
+    elif lrs[0] is not None:
+        print(f"lr       {lrs[0]:g} for every rule")
     w = max(len(r["rule"]) for r in results)
     for r, p in zip(results, paired):
         v = r["metrics"][metric]
         m, s = v["mean"], v["std"]
         fb = f"  [{r['feedback']} feedback]" if r.get("feedback") else ""
-        d = "reference" if r is first else f"Δ {format_delta_verdict(p)}"
+        if mixed_lr and r.get("lr") is not None:
+            fb += f"  [lr {r['lr']:g}]"
+        d = ("reference" if r is first else f"Δ {format_delta(p)}" if direction == 0
+             else f"Δ {format_delta_verdict(p)}")
         print(f"  {r['rule']:<{w}}  {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}"
               f"   {d:<40} {rule_equation(r['formula'])}{fb}")
     return 0

@@ -132,8 +132,13 @@ def test_compare_hint_carries_what_the_run_ran_with():
     hh = compare_command("runs/x", configs.load(os.path.join(ROOT, "search_spaces", "hidden_hebbian.yaml")))
     assert hh == ("plasticity-search evaluate runs/x:0 fa bp '0*x' oja --task digits --network 64-100-10:tanh "
                   "--seeds 8 --steps 600 --lr 0.001 --readout-rule fa --readout-lr 0.05")
-    oja = compare_command("runs/x", configs.load(os.path.join(ROOT, "search_spaces", "oja.yaml")))
-    assert oja.startswith("plasticity-search evaluate runs/x:0 oja --task pca ")
+    oja = configs.load(os.path.join(ROOT, "search_spaces", "oja.yaml"), {"fitness.penalties": []})
+    assert compare_command("runs/x", oja).startswith("plasticity-search evaluate runs/x:0 oja --task pca ")
+    # oja.yaml's fitness is the alignment with a weight-norm penalty, which evaluate cannot compute: re-scored as
+    # plain alignment, a config audit saw "LOSES TO oja -0.005 [-0.008, -0.003]" become a tie; no command then
+    penalised = configs.load(os.path.join(ROOT, "search_spaces", "oja.yaml"))
+    assert penalised.fitness.penalties and compare_command("runs/x", penalised) is None
+    assert "its fitness has penalties" in next_steps("runs/x", penalised)[1]
     # a network evaluate has no flags for: no command, a pointer to the run's own comparison
     layered = configs.load(os.path.join(ROOT, "search_spaces", "hidden_hebbian.yaml"),
                            {"network.readout_rule": None, "network.readout_lr": None,

@@ -984,3 +984,48 @@ def test_rule_file_with_a_key_twice_refused(tmp_path):
     assert_refused(call(["export", p, "--to", "latex"]), "key 'name' appears twice")
     (tmp_path / "ok.json").write_text(text)
     assert call(["export", tmp_path / "ok.json", "--to", "latex"])[0] == 0
+
+
+# --- the Python API's arguments (found by an input audit: the command line bounded these, the API did not) -------
+def _api_cases():
+    from plasticity_search import rate
+    from plasticity_search.rules import RATE_SPACE, compile_formula
+
+    ev = lambda **kw: rate.evaluate_rule(kw.pop("rule", "fa"), kw.pop("task", "digits"), **{"seeds": 1, "steps": 20, **kw})  # noqa: E731
+    tr = lambda **kw: rate.weight_trajectory("fa", "digits", **{"steps": 50, **kw})  # noqa: E731
+    return [
+        (lambda: ev(lr=-1.0), "lr must be a finite number > 0"),
+        (lambda: ev(lr=float("nan")), "lr must be a finite number > 0"),
+        (lambda: ev(lr="x"), "lr must be a number"),
+        (lambda: ev(lr=1e39), "lr must be within float32's range"),
+        (lambda: ev(readout_rule="fa", readout_lr=-1), "readout_lr must be a finite number > 0"),
+        (lambda: ev(seeds=2.7), "seeds must be an integer"),
+        (lambda: ev(seeds=True), "seeds must be an integer"),
+        (lambda: ev(seeds=0), "seeds must be in [1, 10000]"),
+        (lambda: ev(steps=10 ** 9), "steps must be in [1, 10000000]"),
+        (lambda: ev(batch_size=2.5), "batch_size must be an integer"),
+        (lambda: ev(network="1000000000"), "network: at most 64 hidden layers of at most 100000 neurons"),
+        (lambda: ev(rule=123), "rule must be a rule name, a formula, a rule file or a ResolvedRule"),
+        (lambda: ev(task=None), "task must be a task name or a Task"),
+        (lambda: ev(split="train"), "split must be search, select or final"),
+        (lambda: tr(network="1000000000"), "network: at most 64 hidden layers"),
+        (lambda: tr(steps=10 ** 12), "steps must be in [1, 10000000]"),
+        (lambda: tr(lr=float("inf")), "lr must be a finite number > 0"),
+        (lambda: tr(batch_size=0), "batch_size must be in [1, 65536]"),
+        (lambda: compile_formula(123, RATE_SPACE), "a formula must be a string, got int"),
+        (lambda: compile_formula("x", None), "space must be a Space"),
+        (lambda: compile_formula("c*x", RATE_SPACE, {"c": "z"}), "params: 'c' must be a finite number"),
+        (lambda: compile_formula("x*y", RATE_SPACE, {"x": 2}), "params: 'x' is a variable of the space"),
+    ]
+
+
+@pytest.mark.parametrize("i", range(22))
+def test_the_python_api_names_a_bad_argument(i):
+    """A NaN or negative learning rate ran and returned numbers, 2.7 seeds ran 2, a width of 10^9 aborted the
+    process inside XLA; now each is a RuleError (a ValueError) naming the argument, before anything is computed."""
+    from plasticity_search.rules import RuleError
+
+    call, needle = _api_cases()[i]
+    with pytest.raises(RuleError) as exc:
+        call()
+    assert needle in str(exc.value) and "\n" not in str(exc.value)

@@ -13,7 +13,7 @@ PKG = pathlib.Path(__file__).resolve().parent.parent / "plasticity_search"
 # the floors, lowest first: a unit (a subpackage or top-level module of plasticity_search) may import units on
 # its own floor or below, never above
 FLOORS = {
-    "rules": 0, "errors": 0, "distributed": 0, "jit_options": 0,
+    "rules": 0, "errors": 0, "distributed": 0, "jit_options": 0, "limits": 0,
     "tasks": 1, "export": 1,
     "rate": 2, "spiking": 2, "models": 2,
     "search": 3,

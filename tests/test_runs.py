@@ -487,3 +487,79 @@ def test_a_run_that_fails_mid_way_says_so_and_resumes(finished, tmp_path, capsys
     assert rec["generations_done"] == GENERATIONS + 3
     from plasticity_search.runs.rundir import read_metrics
     assert [m["generation"] for m in read_metrics(d)] == list(range(1, GENERATIONS + 4))
+
+
+def _edit_json(path, fn):
+    d = _json(path)
+    fn(d)
+    with open(path, "w") as f:
+        json.dump(d, f)
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("paired not a mapping", "entries[0].paired.fa must be a mapping, got str"),
+    ("paired delta a string", "entries[0].paired.fa.delta has the wrong type (str)"),
+    ("generalization rule a string", "generalization.json': rows[0].rule has the wrong type (str)"),
+    ("generalization vs_fa a string", "generalization.json': rows[0].vs_fa must be a mapping, got str"),
+])
+def test_damaged_nested_fields_are_one_line_before_inspect_writes(finished, tmp_path, capsys, damage, needle):
+    """Found by an input audit: only top-level types were checked, so a comparison or a generalization row of the
+    wrong type was a traceback in inspect (after plots and report.html had been redrawn) or an error that named
+    no file."""
+    d = _copy_run(finished, tmp_path)
+    hof, gen = os.path.join(d, "hall_of_fame.json"), os.path.join(d, "generalization.json")
+    if damage == "paired not a mapping":
+        _edit_json(hof, lambda h: h["entries"][0].__setitem__("paired", {"fa": "x"}))
+    elif damage == "paired delta a string":
+        _edit_json(hof, lambda h: h["entries"][0]["paired"]["fa"].__setitem__("delta", "big"))
+    elif damage == "generalization rule a string":
+        _edit_json(gen, lambda g: g["rows"][0].__setitem__("rule", "x"))
+    else:
+        _edit_json(gen, lambda g: g["rows"][0].__setitem__("vs_fa", "x"))
+    snapshot = {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)}
+    for argv in (["inspect", d], ["inspect", d, "--json"], ["export", f"{d}:0", "--to", "sympy"]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+    assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot
+
+
+def test_an_edited_formula_text_never_labels_another_rule(finished, tmp_path, capsys):
+    """Found by an input audit: the 'formula' text of hall_of_fame.json and of a rule file was shown as is while
+    the program was computed, so an edited text labelled one rule's figures with another. Readers now show the
+    program's formula."""
+    d = _copy_run(finished, tmp_path)
+    hof = os.path.join(d, "hall_of_fame.json")
+    true_formula = _json(hof)["entries"][0]["formula"]
+    assert true_formula != "y*x"
+    _edit_json(hof, lambda h: h["entries"][0].update(formula="y*x", latex=r"\Delta w = x y"))
+    assert cli.main(["inspect", d, "--json", "--no-plots"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["entries"][0]["formula"] == true_formula and doc["entries"][0]["latex"] != r"\Delta w = x y"
+    rule_file = str(tmp_path / "rule.json")
+    assert cli.main(["export", f"{d}:0", "--to", "json", "-o", rule_file]) == 0
+    capsys.readouterr()
+    _edit_json(rule_file, lambda r: r.update(formula="y*x"))
+    from plasticity_search.rules.resolve import load_rule_file
+    assert load_rule_file(rule_file).formula == true_formula
+
+
+def test_a_checkpoint_array_of_the_wrong_dtype_is_refused_before_a_resume_writes(finished, tmp_path, capsys):
+    """Found by an input audit: op indices stored as floats passed the range checks and reached the interpreter's
+    selects (a traceback), after run.json, config.yaml and metrics.jsonl had been rewritten."""
+    from plasticity_search.runs import checkpoint as ckpt
+
+    d = _copy_run(finished, tmp_path)
+    os.remove(os.path.join(d, "hall_of_fame.json"))
+    path = ckpt.checkpoint_path(d, max(ckpt.list_generations(d)))
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k in arrays if k.endswith("population.post_op"))
+    arrays[key] = arrays[key].astype(np.float64)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    snapshot = {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)}
+    assert cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 1), "--wandb", "disabled"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "post_op: has dtype" in err, err
+    assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot

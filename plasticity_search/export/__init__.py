@@ -20,7 +20,15 @@ import sympy as sp
 from ..rules.formula import to_sympy
 from ..rules.program import RuleError
 from ..rules.resolve import ResolvedRule, resolve_rule
-from . import arraysrc, brian2, json_format, nestml, symbolic
+from . import arraysrc, brian2, json_format, symbolic
+
+
+def _nestml_source(rule: ResolvedRule) -> str:
+    # imported when used: ``python -m plasticity_search.export.nestml`` (the NEST build) then runs a module that
+    # importing this package has not already loaded (runpy warns about that)
+    from .nestml import to_nestml_source
+    return to_nestml_source(rule)
+
 
 TARGETS = {
     "sympy": symbolic.to_sympy_source,
@@ -29,7 +37,7 @@ TARGETS = {
     "numpy": arraysrc.to_numpy_source,
     "torch": arraysrc.to_torch_source,
     "brian2": brian2.to_brian2_source,
-    "nestml": nestml.to_nestml_source,
+    "nestml": _nestml_source,
     "json": json_format.dumps_rule,
 }
 

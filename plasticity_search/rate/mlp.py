@@ -178,7 +178,7 @@ def parse_network_spec(spec: str, n_in: int, n_out: int, base: NetworkConfig | N
         kw["activation"] = act
     if body in ("-", "none", "linear"):
         return replace(base, hidden=(), **kw)
-    if not re.fullmatch(r"\d+([-x]\d+)*", body):
+    if not re.fullmatch(r"\d+([-x]\d+)*", body, re.ASCII):
         raise NetworkError(f"malformed network spec '{spec}' (expected sizes like 64-100-10 or 100, "
                            "optionally ':tanh')")
     sizes = [int(s) for s in re.split(r"[-x]", body)]

@@ -18,8 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import distributed as dist
+from ..limits import check_run_args, check_widths
 from ..rules.program import Program, RuleError, Space, stack
-from ..rules.resolve import resolve_rule
+from ..rules.resolve import as_rule, resolve_rule
 from ..tasks import Instances, Task, TaskData, make
 from .mlp import default_network, parse_network_spec
 from .online import InnerConfig, compiled_population
@@ -30,6 +31,8 @@ __all__ = ["make_instances", "make_evaluator", "evaluate_rule", "model_config", 
 
 def rate_task(task) -> Task:
     t = make(task) if isinstance(task, str) else task
+    if not isinstance(t, Task):
+        raise RuleError(f"task must be a task name or a Task, got {type(task).__name__}")
     if t.kind == "spiking":
         raise RuleError(f"task '{t.name}' is a spiking task, not a rate task")
     return t
@@ -103,15 +106,17 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     default learning rate), and ``rule`` the hidden layers; the curve then also carries "readout_rule" and
     "readout_lr". ``rule`` may also be a known rule name, a formula or a rule ``.json`` file."""
     task = rate_task(task)
-    if isinstance(rule, str):
-        rule = resolve_rule(rule)
-    if getattr(rule, "model", "rate") != "rate":
+    rule = as_rule(rule)
+    if rule.model != "rate":
         raise RuleError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
-    if int(seeds) < 1:
-        raise RuleError(f"seeds must be >= 1, got {seeds}")
+    seeds, steps, lr, readout_lr, batch_size = check_run_args(RuleError, seeds=seeds, steps=steps, split=split,
+                                                              lr=lr, readout_lr=readout_lr, batch_size=batch_size)
     net = default_network(task.objective)
     if network:
+        if not isinstance(network, str):
+            raise RuleError(f"network must be a spec string such as '64-100-10', got {type(network).__name__}")
         net = parse_network_spec(network, task.n_in, task.n_out, net)
+        check_widths("network", net.hidden, RuleError)
     lr = lr if lr is not None else float(rule.defaults.get("lr", net.lr))
     readout = {}
     if readout_rule is not None:
@@ -129,7 +134,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
                     tau_mean=float(rule.defaults.get("tau_mean", net.tau_mean)),
                     tau_theta=float(rule.defaults.get("tau_theta", net.tau_theta)), **readout)
     metrics, curves = evaluate_population(stack([rule.program]), rule.space, task, InnerConfig(network=net, steps=steps),
-                                          range(int(seeds)), split)
+                                          range(seeds), split)
     summary = {k: _summary(v[0]) for k, v in sorted(metrics.items())}
     c = np.asarray(curves[0], np.float64)
     return summary, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],

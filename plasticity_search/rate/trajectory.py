@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import jit_options
 from ..rules.program import RuleError
-from ..rules.resolve import resolve_rule
+from ..limits import MAX_BATCH, MAX_STEPS, check_count, check_rate, check_widths
+from ..rules.resolve import as_rule
 from .mlp import NetworkConfig, default_network, parse_network_spec
 from .online import InnerConfig, InnerLoop
 from .rate_model import instance_keys, rate_task, task_batch
@@ -36,24 +37,23 @@ def trajectory_network(rule, task, network=None, feedback: str | None = None, lr
     """The network a trajectory runs: a :class:`NetworkConfig` as given (``feedback``, ``lr``, ``batch_size``
     override it when given); otherwise the task's default network, or a spec string such as ``"64-100-10"``, under
     ``feedback`` (default ``fa``) with the rule's default learning rate and time constants (as ``evaluate``)."""
+    lr = None if lr is None else check_rate("lr", lr, RuleError)
+    batch_size = None if batch_size is None else check_count("batch_size", batch_size, MAX_BATCH, RuleError)
     if isinstance(network, NetworkConfig):
         kw = {k: v for k, v in (("feedback", feedback), ("lr", lr), ("batch_size", batch_size)) if v is not None}
-        return network.with_(**kw) if kw else network
+        net = network.with_(**kw) if kw else network
+        check_widths("network", net.hidden, RuleError)
+        return net
     if network is not None and not isinstance(network, str):
         raise RuleError(f"network must be a NetworkConfig or a spec string, got {type(network).__name__}")
     net = default_network(task.objective)
     if network:
         net = parse_network_spec(network, task.n_in, task.n_out, net)
+        check_widths("network", net.hidden, RuleError)
     d = rule.defaults or {}
     return net.with_(feedback=feedback or "fa", lr=float(lr if lr is not None else d.get("lr", net.lr)),
-                     batch_size=int(batch_size or 1), tau_mean=float(d.get("tau_mean", net.tau_mean)),
+                     batch_size=batch_size or 1, tau_mean=float(d.get("tau_mean", net.tau_mean)),
                      tau_theta=float(d.get("tau_theta", net.tau_theta)))
-
-
-def _positive_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 1:
-        raise RuleError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
 
 
 def weight_trajectory(rule, task, seed: int = 0, steps: int | None = None, every: int | None = None, *,
@@ -70,10 +70,11 @@ def weight_trajectory(rule, task, seed: int = 0, steps: int | None = None, every
     Returns ``{"update": [T_snap] int, "W0": [T_snap, n_1, n_0 (+1)], "W1": ..., ...}`` (numpy arrays; one
     ``W<l>`` per layer from the input, with the bias column last where the network has biases).
     """
-    if isinstance(rule, str):
-        rule = resolve_rule(rule)
+    rule = as_rule(rule)
     task = rate_task(task)
-    if getattr(rule, "model", "rate") != "rate":
+    if steps is not None:
+        steps = check_count("steps", steps, MAX_STEPS, RuleError)
+    if rule.model != "rate":
         raise RuleError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
     if split not in ("search", "select", "final"):
         raise RuleError(f"split must be search, select or final, got {split!r}")
@@ -88,8 +89,8 @@ def weight_trajectory(rule, task, seed: int = 0, steps: int | None = None, every
     n_updates = int(data.x_stream.shape[1]) // B
     if n_updates < 1:
         raise RuleError(f"the stream has {data.x_stream.shape[1]} samples: fewer than one batch of {B}")
-    every = (max(1, math.ceil(n_updates / _positive_int("snapshots", snapshots))) if every is None
-             else _positive_int("every", every))
+    every = (max(1, math.ceil(n_updates / check_count("snapshots", snapshots, MAX_STEPS, RuleError)))
+             if every is None else check_count("every", every, MAX_STEPS, RuleError))
     every = min(every, n_updates)
     n_chunks, rest = divmod(n_updates, every)
     xs = data.x_stream[0, : n_updates * B].reshape(n_updates, B, -1)

@@ -20,13 +20,11 @@ import stat
 
 import numpy as np
 
+from ..limits import FLOAT32_MAX, MAX_INSTRUCTIONS, MAX_TERMS  # noqa: F401  (re-exported; a rule's space as a config's)
 from .program import PROGRAM_DTYPES, Program, RuleError, Space
 
 MAX_JSON_BYTES = 64 << 20      # a rule file or a run's JSON file
 MAX_JSON_DEPTH = 64            # nesting of JSON containers
-MAX_INSTRUCTIONS = 64          # n_post, n_pre of a rule's space (as search.config's space.n_post)
-MAX_TERMS = 256                # n_terms
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 _INT_FIELDS = ("post_op", "post_a", "post_b", "pre_op", "pre_a", "pre_b", "term_p", "term_q", "term_s", "term_tgt")
 _FLOAT_FIELDS = ("post_c", "pre_c", "term_coef")
@@ -191,6 +189,11 @@ def check_program(prog: Program, space: Space, where: str = "program", batch: tu
     field ``batch + (n,)``); an error names the first bad entry by its flat index."""
     p = Program(*[np.asarray(x) for x in prog])
     batch = tuple(batch)
+    for f in Program._fields:       # a float index would reach the interpreter's selects
+        kind = np.dtype(PROGRAM_DTYPES[f]).kind
+        if getattr(p, f).dtype.kind not in ({"i", "u"} if kind in "iu" else {kind}):
+            raise RuleError(f"{where}.{f}: has dtype {getattr(p, f).dtype}, expected "
+                            f"{ {'i': 'integers', 'u': 'integers', 'f': 'floats', 'b': 'booleans'}[kind]}")
     for side, n in (("post", space.n_post), ("pre", space.n_pre)):
         for f in ("op", "a", "b", "c"):
             if getattr(p, f"{side}_{f}").shape != batch + (n,):

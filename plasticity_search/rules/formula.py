@@ -42,7 +42,7 @@ def _sigmoid(a):
 FUNCTIONS = formula_functions()   # name -> (arity, sympy function), from the op table (``Op.names``)
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
-                    r"|(?P<op>\*\*|[-+*/^(),;=]))")
+                    r"|(?P<op>\*\*|[-+*/^(),;=]))", re.ASCII)
 
 
 def _check_const(value: sp.Expr) -> sp.Expr:
@@ -220,12 +220,22 @@ class _Parser:
 
 def parse_formula(text: str, space: Space, params: dict[str, float] | None = None) -> tuple[sp.Expr, sp.Expr]:
     """Parse formula text into (dw, delig) sympy expressions; delig is 0 unless a ``delig =`` statement is given."""
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise RuleError(f"a formula must be a string, got {type(text).__name__}")
+    if not text.strip():
         raise RuleError("empty formula")
     if len(text) > MAX_FORMULA_CHARS:
         raise RuleError(f"formula longer than {MAX_FORMULA_CHARS} characters")
+    if not isinstance(space, Space):
+        raise RuleError(f"space must be a Space (e.g. rules.RATE_SPACE), got {type(space).__name__}")
     names: dict[str, sp.Expr] = {v: symbol(v) for v in space.variables}
+    if params is not None and not isinstance(params, dict):
+        raise RuleError(f"params must be a mapping of names to numbers, got {type(params).__name__}")
     for k, v in (params or {}).items():
+        if k in names:
+            raise RuleError(f"params: '{k}' is a variable of the space, not a parameter")
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise RuleError(f"params: '{k}' must be a finite number, got {v!r}"[:200])
         names[k] = sp.Float(v) if not float(v).is_integer() else sp.Integer(int(v))
     statements = [s for s in text.split(";") if s.strip()]
     out = {"dw": sp.Integer(0), "delig": sp.Integer(0)}

@@ -19,7 +19,7 @@ from .known import RATE_SPACE, RULES, SPIKING_SPACE
 from .variables import VARIABLES
 
 RULE_SCHEMA = "plasticity-search/rule/v1"
-_RUN_RANK = re.compile(r"^(?P<path>[^;=]+?):(?P<rank>[+-]?\d+)$")     # formulas never contain ':'
+RUN_RANK = re.compile(r"^(?P<path>[^;=]+?):(?P<rank>-?[0-9]+)$")     # formulas never contain ':'
 
 
 @dataclass
@@ -53,7 +53,9 @@ class ResolvedRule:
         if not isinstance(d, dict) or d.get("schema") != RULE_SCHEMA:
             raise RuleError(f"{where}: not a plasticity-search rule file (expected schema '{RULE_SCHEMA}')")
         space, prog, defaults = rule_parts_from_doc(d, where)
-        return cls(prog, space, d.get("name", "rule"), d.get("formula", ""), d.get("model", "rate"), defaults,
+        # the formula every reader shows is the program's, not the file's text (an edited 'formula' would label
+        # one rule's figures with another rule)
+        return cls(prog, space, d.get("name", "rule"), to_text(prog, space), d.get("model", "rate"), defaults,
                    d.get("reference", ""))
 
 
@@ -79,7 +81,17 @@ def model_of_space(space) -> str:
 
 def is_run_rank(spec) -> bool:
     """Whether ``spec`` has the form ``RUN_DIR:RANK`` (which only the runs layer can resolve)."""
-    return isinstance(spec, str) and _RUN_RANK.match(spec.strip()) is not None
+    return isinstance(spec, str) and RUN_RANK.match(spec.strip()) is not None
+
+
+def as_rule(rule) -> ResolvedRule:
+    """A ResolvedRule from what names one (a ResolvedRule, a known rule name, a formula, a rule ``.json`` file)."""
+    if isinstance(rule, str):
+        return resolve_rule(rule)
+    if not isinstance(rule, ResolvedRule):
+        raise RuleError(f"rule must be a rule name, a formula, a rule file or a ResolvedRule, got "
+                        f"{type(rule).__name__}")
+    return rule
 
 
 def resolve_rule(spec: str) -> ResolvedRule:

@@ -8,16 +8,15 @@ only when used.
 from __future__ import annotations
 
 import os
-import re
 
 from .rundir import RunDirError
-
-_RUN_RANK = re.compile(r"^(?P<path>[^;=]+?):(?P<rank>[+-]?\d+)$")     # formulas never contain ':'
 
 
 def resolve_run_rank(spec: str):
     """``RUN_DIR:RANK`` -> ResolvedRule of that rank of the run's hall of fame (0 = chosen best); None otherwise."""
-    m = _RUN_RANK.match(spec.strip()) if isinstance(spec, str) else None
+    from ..rules.resolve import RUN_RANK    # the one pattern (imported here: importing the runs layer stays light)
+
+    m = RUN_RANK.match(spec.strip()) if isinstance(spec, str) else None
     if m is None:
         return None
     path, rank = m.group("path"), int(m.group("rank"))

@@ -175,7 +175,7 @@ def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> 
     ref, ref_net, ref_label = _reference_rule(hof_json, net)
     labels = ("before learning", f"after: chosen rule (rank {b})", f"after: {ref_label}")
     runs = [(chosen, net), (ref, ref_net)]
-    trajs = [weight_trajectory(r, task, seed, entry.steps, every=10 ** 9, split=split, network=n) for r, n in runs]
+    trajs = [weight_trajectory(r, task, seed, entry.steps, snapshots=1, split=split, network=n) for r, n in runs]
     n_layers = sum(1 for k in trajs[0] if k.startswith("W"))
     layers = []
     for l in range(n_layers):

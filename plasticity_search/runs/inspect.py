@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 import os
 
-from .report import _read_json, formula_legend
-from .rundir import GEN_JSON
+from .report import formula_legend
+from .validate import read_generalization
 from .results import (
     SPLITS,
     baselines,
@@ -40,7 +40,7 @@ def inspect_data(run_dir: str, top: int | None = None, *, loaded: tuple | None =
            "n_entries": len(entries(hof_json)), "entries": rows, "baselines": bls,
            "compared_on": cmp_split, "choice": info.get("choice")}
     doc["legend"] = formula_legend([r["formula"] for r in rows] + [bl["formula"] for bl in bls])
-    gen = _read_json(os.path.join(run_dir, GEN_JSON))
+    gen = read_generalization(run_dir)
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list):
         doc["generalization"] = gen
     return doc
@@ -50,8 +50,9 @@ def format_table(doc: dict) -> str:
     """PySR-style text table: rank, complexity, fitness on search/select/final tasks, formula; '>' marks the
     chosen rule."""
     from ..rules.formula import rule_equation
+    from ..search.hall_of_fame import MAX_DELTA_COLUMNS
     from ..search.stats import format_delta
-    names = [bl["name"] for bl in doc.get("baselines", [])][:2]
+    names = [bl["name"] for bl in doc.get("baselines", [])][:MAX_DELTA_COLUMNS]
     head = ["", "rank", "complexity", *[f"fit.{s}" for s in SPLITS], *[f"Δ vs {n} (95% CI)" for n in names],
             "formula"]
     rows = []

@@ -16,7 +16,6 @@ from ..search.stats import format_delta, verdict
 from .results import SPLITS, baselines, best_index, entries, paired, split_score
 from .rundir import (
     CONFIG_FILE,
-    GEN_JSON,
     PLOTS_DIR,
     REPORT_FILE,
     atomic_write_text,
@@ -282,7 +281,9 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
         parts.append(f"<p class='muted'>LaTeX: <code>$${html.escape(chosen.get('latex', ''))}$$</code></p>")
     parts.append(_legend_table(formula_legend([e.get("formula") for e in es] + [bl.get("formula") for bl in bls])))
 
-    gen = _read_json(os.path.join(run_dir, GEN_JSON))
+    from .validate import read_generalization
+
+    gen = read_generalization(run_dir)
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list) and gen["rows"]:
         parts.append("<h2>Generalization</h2><p class='muted'>The chosen rule, FA and BP on held-out conditions "
                      f"({html.escape(str(gen.get('split', 'final')))} split); Δ: paired difference over the same "

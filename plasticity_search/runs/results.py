@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 
@@ -138,8 +137,9 @@ def load_hall_of_fame(run_dir: str, *, provisional: bool = True) -> tuple[dict, 
     status = run_status(run_dir, rec)
     p = os.path.join(run_dir, HOF_JSON)
     if os.path.isfile(p) and (status == "finished" or not provisional):
-        with open(p) as f:
-            return json.load(f), status
+        from .validate import read_hall_of_fame
+
+        return read_hall_of_fame(run_dir), status      # checked; formulas as their programs give them
     if not provisional:
         raise ResultsError(f"run '{run_dir}' has no hall of fame yet (status: {status})")
     return provisional_hall_of_fame(run_dir), status
@@ -207,6 +207,8 @@ def run_summary(run_dir: str) -> dict:
     metrics = read_metrics(run_dir)
     status = run_status(run_dir, rec)
     return {"run_dir": run_dir, "name": rec.get("name"), "status": status,
-            "generations_done": len(metrics), "generations": rec.get("generations"), "seed": rec.get("seed"),
+            # metrics.jsonl runs ahead of run.json (written at checkpoints); a damaged log does not hide them
+            "generations_done": max(len(metrics), int(rec.get("generations_done") or 0)),
+            "generations": rec.get("generations"), "seed": rec.get("seed"),
             "elapsed_s": rec.get("elapsed_s"), "wandb": rec.get("wandb"),
             "error": rec.get("error") if status == "failed" else None}

@@ -10,7 +10,7 @@ import re
 import sys
 
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+_EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$", re.ASCII)
 
 
 def read_value(text: str, what: str):
@@ -120,8 +120,10 @@ def next_steps(run_dir: str, cfg) -> list[str]:
     out = [f"export a rule  plasticity-search export {run_dir}:0 --to {targets}"]
     if not spiking:
         cmd = compare_command(run_dir, cfg)
+        why = ("its fitness has penalties" if cfg.fitness.penalties else "evaluate has no flags for this run's "
+               "network")
         out.append(f"compare        {cmd}   (paired, same seeds and initial weights)" if cmd else
-                   "compare        the table above and report.html (evaluate has no flags for this run's network)")
+                   f"compare        the table above and report.html ({why})")
     return out
 
 
@@ -129,8 +131,13 @@ def compare_command(run_dir: str, cfg) -> str | None:
     """``plasticity-search evaluate`` re-scoring a rate run's chosen rule beside the run's baselines as the run's
     final comparison did: its first final task (args, seeds, steps), network, feedback, learning rates, batch size,
     readout rule and fitness metric. None when ``evaluate`` cannot express the run's network (``layer_rules``,
-    ``feedback_rule``, ``init_scale``, ...) or seeds (an explicit list)."""
+    ``feedback_rule``, ``init_scale``, ...), seeds (an explicit list) or fitness (``fitness.penalties``: evaluate
+    compares one metric, and oja.yaml's penalised alignment re-scored as plain alignment reversed a verdict, found
+    by a config audit)."""
     import shlex
+
+    if cfg.fitness.penalties:
+        return None
 
     from ..rate.mlp import default_network, parse_network_spec
     from ..search.config import default_baselines, default_metric

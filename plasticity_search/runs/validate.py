@@ -13,7 +13,7 @@ import math
 import os
 
 from ..rules.program import RuleError
-from .rundir import CHECKPOINT_DIR, HOF_JSON, RunDirError, open_run_dir
+from .rundir import CHECKPOINT_DIR, GEN_JSON, HOF_JSON, RunDirError, open_run_dir
 
 HOF_SCHEMA = "plasticity-search/hall-of-fame/v1"
 MAX_ENTRIES = 100_000
@@ -75,6 +75,7 @@ def check_hall_of_fame(d, where: str) -> dict:
     """The hall-of-fame document (``HallOfFame.to_json()``): every field the table, the report and ``RUN:RANK``
     read has the right type; each entry's program is checked against its space like a rule file."""
     from ..rules.documents import defaults_from_doc, program_from_doc, space_from_doc
+    from ..search.hall_of_fame import entry_text
 
     if not isinstance(d, dict):
         raise RunDirError(f"{where}: not a hall of fame (expected a mapping, got {_type(d)})")
@@ -119,11 +120,69 @@ def check_hall_of_fame(d, where: str) -> dict:
         missing = [k for k in ENTRY_KEYS if k not in e]
         if missing:
             raise RunDirError(f"{w} has no '{missing[0]}'")
+        _check_paired(e.get("paired"), f"{w}.paired")
         try:
             space = space_from_doc(e["space"], f"{w}.space")
-            program_from_doc(e["program"], space, f"{w}.program")
+            prog = program_from_doc(e["program"], space, f"{w}.program")
         except RuleError as exc:
             raise RunDirError(str(exc).splitlines()[0]) from None
+        # what every reader shows is the program's formula, not the file's text (an edited 'formula' would
+        # label one rule's figures with another rule)
+        e["formula"], e["latex"] = entry_text(prog, space)
+    return d
+
+
+PAIRED_FIELDS = {"delta": (int, float), "lo": (int, float), "hi": (int, float), "se": (int, float),
+                 "wins": (int, float), "n": (int,), "diverged": (int, bool)}
+
+
+def _check_paired(p, where: str) -> None:
+    """A paired comparison per baseline name (``search.stats.paired_difference``): numbers or null."""
+    if p is None:
+        return
+    if not isinstance(p, dict):
+        raise RunDirError(f"{where} must be a mapping, got {_type(p)}")
+    for name, st in p.items():
+        if st is None:
+            continue
+        if not isinstance(st, dict):
+            raise RunDirError(f"{where}.{str(name)[:40]} must be a mapping, got {_type(st)}")
+        for k, types in PAIRED_FIELDS.items():
+            if k in st and not _ok(st[k], types):
+                raise RunDirError(f"{where}.{str(name)[:40]}.{k} has the wrong type ({_type(st[k])})")
+
+
+GEN_ROW_FIELDS = {"condition": (str,), "task": (str,), "layers": (str,), "metric": (str,), "seeds": (int,),
+                  "rule": (int, float), "fa": (int, float), "bp": (int, float), "network": (dict,)}
+
+
+def read_generalization(run_dir: str) -> dict | None:
+    """The checked ``generalization.json`` of a run, or None if it has none."""
+    from ..rules.documents import read_json_file
+
+    p = os.path.join(run_dir, GEN_JSON)
+    if not os.path.lexists(p):
+        return None
+    d = read_json_file(p, "generalization report", RunDirError)
+    where = f"'{p}'"
+    if not isinstance(d, dict):
+        raise RunDirError(f"{where}: expected a mapping, got {_type(d)}")
+    for k in ("rule", "split"):
+        if k in d and not _ok(d[k], (str,)):
+            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(d[k])})")
+    rows = d.get("rows")
+    if not isinstance(rows, list):
+        raise RunDirError(f"{where}: 'rows' must be a list, got {_type(rows)}")
+    for i, r in enumerate(rows):
+        w = f"{where}: rows[{i}]"
+        if not isinstance(r, dict):
+            raise RunDirError(f"{w} must be a mapping, got {_type(r)}")
+        for k, types in GEN_ROW_FIELDS.items():
+            if k in r and not _ok(r[k], types):
+                raise RunDirError(f"{w}.{k} has the wrong type ({_type(r[k])})")
+        for k in ("vs_fa", "vs_bp"):
+            if r.get(k) is not None:
+                _check_paired({k: r[k]}, w)
     return d
 
 
@@ -138,7 +197,9 @@ def check_run_dir(run_dir: str) -> dict:
     rec = open_run_dir(run_dir)
     check_checkpoint_dir(run_dir)
     read_hall_of_fame(run_dir)
+    read_generalization(run_dir)
     return rec
 
 
-__all__ = ["check_checkpoint_dir", "check_hall_of_fame", "check_run_dir", "check_run_record", "read_hall_of_fame"]
+__all__ = ["check_checkpoint_dir", "check_hall_of_fame", "check_run_dir", "check_run_record", "read_generalization",
+           "read_hall_of_fame"]

@@ -144,7 +144,6 @@ import typing
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
-from ..rules.documents import FLOAT32_MAX
 from ..rules.program import Space as _Space
 from .strategies import STRATEGY_NAMES as STRATEGIES  # the registry is the one list of strategies
 CHOOSE_RULES = ("eps", "fitness")
@@ -766,18 +765,8 @@ def _at_least(path, v, lo):
 # --------------------------------------------------------------------------------------------------------------
 # Documented maxima (memory or time grows with these); an evaluation batch is also checked against the machine's
 # memory (MEMORY_FRACTION of it) once the tasks and the network are known.
-MAX_INSTRUCTIONS = 64          # space.n_post, space.n_pre: the interpreter unrolls every instruction
-MAX_TERMS = 256                # space.n_terms, search.init_terms
-MAX_POPULATION = 100_000       # search.population / tournament / children, hybrid.population / top_k
-MAX_SEEDS = 10_000             # seeds of one task entry (a count or a list), search.hurdle.seeds
-MAX_STEPS = 10_000_000         # tasks.*.steps, search.hurdle.steps, coefficients.truncation
-MAX_WIDTH = 100_000            # every network.hidden width
-MAX_LAYERS = 64                # len(network.hidden)
-MAX_BATCH = 65_536             # network.batch_size
-MAX_GENERATIONS = 10_000_000   # budget.generations, search.restart_after, hybrid.every
-MAX_REFINE_STEPS = 100_000     # hybrid.steps
-MAX_DEVICES = 65_536           # budget.devices
-MAX_TASK_INT = 10_000_000      # integer task arguments (sizes: n_in, n_eval, n_hidden, k_way, ...)
+from ..limits import (MAX_BATCH, MAX_DEVICES, MAX_GENERATIONS, MAX_INSTRUCTIONS, MAX_LAYERS,  # noqa: E402,F401
+                      MAX_POPULATION, MAX_REFINE_STEPS, MAX_SEEDS, MAX_STEPS, MAX_TASK_INT, MAX_TERMS, MAX_WIDTH)
 
 # dotted key -> (lowest, highest, lowest excluded); None: no bound on that side. Non-finite floats are refused
 # everywhere (see _check_numbers); wrong types are reported by the typed building.
@@ -811,14 +800,7 @@ NUMBER_LIMITS = {
 #: rates and scales the networks use in float32: a value outside float32's normal range would become inf or 0 there
 FLOAT32_KEYS = ("network.lr", "network.feedback_lr", "network.readout_lr", "network.softplus_beta",
                 "network.init_scale", "coefficients.lr", "coefficients.std_init")
-FLOAT32_NORMAL_MIN = 1.1754943508222875e-38     # np.finfo(np.float32).tiny: smaller ones are flushed to 0 on CPU
-FLOAT32_RANGE = f"{FLOAT32_NORMAL_MIN:.2g} <= |v| <= {FLOAT32_MAX:.3g}"
-
-
-def in_float32_range(v: float) -> bool:
-    """``v`` is 0 or within float32's normal range: a learning rate of 1e300 would be inf in float32, one of
-    1e-320 zero (the one test of configs and of the command line's flags)."""
-    return v == 0 or FLOAT32_NORMAL_MIN <= abs(v) <= FLOAT32_MAX
+from ..limits import FLOAT32_RANGE, in_float32_range  # noqa: E402,F401  (re-exported)
 
 
 def check_float32(path: str, v) -> None:

@@ -166,6 +166,11 @@ def _f(x) -> float:
 # --------------------------------------------------------------------------------------------------------------
 # the result of a run
 # --------------------------------------------------------------------------------------------------------------
+
+#: the text tables' Δ columns: one per baseline, up to this many (jordan_correlation's third baseline, the one
+#: that wins, was hidden when the tables showed two; the verdict lines below a table list every baseline)
+MAX_DELTA_COLUMNS = 4
+
 @dataclass
 class Entry:
     rank: int
@@ -285,10 +290,10 @@ class HallOfFame:
                    dict(d.get("defaults", {})), dict(d.get("info", {})), list(d.get("baselines") or []))
 
     def table(self) -> str:
-        """A PySR-like text table: rank, complexity, select fitness, final fitness, paired Δ vs the first two
-        baselines (95% interval), formula; '*' marks the chosen rule; then the baselines as rows."""
+        """A PySR-like text table: rank, complexity, select fitness, final fitness, paired Δ vs the first
+        MAX_DELTA_COLUMNS baselines (95% interval), formula; '*' marks the chosen rule; then the baselines as rows."""
         from .stats import format_delta
-        names = [b["name"] for b in self.baselines][:2]
+        names = [b["name"] for b in self.baselines][:MAX_DELTA_COLUMNS]
         head = "  rank  cplx   fitness  final_fit  " + "".join(f"{'Δ vs ' + n:<26}" for n in names) + "formula"
         rows = [head]
         for i, e in enumerate(self.entries):

@@ -72,6 +72,9 @@ def check_state(state: SearchState, space: Space) -> None:
                 for f in ("fitness", "birth"):
                     if hasattr(x, f) and np.shape(getattr(x, f)) != n:
                         raise ValueError(f"{where}.{f} has shape {np.shape(getattr(x, f))}, its population {n}")
+            for f, kinds in (("fitness", "f"), ("birth", "iu")):
+                if hasattr(x, f) and np.asarray(getattr(x, f)).dtype.kind not in kinds:
+                    raise ValueError(f"{where}.{f} has dtype {np.asarray(getattr(x, f)).dtype}")
             if hasattr(x, "fitness"):
                 _fitness_ok(x.fitness, f"{where}.fitness")
         elif isinstance(x, (list, tuple)):

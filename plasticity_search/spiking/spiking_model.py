@@ -147,15 +147,15 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     mean and std are NaN if any seed was not finite. ``rule`` may also be a known rule name, a formula or a rule
     ``.json`` file.
     """
-    if isinstance(rule, str):
-        from ..rules.resolve import resolve_rule
-        rule = resolve_rule(rule)
-    if getattr(rule, "model", "spiking") != "spiking":
+    from ..limits import check_run_args
+    from ..rules.resolve import as_rule
+
+    rule = as_rule(rule)
+    if rule.model != "spiking":
         raise RuleError(f"rule '{rule.name}' is a rate rule; task '{getattr(task, 'name', task)}' is a spiking task")
-    if int(seeds) < 1:
-        raise RuleError(f"seeds must be >= 1, got {seeds}")
+    seeds, steps, lr, _, _ = check_run_args(RuleError, seeds=seeds, steps=steps, split=split, lr=lr)
     task = spiking_task(task)
-    inst = make_instances(task, range(int(seeds)), split, steps)
+    inst = make_instances(task, range(seeds), split, steps)
     defaults = dict(rule.defaults or {})
     if lr is not None:
         defaults["lr"] = float(lr)

@@ -11,7 +11,7 @@ of Jordan et al. 2021 (`jordan_tasks.py`): jordan_correlation, jordan_reward. Th
 registers every built-in task (:data:`BUILTIN_TASKS`, in this order) in the registry (`registry.py`).
 """
 
-from .base import MAX_SEED, OBJECTIVES, SPLITS, Instances, Task, TaskData, TaskError
+from .base import MAX_SEED, OBJECTIVES, SPLITS, Instances, Task, TaskData, TaskError, split_rngs
 from .digits import DigitsTask
 from .fewshot import FewShotTask
 from .idx import IdxTask
@@ -45,6 +45,7 @@ __all__ = [
     "OBJECTIVES",
     "SPLITS",
     "Instances",
+    "split_rngs",
     "DigitsTask",
     "FewShotTask",
     "IdxTask",

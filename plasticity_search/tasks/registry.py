@@ -104,8 +104,9 @@ def register(task: Task, *, overwrite: bool = False) -> Task:
     """Add a task under `task.name`; re-registering an equal task is a no-op. Returns the task."""
     if not isinstance(task, Task):
         raise TaskError(f"register expects a Task, got {type(task).__name__}")
-    if not task.name or task.name.startswith(IDX_PREFIX):
-        raise TaskError(f"invalid task name {task.name!r}")
+    if not isinstance(task.name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", task.name, re.ASCII):
+        raise TaskError(f"invalid task name {task.name!r}: letters, digits, '_', '.', '-', starting with a letter "
+                        "or '_' (':' would read as idx:PATH or module:function)"[:300])
     known = _REGISTRY.get(task.name)
     if known is not None and known != task and not overwrite:
         raise TaskError(f"task {task.name!r} is already registered (pass overwrite=True to replace it)")
