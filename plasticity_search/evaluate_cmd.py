@@ -65,22 +65,16 @@ def make_task(name: str, task_args: dict):
 
 
 def _check_flags(args) -> None:
-    """Every number on the command line bounded like the same number in a config (search.config's maxima)."""
-    import math
-
-    from .search.config import FLOAT32_RANGE, MAX_BATCH, MAX_SEEDS, MAX_STEPS, in_float32_range
+    """Every number on the command line bounded like the same number in a config (:mod:`.limits`)."""
+    from .limits import MAX_BATCH, MAX_SEEDS, MAX_STEPS, check_count, check_rate
 
     for flag, v, hi in (("--seeds", args.seeds, MAX_SEEDS), ("--steps", args.steps, MAX_STEPS),
                         ("--batch-size", args.batch_size, MAX_BATCH)):
-        if v is not None and v < 1:
-            raise UsageError(f"{flag} must be >= 1, got {v}")
-        if v is not None and v > hi:
-            raise UsageError(f"{flag} must be <= {hi} (the documented maximum), got {v}")
+        if v is not None:
+            check_count(flag, v, hi, UsageError)
     for flag, v in (("--lr", args.lr), ("--readout-lr", getattr(args, "readout_lr", None))):
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise UsageError(f"{flag} must be a finite number > 0, got {v}")
-        if v is not None and not in_float32_range(v):      # the networks compute in float32
-            raise UsageError(f"{flag} must be within float32's range ({FLOAT32_RANGE}), got {v}")
+        if v is not None:
+            check_rate(flag, v, UsageError)
 
 
 def _check_network(args, task) -> None:
@@ -241,7 +235,7 @@ def cmd_generalize(args) -> int:
     from .rules.resolve import is_run_rank
     from .runs import configs, resolve_rule_spec
     from .runs.rundir import CONFIG_FILE
-    from .search.config import MAX_SEEDS
+    from .limits import MAX_SEEDS, check_count
     from .search.generalize import (auto_conditions, condition_name, conditions_of, format_report,
                                     generalization_report)
 
@@ -256,8 +250,8 @@ def cmd_generalize(args) -> int:
     cfg = configs.load(cfg_path)
     if rule.model != "rate" or cfg.model != "rate":
         raise UsageError("generalize compares rate rules on rate tasks")
-    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
-        raise UsageError(f"--seeds must be in [1, {MAX_SEEDS}], got {args.seeds}")
+    if args.seeds is not None:
+        check_count("--seeds", args.seeds, MAX_SEEDS, UsageError)
     mine = conditions_of(cfg)
     named = {condition_name(c) for c in mine}
     conds = {"config": mine, "auto": auto_conditions(cfg),

@@ -43,13 +43,14 @@ def check_count(name: str, v, hi: int, error=ValueError) -> int:
     return int(v)
 
 
-def check_rate(name: str, v, error=ValueError) -> float:
-    """``v`` as a finite float > 0 within float32's range (learning rates); ``error`` naming ``name`` otherwise."""
+def check_rate(name: str, v, error=ValueError, zero: bool = False) -> float:
+    """``v`` as a finite float > 0 (``zero``: >= 0) within float32's range (learning rates); ``error`` naming
+    ``name`` otherwise."""
     if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
         raise error(f"{name} must be a number, got {v!r}"[:200])
     v = float(v)
-    if not (math.isfinite(v) and v > 0):
-        raise error(f"{name} must be a finite number > 0, got {v}")
+    if not (math.isfinite(v) and (v >= 0 if zero else v > 0)):
+        raise error(f"{name} must be a finite number {'>=' if zero else '>'} 0, got {v}")
     if not in_float32_range(v):
         raise error(f"{name} must be within float32's range ({FLOAT32_RANGE}), got {v}")
     return v
@@ -66,13 +67,14 @@ def check_run_args(error=ValueError, *, seeds=1, steps=None, split="final", lr=N
                    batch_size=1):
     """The numbers of an evaluation from Python, bounded as the same numbers of a config or a flag: (seeds, steps,
     lr, readout_lr, batch_size), or ``error`` naming the argument (a NaN learning rate, 2.7 seeds or a billion
-    steps would otherwise run, or exhaust the memory)."""
+    steps would otherwise run, or exhaust the memory). A learning rate of 0 is allowed here (the same network
+    without plasticity: a control), not in configs and flags."""
     seeds = check_count("seeds", seeds, MAX_SEEDS, error)
     steps = None if steps is None else check_count("steps", steps, MAX_STEPS, error)
     if split not in ("search", "select", "final"):
         raise error(f"split must be search, select or final, got {split!r}"[:200])
-    lr = None if lr is None else check_rate("lr", lr, error)
-    readout_lr = None if readout_lr is None else check_rate("readout_lr", readout_lr, error)
+    lr = None if lr is None else check_rate("lr", lr, error, zero=True)
+    readout_lr = None if readout_lr is None else check_rate("readout_lr", readout_lr, error, zero=True)
     batch_size = check_count("batch_size", batch_size, MAX_BATCH, error)
     return seeds, steps, lr, readout_lr, batch_size
 

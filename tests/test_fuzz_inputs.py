@@ -994,11 +994,11 @@ def _api_cases():
     ev = lambda **kw: rate.evaluate_rule(kw.pop("rule", "fa"), kw.pop("task", "digits"), **{"seeds": 1, "steps": 20, **kw})  # noqa: E731
     tr = lambda **kw: rate.weight_trajectory("fa", "digits", **{"steps": 50, **kw})  # noqa: E731
     return [
-        (lambda: ev(lr=-1.0), "lr must be a finite number > 0"),
-        (lambda: ev(lr=float("nan")), "lr must be a finite number > 0"),
+        (lambda: ev(lr=-1.0), "lr must be a finite number >= 0"),
+        (lambda: ev(lr=float("nan")), "lr must be a finite number >= 0"),
         (lambda: ev(lr="x"), "lr must be a number"),
         (lambda: ev(lr=1e39), "lr must be within float32's range"),
-        (lambda: ev(readout_rule="fa", readout_lr=-1), "readout_lr must be a finite number > 0"),
+        (lambda: ev(readout_rule="fa", readout_lr=-1), "readout_lr must be a finite number >= 0"),
         (lambda: ev(seeds=2.7), "seeds must be an integer"),
         (lambda: ev(seeds=True), "seeds must be an integer"),
         (lambda: ev(seeds=0), "seeds must be in [1, 10000]"),
@@ -1010,7 +1010,7 @@ def _api_cases():
         (lambda: ev(split="train"), "split must be search, select or final"),
         (lambda: tr(network="1000000000"), "network: at most 64 hidden layers"),
         (lambda: tr(steps=10 ** 12), "steps must be in [1, 10000000]"),
-        (lambda: tr(lr=float("inf")), "lr must be a finite number > 0"),
+        (lambda: tr(lr=float("inf")), "lr must be a finite number >= 0"),
         (lambda: tr(batch_size=0), "batch_size must be in [1, 65536]"),
         (lambda: compile_formula(123, RATE_SPACE), "a formula must be a string, got int"),
         (lambda: compile_formula("x", None), "space must be a Space"),

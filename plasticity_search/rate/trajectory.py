@@ -37,7 +37,7 @@ def trajectory_network(rule, task, network=None, feedback: str | None = None, lr
     """The network a trajectory runs: a :class:`NetworkConfig` as given (``feedback``, ``lr``, ``batch_size``
     override it when given); otherwise the task's default network, or a spec string such as ``"64-100-10"``, under
     ``feedback`` (default ``fa``) with the rule's default learning rate and time constants (as ``evaluate``)."""
-    lr = None if lr is None else check_rate("lr", lr, RuleError)
+    lr = None if lr is None else check_rate("lr", lr, RuleError, zero=True)
     batch_size = None if batch_size is None else check_count("batch_size", batch_size, MAX_BATCH, RuleError)
     if isinstance(network, NetworkConfig):
         kw = {k: v for k, v in (("feedback", feedback), ("lr", lr), ("batch_size", batch_size)) if v is not None}
