@@ -22,7 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pyparsi
 OFFSETS = np.r_[np.arange(-100.0, 101.0, 10.0), -0.5, 0.1, 3.7, -63.3]
 # a rule discovered on the rebuilt stdp_pattern task (issue 15: every afferent's rate equal inside and outside the
 # pattern): `plasticity-search run search_spaces/stdp_pattern.yaml` (seed 0, 30 generations from random programs),
-# rank 0, the chosen rule; with the run's settings (`defaults` of its hall_of_fame.json). Final split, 5 seeds: snr
+# rank 0, the rule chosen with the config's earlier choice settings (eps 0.01 on 4 select seeds; BENCHMARKS.md); with the run's settings (`defaults` of its hall_of_fame.json). Final split, 5 seeds: snr
 # 5.38 vs stdp_add's 6.17 (paired difference -0.79 [-7.66, +6.09]); BENCHMARKS.md "Spiking discovery (issue 15)".
 # Causal LTP on each post spike and an every-step depression tx^2 ty (the run_regularly path of the export).
 DISCOVERED = "0.9*tx*(sy - tx*ty)"
