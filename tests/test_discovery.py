@@ -155,7 +155,8 @@ def test_evaluate_compares_rules_on_the_same_seeds():
     alone = json.loads(out)["metrics"]["final_accuracy"]["values"]
     assert alone == doc["rules"][2]["metrics"]["final_accuracy"]["values"]
     code, out, _ = _main(argv)
-    assert code == 0 and "reference" in out and "Δ" in out and out.count("\n") == 5
+    assert code == 0 and "reference" in out and "Δ" in out and out.count("\n") == 6
+    assert "\nlr       " in out and "for every rule" in out      # one learning rate, said once
 
 
 # --- sparse checkpoints: a resume replays from an older checkpoint to the same result ----------------------------
