@@ -423,11 +423,11 @@ def _interpreted(op: Op):
     The interpreter computes every op of the menu and selects one, and computes dead registers too. Under a
     meta-gradient an unselected op or a register nobody reads gets a zero cotangent, and plain reverse mode
     multiplies it by the op's local derivative: 0 * inf = NaN for sqrt, log, div, recip at an input outside their
-    domain, or exp, mul at an overflowed value (or a NaN input). One such NaN made the whole gradient NaN and metagrad skipped the
-    step (``hybrid.refine: metagrad`` in a space with sqrt/log/div skipped most steps). Here the backward pass
-    keeps the op's own derivative where the cotangent is nonzero and passes 0 elsewhere, so the gradient is the
-    selected ops' gradient. The forward computation is ``op.jax`` unchanged (custom_vjp is inlined when not
-    differentiated)."""
+    domain, or exp, mul at an overflowed value (or a NaN input). One such NaN made the whole gradient NaN and
+    metagrad skipped the step (``hybrid.refine: metagrad`` in a space with sqrt/log/div skipped most steps). Here
+    the backward pass keeps the op's own derivative where the cotangent is nonzero and passes 0 elsewhere, so the
+    gradient is the selected ops' gradient. The forward computation is ``op.jax`` unchanged (custom_vjp is inlined
+    when not differentiated; the compiled evaluator is the same). Ops with ``finite_grad`` run as they are."""
     import jax
     import jax.numpy as jnp
 
