@@ -79,13 +79,12 @@ def _check_flags(args) -> None:
 
 def _check_network(args, task) -> None:
     """Layer widths bounded, and the evaluation (all seeds at once) within the machine's memory."""
+    from .limits import check_widths
     from .rate.mlp import default_network, parse_network_spec
-    from .search.config import MAX_LAYERS, MAX_WIDTH, ConfigError, check_memory, evaluation_bytes
+    from .search.config import ConfigError, check_memory, evaluation_bytes
 
     net = parse_network_spec(args.network, task.n_in, task.n_out, default_network(task.objective))
-    if len(net.hidden) > MAX_LAYERS or any(h > MAX_WIDTH for h in net.hidden):
-        raise UsageError(f"--network: at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} neurons, "
-                         f"got '{args.network}'")
+    check_widths("--network", net.hidden, UsageError)
     steps = args.steps or task.default_steps
     try:
         check_memory(*evaluation_bytes(task.n_in, task.n_out, net.hidden, net.bias, 1, args.seeds, steps,

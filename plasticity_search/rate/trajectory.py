@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import jit_options
 from ..rules.program import RuleError
-from ..limits import MAX_BATCH, MAX_STEPS, check_count, check_rate, check_widths
+from ..limits import MAX_BATCH, MAX_STEPS, check_count, check_rate, check_run_args, check_widths
 from ..rules.resolve import as_rule
 from .mlp import NetworkConfig, default_network, parse_network_spec
 from .online import InnerConfig, InnerLoop
@@ -72,12 +72,9 @@ def weight_trajectory(rule, task, seed: int = 0, steps: int | None = None, every
     """
     rule = as_rule(rule)
     task = rate_task(task)
-    if steps is not None:
-        steps = check_count("steps", steps, MAX_STEPS, RuleError)
+    _, steps, _, _, _ = check_run_args(RuleError, steps=steps, split=split)
     if rule.model != "rate":
         raise RuleError(f"rule '{rule.name}' is a spiking rule; task '{task.name}' is a rate task")
-    if split not in ("search", "select", "final"):
-        raise RuleError(f"split must be search, select or final, got {split!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise RuleError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     seed = int(seed)

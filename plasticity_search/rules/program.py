@@ -418,37 +418,37 @@ class Space:
 @functools.cache
 def _interpreted(op: Op):
     """``op.jax`` as the interpreter runs it: the same values, and a gradient that is exactly zero wherever the
-    output's cotangent is zero.
+    output's cotangent is zero (:func:`_zero_cotangent_safe`).
 
     The interpreter computes every op of the menu and selects one, and computes dead registers too. Under a
     meta-gradient an unselected op or a register nobody reads gets a zero cotangent, and plain reverse mode
     multiplies it by the op's local derivative: 0 * inf = NaN for sqrt, log, div, recip at an input outside their
     domain, or exp, mul at an overflowed value (or a NaN input). One such NaN made the whole gradient NaN and
-    metagrad skipped the step (``hybrid.refine: metagrad`` in a space with sqrt/log/div skipped most steps). Here
-    the backward pass keeps the op's own derivative where the cotangent is nonzero and passes 0 elsewhere, so the
-    gradient is the selected ops' gradient. The forward computation is ``op.jax`` unchanged (custom_vjp is inlined
-    when not differentiated; the compiled evaluator is the same). Ops with ``finite_grad`` run as they are."""
+    metagrad skipped the step (``hybrid.refine: metagrad`` in a space with sqrt/log/div skipped most steps). So the
+    gradient is the selected ops' gradient. Ops with ``finite_grad`` run as they are."""
+    return op.jax if op.finite_grad else _zero_cotangent_safe(op.jax)
+
+
+def _zero_cotangent_safe(f):
+    """``f`` (elementwise; arguments broadcast to its output) with a backward pass that keeps ``f``'s own
+    derivative where the output's cotangent is nonzero and passes 0 elsewhere, instead of 0 * (a derivative that
+    may be inf or NaN). The forward computation is ``f`` unchanged (custom_vjp is inlined when not
+    differentiated; the compiled evaluator is the same)."""
     import jax
     import jax.numpy as jnp
 
-    f = op.jax
-    if op.finite_grad:
-        return f
-
     @jax.custom_vjp
-    def g(a, b, c):
-        return f(a, b, c)
+    def g(*args):
+        return f(*args)
 
-    def fwd(a, b, c):
-        return f(a, b, c), (a, b, c)
+    def fwd(*args):
+        return f(*args), args
 
-    def bwd(res, ct):
-        a, b, c = res
-        _, vjp = jax.vjp(f, a, b, jnp.broadcast_to(c, ct.shape).astype(jnp.result_type(c)))
-        ga, gb, gc = vjp(ct)
+    def bwd(args, ct):
+        _, vjp = jax.vjp(f, *[jnp.broadcast_to(x, ct.shape).astype(jnp.result_type(x)) for x in args])
         zero = ct == 0
-        mask = lambda g: jnp.where(zero, jnp.zeros_like(g), g)  # noqa: E731
-        return (_sum_to(mask(ga), jnp.shape(a)), _sum_to(mask(gb), jnp.shape(b)), _sum_to(mask(gc), jnp.shape(c)))
+        return tuple(_sum_to(jnp.where(zero, jnp.zeros_like(gx), gx), jnp.shape(x)).astype(jnp.result_type(x))
+                     for gx, x in zip(vjp(ct), args))
 
     g.defvjp(fwd, bwd)
     return g
@@ -465,31 +465,19 @@ def _sum_to(g: jax.Array, shape: tuple) -> jax.Array:
     return jnp.sum(g, axis=axes).reshape(shape)
 
 
-@functools.cache
-def _scaled_fn():
-    """``coef * v`` (a term coefficient times its post register) whose gradient to ``coef`` is 0, not 0 * NaN, where
-    the cotangent is zero: an inactive term's register may be NaN, and the term is masked to zero after this."""
-    import jax
-    import jax.numpy as jnp
-
-    @jax.custom_vjp
-    def scaled(coef, v):
-        return coef * v
-
-    def fwd(coef, v):
-        return coef * v, (coef, v)
-
-    def bwd(res, ct):
-        coef, v = res
-        gc = jnp.where(ct == 0, jnp.zeros_like(ct), ct * v)
-        return _sum_to(gc, jnp.shape(coef)).astype(coef.dtype), _sum_to(ct * coef, jnp.shape(v)).astype(v.dtype)
-
-    scaled.defvjp(fwd, bwd)
-    return scaled
+def _product(coef, v):
+    return coef * v
 
 
 def _scaled(coef: jax.Array, v: jax.Array) -> jax.Array:
-    return _scaled_fn()(coef, v)
+    """A term coefficient times its post register. An inactive term's register may be NaN (the term is masked to
+    zero after this product), so the gradient to the coefficient must be 0 there, not 0 * NaN."""
+    return _safe_product()(coef, v)
+
+
+@functools.cache
+def _safe_product():
+    return _zero_cotangent_safe(_product)      # built on first use: importing this module loads no JAX
 
 
 def _read(regs: list, idx) -> jax.Array:

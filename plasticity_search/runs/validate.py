@@ -60,20 +60,23 @@ def check_run_record(rec: dict, path: str) -> dict:
     return rec
 
 
-def read_hall_of_fame(run_dir: str) -> dict | None:
-    """The checked ``hall_of_fame.json`` of a run, or None if it has none."""
+def read_hall_of_fame(run_dir: str, texts: bool = True) -> dict | None:
+    """The checked ``hall_of_fame.json`` of a run, or None if it has none (``texts``: see
+    :func:`check_hall_of_fame`)."""
     from ..rules.documents import read_json_file
 
     p = os.path.join(run_dir, HOF_JSON)
     if not os.path.lexists(p):
         return None
     doc = read_json_file(p, "hall of fame", RunDirError)
-    return check_hall_of_fame(doc, f"'{p}'")
+    return check_hall_of_fame(doc, f"'{p}'", texts)
 
 
-def check_hall_of_fame(d, where: str) -> dict:
+def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
     """The hall-of-fame document (``HallOfFame.to_json()``): every field the table, the report and ``RUN:RANK``
-    read has the right type; each entry's program is checked against its space like a rule file."""
+    read has the right type; each entry's program is checked against its space like a rule file. With ``texts``
+    each entry's formula and LaTeX are derived from its program (sympy: what a reader shows), not taken from the
+    file; :func:`check_run_dir`, which only checks, skips that work."""
     from ..rules.documents import defaults_from_doc, program_from_doc, space_from_doc
     from ..search.hall_of_fame import entry_text
 
@@ -126,9 +129,8 @@ def check_hall_of_fame(d, where: str) -> dict:
             prog = program_from_doc(e["program"], space, f"{w}.program")
         except RuleError as exc:
             raise RunDirError(str(exc).splitlines()[0]) from None
-        # what every reader shows is the program's formula, not the file's text (an edited 'formula' would
-        # label one rule's figures with another rule)
-        e["formula"], e["latex"] = entry_text(prog, space)
+        if texts:     # the program's formula, not the file's text (an edited 'formula' labelled another rule)
+            e["formula"], e["latex"] = entry_text(prog, space)
     return d
 
 
@@ -196,7 +198,7 @@ def check_run_dir(run_dir: str) -> dict:
     """Every file of a run directory that the commands read, checked; returns the run record."""
     rec = open_run_dir(run_dir)
     check_checkpoint_dir(run_dir)
-    read_hall_of_fame(run_dir)
+    read_hall_of_fame(run_dir, texts=False)        # the reader that shows it derives the formulas
     read_generalization(run_dir)
     return rec
 
