@@ -533,9 +533,12 @@ def test_an_edited_formula_text_never_labels_another_rule(finished, tmp_path, ca
     true_formula = _json(hof)["entries"][0]["formula"]
     assert true_formula != "y*x"
     _edit_json(hof, lambda h: h["entries"][0].update(formula="y*x", latex=r"\Delta w = x y"))
+    _edit_json(os.path.join(d, "generalization.json"), lambda g: g.update(rule="y*x"))
     assert cli.main(["inspect", d, "--json", "--no-plots"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["entries"][0]["formula"] == true_formula and doc["entries"][0]["latex"] != r"\Delta w = x y"
+    # the generalization report scores the chosen rule: its label is the chosen program's formula too
+    assert doc["best"] == 0 and doc["generalization"]["rule"] == true_formula
     rule_file = str(tmp_path / "rule.json")
     assert cli.main(["export", f"{d}:0", "--to", "json", "-o", rule_file]) == 0
     capsys.readouterr()

@@ -252,6 +252,25 @@ def test_learning_curve_and_stdp_plots(tmp_path):
     assert os.path.getsize(p) > 1000 and os.path.getsize(q) > 1000
 
 
+def test_fitness_plot_of_a_log_without_numbers_draws_no_legend(tmp_path):
+    """Non-numeric, boolean or infinite fitness values (a hand-edited or foreign metrics.jsonl) are not drawn and
+    raise no matplotlib warning (an empty legend warned before); the plot says why it is empty."""
+    import warnings
+
+    from plasticity_search.runs import plots
+
+    drawn = []
+    for bad in ("abc", True, [1, 2], None, float("inf")):
+        metrics = [{"generation": g, "best_fitness": bad, "median_fitness": bad} for g in (1, 2)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            p = plots.plot_fitness(metrics, str(tmp_path / "f.png"))
+        drawn.append(os.path.getsize(p))
+    assert plots._finite([True, 1, 2.5, "x", float("nan"), -2e9])[1:3] == [1, 2.5]
+    assert np.isnan(plots._finite([True])[0]) and np.isnan(plots._finite([-2e9])[0])
+    assert min(drawn) > 1000
+
+
 def test_stdp_window_data_for_a_spiking_hall_of_fame(tmp_path):
     pytest.importorskip("plasticity_search.spiking.pairing")
     from plasticity_search.rules import RULES, complexity, to_latex, to_text

@@ -42,6 +42,11 @@ def inspect_data(run_dir: str, top: int | None = None, *, loaded: tuple | None =
     doc["legend"] = formula_legend([r["formula"] for r in rows] + [bl["formula"] for bl in bls])
     gen = read_generalization(run_dir)
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list):
+        es = entries(hof_json)
+        if 0 <= b < len(es) and es[b].get("formula"):
+            # the report scores the chosen rule: its label is that rule's formula, derived from the hall of fame's
+            # program like every formula shown, never the text written in the file
+            gen = {**gen, "rule": es[b]["formula"]}
         doc["generalization"] = gen
     return doc
 

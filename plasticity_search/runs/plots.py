@@ -52,25 +52,29 @@ WORST_JSON = -1e9      # the engine's "worst fitness" in JSON (a NaN/exploded ru
 
 
 def _finite(xs):
-    return [x if isinstance(x, (int, float)) and math.isfinite(x) and x > WORST_JSON else math.nan for x in xs]
+    return [x if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > WORST_JSON
+            else math.nan for x in xs]
 
 
 def plot_fitness(metrics: list[dict], path: str, title: str = "") -> str:
     fig = _fig()
     ax = fig.add_subplot()
     gens = [m.get("generation", i) for i, m in enumerate(metrics)]
+    drawn = False
     for key, label, style in (("best_fitness", "best", "-"), ("median_fitness", "median", "--")):
         ys = _finite([m.get(key) for m in metrics])
         if any(not math.isnan(y) for y in ys):
             ax.plot(gens, ys, style, marker="." if len(gens) < 40 else None, label=label)
+            drawn = True
     ax.set_xlabel("generation")
     ax.set_ylabel("fitness (higher is better)")
     ax.set_title(title or "fitness over generations")
     ax.grid(alpha=0.3)
-    if metrics:
+    if drawn:
         ax.legend(loc="best")
-    else:
-        ax.text(0.5, 0.5, "no generation yet", ha="center", va="center", transform=ax.transAxes)
+    else:   # no generation yet, or no finite fitness in the log (every rule exploded, or a hand-edited log)
+        ax.text(0.5, 0.5, "no generation yet" if not metrics else "no finite fitness in metrics.jsonl",
+                ha="center", va="center", transform=ax.transAxes)
     return _save(fig, path)
 
 
