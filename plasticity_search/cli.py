@@ -228,8 +228,9 @@ def main(argv=None) -> int:
         except OSError:
             pass
         return 0
-    except OSError as exc:  # writing the output: stdout on a full disk (> /dev/full) and the like
-        print(f"plasticity-search: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+    except OSError as exc:  # writing stdout on a full disk (> /dev/full), or a run's file that cannot be written
+        what = f"'{exc.filename}'" if exc.filename else "the output"
+        print(f"plasticity-search: error: cannot write {what}: {exc.strerror or exc}", file=sys.stderr)
         try:
             sys.stdout = open(os.devnull, "w")     # nothing more reaches the failing stream at exit
         except OSError:

@@ -895,6 +895,22 @@ def test_export_output_never_replaces_a_device_a_link_or_a_directory(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link.py", "real.py"]     # no temporary left
 
 
+def test_a_run_file_that_cannot_be_written_is_named(monkeypatch, capsys):
+    """Found by a resume audit: a run directory made unwritable (chattr +i) gave "cannot write the output:
+    Operation not permitted", a message written for stdout, naming no file."""
+    from plasticity_search import cli
+    from plasticity_search.runs import run_cmd
+
+    def fails(args):
+        raise PermissionError(1, "Operation not permitted", "/runs/r/checkpoints/.ckpt-00000002.npz.tmp")
+
+    monkeypatch.setattr(run_cmd, "cmd_run", fails)
+    assert cli.main(["run", "search_spaces/delta.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("plasticity-search: error: cannot write '/runs/r/checkpoints/.ckpt-00000002.npz.tmp': "
+                   "Operation not permitted\n")
+
+
 def test_stdout_that_cannot_be_written_is_one_line():
     import subprocess
     if not os.path.exists("/dev/full"):

@@ -422,6 +422,24 @@ def test_a_resumed_run_keeps_its_wandb_mode(finished, tmp_path, monkeypatch):
     assert plan_run(d, resume=True, generations=GENERATIONS + 1).wandb_mode == "offline"
 
 
+def test_a_resumed_run_keeps_its_learning_curves_choice(finished, tmp_path):
+    """Found by a resume audit: --no-curves was not recorded, so the printed `run DIR --resume` of a run started
+    with it drew learning curves and weight plots the uninterrupted run does not have."""
+    from plasticity_search.runs.runner import plan_run
+
+    d = _copy_run(finished, tmp_path)
+    assert _json(os.path.join(d, "run.json"))["curves"] is True       # the fixture's run drew them
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).curves
+    assert not plan_run(d, resume=True, generations=GENERATIONS + 1, curves=False).curves
+    _edit_json(os.path.join(d, "run.json"), lambda r: r.update(curves=False))      # started with --no-curves
+    assert not plan_run(d, resume=True, generations=GENERATIONS + 1).curves
+    _edit_json(os.path.join(d, "run.json"), lambda r: r.pop("curves"))             # an older run.json: as then
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).curves
+    _edit_json(os.path.join(d, "run.json"), lambda r: r.update(curves="no"))
+    with pytest.raises(Exception, match="'curves' has the wrong type"):
+        plan_run(d, resume=True, generations=GENERATIONS + 1)
+
+
 @pytest.mark.parametrize("damage,needle", [
     ("metrics line deleted", "generation 2's line is missing"),
     ("metrics line garbled", "generation 2's line is missing"),
@@ -565,4 +583,49 @@ def test_a_checkpoint_array_of_the_wrong_dtype_is_refused_before_a_resume_writes
     assert cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 1), "--wandb", "disabled"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "post_op: has dtype" in err, err
+    assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot
+
+
+def _set_generation(meta, g):
+    tree = meta["state_meta"]["tree"]
+    tree["items"][tree["keys"].index("generation")]["v"] = g
+
+
+@pytest.mark.parametrize("damage,needle", [
+    ("fec +inf", "the fec cache holds NaN or +inf"),
+    ("select shorter", "select_keys (%d) and select_vals (%d) differ in length"),
+    ("generation", "its search state is at generation %d, the file says %d"),
+    ("counter", "strategy.counter must be a count >= 0"),
+    ("birth", "strategy.birth must lie in [0, counter"),
+])
+def test_a_checkpoint_with_damaged_caches_or_counts_is_refused(finished, tmp_path, capsys, damage, needle):
+    """Found by a resume audit: an +inf in the fitness caches (which then read 1e9 as the best select fitness), a
+    cache cut short (zip dropped the rest), a generation other than the file's (metrics.jsonl then skipped
+    generations) and birth numbers out of range were resumed as if whole."""
+    from plasticity_search.runs import checkpoint as ckpt
+
+    d = _copy_run(finished, tmp_path)
+    os.remove(os.path.join(d, "hall_of_fame.json"))
+    path = ckpt.checkpoint_path(d, max(ckpt.list_generations(d)))
+    with open(path, "rb") as f:
+        arrays, meta = ckpt.decode(f.read())
+    if damage == "fec +inf":
+        arrays["s.fec_vals"][0] = np.inf
+    elif damage == "select shorter":
+        n = len(arrays["s.select_vals"])
+        arrays["s.select_vals"] = arrays["s.select_vals"][:-1]
+        needle = needle % (n, n - 1)
+    elif damage == "generation":
+        _set_generation(meta, meta["generation"] + 5)
+        needle = needle % (meta["generation"] + 5, meta["generation"])
+    elif damage == "counter":
+        arrays["s.strategy.counter"] = np.asarray(-7, np.int32)
+    else:
+        arrays["s.strategy.birth"][0] = 10 ** 9
+    with open(path, "wb") as f:
+        f.write(ckpt.encode(arrays, meta))
+    snapshot = {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)}
+    assert cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 1), "--wandb", "disabled"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot

@@ -201,6 +201,9 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
                 and (rec or {}).get("status") == "finished")
     if not finished:
         _check_resume(run_dir, rec, gen_key)
+    # the learning curves are the run's choice like its wandb mode: a run started with --no-curves keeps it (a
+    # resume may still turn them off; run.json of an older version records nothing: curves on, as then)
+    curves = curves and (rec or {}).get("curves", True) is not False
     return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key,
                    extend=new_g > old_g or new_g != rec_g, plots=plots, curves=curves, already_finished=finished)
 
@@ -344,7 +347,8 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         text = configs.dump_yaml(plan.cfg_dict, header)
         rec = new_run_record(cfg.name, seed=int(cfg.seed), generations=int(cfg.generations),
                              config_sha256=_config_sha(text, plan.gen_key),
-                             wandb={"mode": plan.wandb_mode, "id": secrets.token_hex(4)}, argv=sys.argv[1:])
+                             wandb={"mode": plan.wandb_mode, "id": secrets.token_hex(4)}, argv=sys.argv[1:],
+                             curves=bool(plan.curves))
         create_run_dir(run_dir, {CONFIG_FILE: text, "run.json": _json_text(rec)})
     lock = RunLock(run_dir).acquire()
     wb = search = None
@@ -552,6 +556,9 @@ def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict, search=N
     out of range, sizes other than the config's, NaN or +inf fitness) is a one-line error."""
     try:
         state = eng.state_from_tree(arrays, meta["state_meta"])
+        if state.generation != meta["generation"]:      # the run resumes counting from the file's generation
+            raise ValueError(f"its search state is at generation {state.generation}, the file says "
+                             f"{meta['generation']}")
         if search is not None:
             search.check_state(state)
         return state

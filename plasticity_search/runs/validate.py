@@ -24,7 +24,7 @@ RUN_FIELDS = {
     "name": (str,), "status": (str,), "created": (str,), "updated": (str,), "finished": (str,),
     "generations_done": (int,), "generations": (int,), "seed": (int,), "pid": (int,), "host": (str,),
     "version": (str,), "elapsed_s": (int, float), "config_sha256": (str,), "wandb": (dict,), "argv": (list,),
-    "stopped_by": (str,), "error": (str,),
+    "stopped_by": (str,), "error": (str,), "curves": (bool,),
 }
 
 

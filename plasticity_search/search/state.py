@@ -77,6 +77,13 @@ def check_state(state: SearchState, space: Space) -> None:
                     raise ValueError(f"{where}.{f} has dtype {np.asarray(getattr(x, f)).dtype}")
             if hasattr(x, "fitness"):
                 _fitness_ok(x.fitness, f"{where}.fitness")
+            if hasattr(x, "birth") and hasattr(x, "counter"):     # birth numbers count up from 0 to counter
+                counter, birth = np.asarray(x.counter), np.asarray(x.birth)
+                if counter.dtype.kind not in "iu" or counter.shape != () or int(counter) < 0:
+                    raise ValueError(f"{where}.counter must be a count >= 0, got {counter!r}")
+                if birth.size and (int(birth.min()) < 0 or int(birth.max()) >= int(counter)):
+                    raise ValueError(f"{where}.birth must lie in [0, counter = {int(counter)}), got "
+                                     f"[{int(birth.min())}, {int(birth.max())}]")
         elif isinstance(x, (list, tuple)):
             for i, v in enumerate(x):
                 walk(v, f"{where}[{i}]")
@@ -85,6 +92,10 @@ def check_state(state: SearchState, space: Space) -> None:
                 walk(v, f"{where}.{k}")
 
     try:
+        if isinstance(state.generation, bool) or not isinstance(state.generation, int) or state.generation < 0:
+            raise ValueError(f"generation must be a count >= 0, got {state.generation!r}")
+        for name in ("fec", "select"):      # the caches of scored programs: finite, or -inf (a diverged one)
+            _fitness_ok(list(getattr(state, name).values()), f"the {name} cache")
         walk(state.strategy, "strategy")
         for name in ("archive", "select_archive"):
             a = getattr(state, name)
@@ -105,11 +116,17 @@ def _fitness_ok(f, where: str) -> None:
         raise ValueError(f"{where} holds NaN or +inf")
 
 
+def _cache_from(t: dict, name: str) -> dict:
+    keys, vals = t[f"{name}_keys"], np.asarray(t[f"{name}_vals"]).reshape(-1)
+    if len(keys) != len(vals):      # zip would cut the longer one silently
+        raise ValueError(f"{name}_keys ({len(keys)}) and {name}_vals ({len(vals)}) differ in length")
+    return {k: float(v) for k, v in zip(keys, vals)}
+
+
 def _state_from(t: dict) -> SearchState:
     return SearchState(
         generation=int(t["generation"]), key=t["key"], strategy=t["strategy"],
-        fec={k: float(v) for k, v in zip(t["fec_keys"], np.asarray(t["fec_vals"]).reshape(-1))},
-        select={k: float(v) for k, v in zip(t["select_keys"], np.asarray(t["select_vals"]).reshape(-1))},
+        fec=_cache_from(t, "fec"), select=_cache_from(t, "select"),
         archive=_archive_from(t["archive"]), select_archive=_archive_from(t["select_archive"]),
         counters=dict(t["counters"]))
 
