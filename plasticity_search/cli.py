@@ -207,6 +207,40 @@ COMMANDS = (evaluate.add_commands, runs_cli.add_commands)
 
 
 def main(argv=None) -> int:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    _SIGINT["seen"] = False
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+_SIGINT = {"seen": False}
+
+
+def _on_sigint(signum, frame):
+    """Python's own Ctrl-C handler (raise KeyboardInterrupt), except inside an import: an interrupt there is
+    delivered again 20 ms later (numpy and jaxlib print the traceback of an interrupted import of their extension
+    and raise an ImportError that names no interrupt). Remembers that it ran, for that ImportError."""
+    _SIGINT["seen"] = True
+    f = frame
+    while f is not None:
+        if f.f_code.co_filename.startswith("<frozen importlib"):
+            import _thread
+            import threading
+
+            threading.Timer(0.02, _thread.interrupt_main).start()
+            return
+        f = f.f_back
+    raise KeyboardInterrupt
+
+
+def _main(argv=None) -> int:
     if sys.stdout is None:      # started with stdout closed (`>&-`): output goes nowhere, errors still to stderr
         sys.stdout = open(os.devnull, "w")
     parser = build_parser()
@@ -239,6 +273,22 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("plasticity-search: interrupted", file=sys.stderr)
         return 130
+    except ImportError as exc:      # Ctrl-C while a library loads: numpy raises ImportError from the interrupt
+        if not (_SIGINT["seen"] or _interrupted(exc)):
+            raise
+        print("plasticity-search: interrupted", file=sys.stderr)
+        return 130
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether an exception was raised while handling a KeyboardInterrupt (its cause or context chain)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":

@@ -911,6 +911,33 @@ def test_a_run_file_that_cannot_be_written_is_named(monkeypatch, capsys):
                    "Operation not permitted\n")
 
 
+def test_ctrl_c_while_a_library_loads_is_an_interrupt_not_a_traceback(monkeypatch, capsys):
+    """Found by a resume audit: Ctrl-C in the first 0.2 s of a run interrupted numpy's import, which numpy turns
+    into an ImportError naming no interrupt: two tracebacks and exit 1. The command line's SIGINT handler remembers
+    the interrupt; an ImportError without one is still an error."""
+    import signal
+
+    from plasticity_search import cli
+    from plasticity_search.runs import run_cmd
+
+    def interrupted_import(args):
+        cli._SIGINT["seen"] = True          # what the handler records when the signal arrives
+        raise ImportError("Encountered an error while initializing the extension.")
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(run_cmd, "cmd_run", interrupted_import)
+    assert cli.main(["run", "search_spaces/delta.yaml"]) == 130
+    assert capsys.readouterr().err == "plasticity-search: interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is before        # the handler is the command line's only while it runs
+
+    def broken_import(args):
+        raise ImportError("no module named 'missing'")
+
+    monkeypatch.setattr(run_cmd, "cmd_run", broken_import)
+    with pytest.raises(ImportError, match="missing"):
+        cli.main(["run", "search_spaces/delta.yaml"])
+
+
 def test_stdout_that_cannot_be_written_is_one_line():
     import subprocess
     if not os.path.exists("/dev/full"):
