@@ -56,6 +56,65 @@ def test_mean_and_se():
 
 
 # --- baselines --------------------------------------------------------------------------------------------------
+class _Fit:
+    @staticmethod
+    def per_instance(m):
+        return m["f"]
+
+
+def _choice(instances, front, eps=0.02, chosen=0):
+    from types import SimpleNamespace
+
+    from plasticity_search.search.finalize import choice_line
+    search = SimpleNamespace(fit=_Fit(), cfg=SimpleNamespace(hall_of_fame=SimpleNamespace(eps=eps, choose="eps")))
+    return choice_line(search, "select", [{"f": np.asarray(instances, np.float64)}], chosen, front)
+
+
+def _warns(line):
+    return "select seeds may choose otherwise" in line or "SE > eps/2" in line
+
+
+def test_choice_line_measures_its_comparisons_in_paired_standard_errors():
+    """The eps rule compares rules on the same instances: a spread every rule shares (harder seeds) cancels in their
+    paired differences, so the line measures each comparison's distance from the eps threshold in the SE of the
+    paired differences, not the chosen rule's own SE."""
+    from plasticity_search.search.finalize import CHOICE_Z
+
+    rng = np.random.default_rng(0)
+    seeds = rng.normal(0.5, 0.1, 8)                       # shared spread: SE of a rule's mean about 0.035
+    simple, best = seeds + 0.002 * rng.normal(size=8), seeds + 0.03 + 0.002 * rng.normal(size=8)
+    front = [(0, 2, float(best.mean())), (1, 1, float(simple.mean()))]
+    line = _choice([best, simple], front)                 # the simpler rule is 0.03 below: rejected at eps 0.02
+    _, se, _ = mean_and_se(best)
+    p = paired_difference(simple, best)
+    z = (-0.02 - p["delta"]) / p["se"]
+    assert se > 0.01 and z > CHOICE_Z
+    assert f"SE of the chosen rule {se:.4f}" in line and f"at least {z:.1f} paired SE" in line
+    assert not _warns(line)
+    # the same means with differences as noisy as the seeds: within 2 SE of the threshold
+    noisy = seeds + 0.03 + 0.05 * rng.normal(size=8)
+    line = _choice([noisy, simple], [(0, 2, float(noisy.mean())), (1, 1, float(simple.mean()))])
+    assert "paired SE of the threshold: other select seeds may choose otherwise" in line
+    # a simpler rule chosen within eps of the best: its own distance to the threshold counts
+    jitter = 0.003 * rng.normal(size=8)
+    jitter -= jitter.mean()                               # paired SE about 0.001, the mean difference exact
+    close = best - 0.019 + jitter                         # 0.001 inside eps 0.02
+    line = _choice([best, close], [(0, 2, float(best.mean())), (1, 1, float(close.mean()))], chosen=1)
+    assert _warns(line)                                # 0.001 from the threshold is within 2 paired SE
+    far = best - 0.005 + jitter
+    line = _choice([best, far], [(0, 2, float(best.mean())), (1, 1, float(far.mean()))], chosen=1)
+    assert not _warns(line) and "paired SE from the eps threshold" in line
+    same = best - 0.005                                   # a constant difference: no spread, not noise
+    line = _choice([best, same], [(0, 2, float(best.mean())), (1, 1, float(same.mean()))], chosen=1)
+    assert "no spread over the instances" in line and not _warns(line)
+    # one rule on the front: no comparison, so no warning however spread its instances
+    only = _choice([seeds], [(0, 1, float(seeds.mean()))])
+    assert "the only rule of the Pareto front" in only and not _warns(only)
+    # no front given, or no usable pair (the rival diverged everywhere): the chosen rule's own SE against eps/2
+    assert "SE > eps/2: raise" in _choice([seeds], [])
+    assert "SE > eps/2: raise" in _choice([seeds, np.full(8, np.nan)], [(0, 1, 0.5), (1, 0, -np.inf)])
+
+
 def test_default_baselines_by_objective_and_config():
     cfg = load_config("search_spaces/quickstart.yaml")
     assert default_baselines(cfg) == ("fa", "bp")

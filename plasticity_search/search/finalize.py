@@ -68,7 +68,8 @@ def finalize(search, state: SearchState) -> HallOfFame:
     rest = sorted((i for k, i in enumerate(front) if k != best_local), key=lambda i: -_fin(cf[i]))
     order = [front[best_local]] + rest
     inf = dict(info(search, state), compared_on=cmp_split,
-               choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local]))
+               choice=choice_line(search, choose_split, scores[choose_split][1], front[best_local],
+                                  [(j, cplx[j], cf[j]) for j in front]))
     n_div = int(np.sum(~np.isfinite(np.asarray(cf, np.float64))))
     if n_div:       # a candidate that diverged re-scored has the worst fitness: say so, do not drop it silently
         inf["diverged_on_choice"] = n_div
@@ -145,15 +146,56 @@ def provisional(search, state: SearchState) -> HallOfFame:
     return HallOfFame(entries, 0, hofc.choose, hofc.eps, defaults(search), inf)
 
 
-def choice_line(search, split: str, per_task: list, i: int) -> str:
-    """One line that says how the chosen rule was picked, with the standard error of its fitness."""
-    mean, se, n = mean_and_se(as_array(instance_fitness(search.fit, per_task, i)))
+CHOICE_Z = 2.0      # a comparison this many paired SE from the eps threshold or closer can flip with the seeds
+
+
+def choice_line(search, split: str, per_task: list, i: int, front=()) -> str:
+    """One line that says how the chosen rule was picked, with the standard error of its fitness and how far the
+    comparisons that picked it are from flipping.
+
+    ``front``: the Pareto front's rules as (index, complexity, fitness). The eps rule compares each rule's fitness
+    with the best one's minus eps: the chosen rule was within it, every simpler rule of the front below it. Those
+    comparisons are of rules measured on the same instances, so their noise is the standard error of the *paired*
+    differences (a spread every rule shares, such as harder seeds, cancels; two unlike rules can also differ by
+    more than either spreads). The line states the smallest distance of a comparison from the threshold in its
+    paired SE and warns below :data:`CHOICE_Z` (the choice may then be noise). A front of one rule makes no
+    comparison. Without a usable pair (a rival that diverged on every instance) the chosen rule's own standard error
+    against eps/2 decides, as it did before pairs were used.
+    """
+    inst = lambda j: as_array(instance_fitness(search.fit, per_task, j))  # noqa: E731
+    mean, se, n = mean_and_se(inst(i))
     hofc = search.cfg.hall_of_fame
+    eps = hofc.eps if hofc.choose == "eps" else 0.0
     how = (f"simplest rule within eps={hofc.eps:g} of the best {split} fitness" if hofc.choose == "eps"
            else f"highest {split} fitness")
-    line = f"{how}, {n} {split} instances (SE of the chosen rule {se:.4f})"
-    if hofc.choose == "eps" and np.isfinite(se) and se > hofc.eps / 2:
-        line += "; SE > eps/2: raise hall_of_fame.select_seeds"
+    line = f"{how}, {n} {split} instances (SE of the chosen rule {se:.4f}"
+    noisy = np.isfinite(se) and se > hofc.eps / 2
+    warn = "SE > eps/2: raise hall_of_fame.select_seeds"
+    front = list(front)
+    if len(front) == 1:
+        noisy = False
+        line += "; the only rule of the Pareto front"
+    elif front:
+        fit = {j: _fin(f) for j, _, f in front}
+        c_i = next((c for j, c, _ in front if j == i), math.inf)
+        top = max(front, key=lambda r: fit[r[0]])[0]
+        zs = []
+        for j in (j for j, c, _ in front if j != top and (j == i or c < c_i)):
+            margin = fit[j] - fit[top] + eps if j == i else fit[top] - eps - fit[j]
+            pse = paired_difference(inst(j), inst(top))["se"]
+            if pse is not None and math.isfinite(pse) and math.isfinite(margin):
+                zs.append(math.inf if pse == 0 else margin / pse)
+        if zs:
+            z = min(zs)
+            noisy = z < CHOICE_Z
+            warn = (f"a comparison within {CHOICE_Z:g} paired SE of the threshold: other select seeds may choose "
+                    "otherwise (hall_of_fame.select_seeds; rules that differ by about eps stay this close)")
+            line += (f"; the comparisons that picked it are at least {z:.1f} paired SE from the "
+                     f"{'eps ' if eps else ''}threshold" if math.isfinite(z) else
+                     "; the comparisons that picked it have no spread over the instances")
+    line += ")"
+    if hofc.choose == "eps" and noisy:
+        line += "; " + warn
     return line
 
 
