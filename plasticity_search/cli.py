@@ -234,7 +234,9 @@ def _on_sigint(signum, frame):
             import _thread
             import threading
 
-            threading.Timer(0.02, _thread.interrupt_main).start()
+            timer = threading.Timer(0.02, _thread.interrupt_main)
+            timer.daemon = True         # never holds the process at exit
+            timer.start()
             return
         f = f.f_back
     raise KeyboardInterrupt
