@@ -275,22 +275,11 @@ def _main(argv=None) -> int:
     except KeyboardInterrupt:
         print("plasticity-search: interrupted", file=sys.stderr)
         return 130
-    except ImportError as exc:      # Ctrl-C while a library loads: numpy raises ImportError from the interrupt
-        if not (_SIGINT["seen"] or _interrupted(exc)):
+    except ImportError:      # Ctrl-C while a library loads: numpy raises ImportError from the interrupt
+        if not _SIGINT["seen"]:
             raise
         print("plasticity-search: interrupted", file=sys.stderr)
         return 130
-
-
-def _interrupted(exc: BaseException) -> bool:
-    """Whether an exception was raised while handling a KeyboardInterrupt (its cause or context chain)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 if __name__ == "__main__":

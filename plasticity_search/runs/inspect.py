@@ -25,8 +25,9 @@ def inspect_data(run_dir: str, top: int | None = None, *, loaded: tuple | None =
     hof_json, status = loaded or load_hall_of_fame(run_dir)
     summary = run_summary(run_dir)
     b = best_index(hof_json)
+    es = entries(hof_json)
     rows = []
-    for i, e in enumerate(entries(hof_json)[:top]):
+    for i, e in enumerate(es[:top]):
         rows.append({"rank": e.get("rank", i), "chosen": i == b, "complexity": e.get("complexity"),
                      "fitness": {s: split_score(e, s) for s in SPLITS}, "formula": e.get("formula", ""),
                      "latex": e.get("latex", ""), "metrics": e.get("metrics", {}),
@@ -37,12 +38,11 @@ def inspect_data(run_dir: str, top: int | None = None, *, loaded: tuple | None =
             "fitness": {s: (bl.get("fitness") if s == cmp_split else None) for s in SPLITS},
             "metrics": {cmp_split: bl.get("metrics") or {}}} for bl in baselines(hof_json)]
     doc = {**summary, "status": status, "provisional": status != "finished", "best": b,
-           "n_entries": len(entries(hof_json)), "entries": rows, "baselines": bls,
+           "n_entries": len(es), "entries": rows, "baselines": bls,
            "compared_on": cmp_split, "choice": info.get("choice")}
     doc["legend"] = formula_legend([r["formula"] for r in rows] + [bl["formula"] for bl in bls])
     gen = read_generalization(run_dir)
     if isinstance(gen, dict) and isinstance(gen.get("rows"), list):
-        es = entries(hof_json)
         if 0 <= b < len(es) and es[b].get("formula"):
             # the report scores the chosen rule: its label is that rule's formula, derived from the hall of fame's
             # program like every formula shown, never the text written in the file

@@ -202,8 +202,9 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     if not finished:
         _check_resume(run_dir, rec, gen_key)
     # the learning curves are the run's choice like its wandb mode: a run started with --no-curves keeps it (a
-    # resume may still turn them off; run.json of an older version records nothing: curves on, as then)
-    curves = curves and (rec or {}).get("curves", True) is not False
+    # resume may still turn them off; run.json of an older version records nothing: curves on, as then;
+    # check_run_dir has checked that a recorded value is a bool)
+    curves = curves and (rec or {}).get("curves", True)
     return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key,
                    extend=new_g > old_g or new_g != rec_g, plots=plots, curves=curves, already_finished=finished)
 

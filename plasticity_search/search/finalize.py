@@ -163,7 +163,7 @@ def choice_line(search, split: str, per_task: list, i: int, front=()) -> str:
     against eps/2 decides, as it did before pairs were used.
     """
     inst = lambda j: as_array(instance_fitness(search.fit, per_task, j))  # noqa: E731
-    mean, se, n = mean_and_se(inst(i))
+    _, se, n = mean_and_se(inst(i))
     hofc = search.cfg.hall_of_fame
     eps = hofc.eps if hofc.choose == "eps" else 0.0
     how = (f"simplest rule within eps={hofc.eps:g} of the best {split} fitness" if hofc.choose == "eps"
@@ -179,10 +179,11 @@ def choice_line(search, split: str, per_task: list, i: int, front=()) -> str:
         fit = {j: _fin(f) for j, _, f in front}
         c_i = next((c for j, c, _ in front if j == i), math.inf)
         top = max(front, key=lambda r: fit[r[0]])[0]
+        top_inst = inst(top)
         zs = []
         for j in (j for j, c, _ in front if j != top and (j == i or c < c_i)):
             margin = fit[j] - fit[top] + eps if j == i else fit[top] - eps - fit[j]
-            pse = paired_difference(inst(j), inst(top))["se"]
+            pse = paired_difference(inst(j), top_inst)["se"]
             if pse is not None and math.isfinite(pse) and math.isfinite(margin):
                 zs.append(math.inf if pse == 0 else margin / pse)
         if zs:
