@@ -46,7 +46,7 @@ def settings(coordinator_address: str | None = None, num_processes: int | None =
         if num_processes not in (None, 1):
             raise DistributedError(f"{num_processes} processes need a coordinator address (--coordinator HOST:PORT "
                                    "or JAX_COORDINATOR_ADDRESS)")
-        if process_id not in (None, 0):      # a single process is process 0: another id means a missing setting
+        if process_id is not None:      # even 0: with no coordinator the process would run the job alone
             raise DistributedError(f"process id {process_id} needs a coordinator address and the number of "
                                    "processes (--coordinator HOST:PORT --num-processes N)")
         return None, num_processes, process_id

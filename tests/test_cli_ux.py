@@ -116,11 +116,31 @@ def test_hint_after_a_run_names_the_export_targets_of_its_model():
     from plasticity_search.runs.run_cmd import next_steps
 
     spiking = next_steps("runs/x", configs.load(os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml")))
-    assert len(spiking) == 1 and "--to sympy|latex|jax|numpy|torch|json|brian2|nestml" in spiking[0]
+    assert len(spiking) == 1 and "--to sympy|latex|jax|numpy|torch|brian2|nestml|json" in spiking[0]
     rate = next_steps("runs/x", configs.load(QUICKSTART, {"tasks.search": [{"task": "pca", "args": {"n_in": 7}}],
                                                            "tasks.select": [], "tasks.final": [],
                                                            "fitness.metric": None, "baselines": None}))
     assert "brian2" not in rate[0] and "--task pca --task-arg n_in=7 --network 7-" in rate[1]
+
+
+def test_hint_after_a_run_offers_only_the_targets_that_take_its_rule(monkeypatch):
+    """An audit saw a spiking_teacher run offer `--to ...|brian2|nestml` for its rule -e*tx, which both refuse
+    (a synapse model has no error e)."""
+    from plasticity_search.rules.resolve import resolve_rule
+    from plasticity_search.runs import configs, results
+    from plasticity_search.runs.run_cmd import export_targets, next_steps
+
+    ok, refused, why = export_targets(resolve_rule("-e*tx"))
+    assert ok == ["sympy", "latex", "jax", "numpy", "torch", "json"] and refused == ["brian2", "nestml"]
+    assert why == "it reads e, which a synapse model does not have"
+    assert export_targets(resolve_rule("stdp_add"))[1:] == ([], None)
+    cfg = configs.load(os.path.join(ROOT, "search_spaces", "spiking_teacher.yaml"))
+    monkeypatch.setattr(results, "rule_from_run", lambda run_dir, rank: resolve_rule("-e*tx"))
+    (line,) = next_steps("runs/x", cfg)
+    assert line == ("export a rule  plasticity-search export runs/x:0 --to sympy|latex|jax|numpy|torch|json   "
+                    "(not brian2|nestml: it reads e, which a synapse model does not have)")
+    monkeypatch.setattr(results, "rule_from_run", lambda run_dir, rank: resolve_rule("stdp_add"))
+    assert next_steps("runs/x", cfg)[0].endswith("--to sympy|latex|jax|numpy|torch|brian2|nestml|json")
 
 
 def test_compare_hint_carries_what_the_run_ran_with():

@@ -50,6 +50,27 @@ def test_a_diverged_rule_has_no_difference():
         paired_difference([1, 2], [1, 2, 3])
 
 
+def test_a_reference_that_diverged_everywhere_leaves_no_comparison():
+    """Pairs where only the reference diverged are left out; with none left the comparison reads diverged, not
+    a tie (it did: n == 0 gave delta None and verdict 'tie')."""
+    p = paired_difference([0.5, 0.6, 0.7], [0.4, np.inf, 0.3])
+    assert p["n"] == 2 and p["delta"] == pytest.approx(0.25) and p["ref_diverged"] == 1 and p["diverged"] == 0
+    p = paired_difference([0.5, 0.6, 0.7], [np.nan, np.nan, np.inf])
+    assert p["delta"] is None and p["diverged"] == 0 and p["ref_diverged"] == 3
+    assert verdict(p) == "diverged" and format_delta(p) == "reference diverged"
+
+
+def test_evaluate_with_a_diverged_reference_says_so():
+    code, out, err = _main(["evaluate", "1e30*x*y", "oja", "--task", "pca", "--seeds", "2", "--steps", "50",
+                            "--json"])
+    assert code == 0, err
+    ref, oja = json.loads(out)["paired"]
+    assert ref["diverged"] == 2 and oja["diverged"] == 0 and oja["ref_diverged"] == 2
+    assert oja["verdict"] == "diverged" and oja["delta"] is None
+    code, out, err = _main(["evaluate", "1e30*x*y", "oja", "--task", "pca", "--seeds", "2", "--steps", "50"])
+    assert code == 0 and "Δ reference diverged" in out and "tie" not in out
+
+
 def test_mean_and_se():
     m, se, n = mean_and_se([1.0, 2.0, 3.0, np.nan])
     assert (m, n) == (2.0, 3) and se == pytest.approx(1.0 / np.sqrt(3))

@@ -186,7 +186,9 @@ def test_run_multihost_bad_flags_exit_2(tmp_path):
                           (["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"],
                            "process id"),
                           (["--coordinator", "127.0.0.1:1234", "--num-processes", "2"], "process's id"),
-                          (["--num-processes", "3"], "coordinator")):
+                          (["--num-processes", "3"], "coordinator"),
+                          (["--process-id", "0"], "needs a coordinator address"),     # would run the job alone
+                          (["--process-id", "1"], "needs a coordinator address")):
         cmd, kw = _cli([cfg, "--out", str(tmp_path / "never")] + extra, tmp_path, tmp_path / "cache")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
         assert r.returncode == 2, (extra, r.stderr)

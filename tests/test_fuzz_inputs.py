@@ -880,7 +880,12 @@ def test_export_output_never_replaces_a_device_a_link_or_a_directory(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+
+    def read_fifo():
+        with open(fifo) as f:
+            got.append(f.read())
+
+    reader = threading.Thread(target=read_fifo)
     reader.start()
     assert call(["export", "fa", "--to", "numpy", "-o", fifo])[0] == 0
     reader.join(10)

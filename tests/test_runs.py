@@ -422,6 +422,41 @@ def test_a_resumed_run_keeps_its_wandb_mode(finished, tmp_path, monkeypatch):
     assert plan_run(d, resume=True, generations=GENERATIONS + 1).wandb_mode == "offline"
 
 
+def test_a_damaged_newest_checkpoint_is_named_when_passed_over(finished, tmp_path):
+    """An audit zeroed the newest checkpoint: the resume went back to the one before it without a word."""
+    from plasticity_search.runs import checkpoint as ckpt
+
+    d = _copy_run(finished, tmp_path)
+    gens = ckpt.list_generations(d)
+    assert len(gens) == 2
+    newest = ckpt.checkpoint_path(d, gens[-1])
+    with open(newest, "r+b") as f:
+        f.write(b"\0" * os.path.getsize(newest))
+    seen = []
+    arrays, meta = ckpt.load_latest(d, on_skip=lambda path, why: seen.append((path, why)))
+    assert meta["generation"] == gens[0]
+    assert seen == [(newest, "not a checkpoint (not an npz archive)")]
+    os.remove(ckpt.checkpoint_path(d, gens[0]))
+    seen.clear()
+    with pytest.raises(ckpt.CheckpointError, match="no readable checkpoint in .*not an npz archive"):
+        ckpt.load_latest(d, on_skip=lambda path, why: seen.append(path))
+    assert seen == []       # nothing was passed over for an older one
+
+
+@pytest.mark.parametrize("stop", ["patience", "target_fitness", "time_limit"])
+def test_a_run_stopped_early_is_not_extended(finished, tmp_path, stop):
+    """An audit saw `--resume --generations 110` on a run stopped by patience at 85 re-finalize it and stop again:
+    the stop condition still holds, so the request is refused in one line (a run stopped by its budget extends)."""
+    from plasticity_search.runs.runner import RunError, plan_run
+
+    d = _copy_run(finished, tmp_path)
+    assert plan_run(d, resume=True, generations=GENERATIONS + 1).extend
+    _edit_json(os.path.join(d, "run.json"), lambda r: r.update(stopped_by=stop))
+    with pytest.raises(RunError, match=f"the run stopped by {stop} after {GENERATIONS} generations, so a larger "):
+        plan_run(d, resume=True, generations=GENERATIONS + 1)
+    assert plan_run(d, resume=True).already_finished       # the same budget: shown as it is
+
+
 def test_a_resumed_run_keeps_its_learning_curves_choice(finished, tmp_path):
     """Found by a resume audit: --no-curves was not recorded, so the printed `run DIR --resume` of a run started
     with it drew learning curves and weight plots the uninterrupted run does not have."""

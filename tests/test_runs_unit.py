@@ -349,3 +349,15 @@ def test_side_by_side_comparison_prints_each_rule_and_verdict_once():
     assert "dw = -e*x" in text
     row = next(ln for ln in text.splitlines() if ln.startswith("Δ vs r_stdp"))
     assert row.split()[-5:] == ["diverged", "+0.500", "[+0.250,", "+0.750]", "better"], row
+
+
+def test_verdict_lines_name_a_baseline_that_diverged_on_every_instance():
+    from plasticity_search.runs.inspect import _verdicts
+    from plasticity_search.search.stats import paired_difference
+
+    doc = {"baselines": [{"name": "fa"}, {"name": "bp"}], "compared_on": "final"}
+    entry = {"paired": {"fa": paired_difference([0.5, 0.6], [np.nan, np.nan]),
+                        "bp": paired_difference([0.5, np.nan], [0.4, 0.4])}}
+    fa, bp = _verdicts(entry, doc)
+    assert fa == "  vs fa: no comparison: fa DIVERGED on every final instance (2)"
+    assert bp.startswith("  vs bp: chosen rule DIVERGED; no comparison with bp")

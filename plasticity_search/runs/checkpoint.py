@@ -136,8 +136,9 @@ def list_generations(run_dir: str) -> list[int]:
     return sorted(int(m.group(1)) for m in map(_NAME.match, os.listdir(d)) if m)
 
 
-def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """The newest readable checkpoint as (arrays, meta), or None if the run has none yet."""
+def load_latest(run_dir: str, on_skip=None) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The newest readable checkpoint as (arrays, meta), or None if the run has none yet. ``on_skip(path, why)`` is
+    called for each newer file that is damaged and passed over (a resume says so instead of going back silently)."""
     d = os.path.join(run_dir, CHECKPOINT_DIR)
     if os.path.lexists(d) and not os.path.isdir(d):
         raise CheckpointError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is not a directory")
@@ -146,18 +147,23 @@ def load_latest(run_dir: str) -> tuple[dict[str, np.ndarray], dict] | None:
         if os.path.isdir(checkpoint_path(run_dir, g)):
             raise CheckpointError(f"run directory '{run_dir}': checkpoint '{checkpoint_path(run_dir, g)}' is a "
                                   "directory, not a file")
-    last_exc = None
+    skipped = []
     for g in reversed(gens):
         try:
             arrays, meta = decode(checkpoint_path(run_dir, g))
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to the previous checkpoint
-            last_exc = exc
+            skipped.append((checkpoint_path(run_dir, g), _first_line(exc)))
             continue
         if meta.get("generation") != g:
-            last_exc = CheckpointError(f"checkpoint {g} claims generation {meta.get('generation')}")
+            skipped.append((checkpoint_path(run_dir, g), f"checkpoint {g} claims generation {meta.get('generation')}"))
             continue
+        for path, why in skipped if on_skip is not None else ():
+            on_skip(path, why)
         return arrays, meta
     if gens:
-        why = str(last_exc).splitlines()[0] if str(last_exc) else type(last_exc).__name__
-        raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({why})")
+        raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({skipped[-1][1]})")
     return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

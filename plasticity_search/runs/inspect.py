@@ -112,6 +112,10 @@ def _verdicts(entry: dict, doc: dict) -> list[str]:
         if not p:
             continue
         v = verdict(p)
+        if v == "diverged" and not p.get("diverged"):       # the baseline diverged on every instance
+            out.append(f"  vs {bl['name']}: no comparison: {bl['name']} DIVERGED on every "
+                       f"{doc.get('compared_on', 'final')} instance ({p.get('ref_diverged')})")
+            continue
         word = {"better": "BEATS", "worse": "LOSES TO", "tie": "is not distinguishable from",
                 "diverged": "DIVERGED; no comparison with"}[v]
         out.append(f"  vs {bl['name']}: chosen rule {word} {bl['name']} on {doc.get('compared_on', 'final')} "

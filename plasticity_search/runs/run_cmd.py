@@ -112,12 +112,52 @@ def cmd_run(args) -> int:
     return 0
 
 
+def export_targets(rule) -> tuple[list[str], list[str], str | None]:
+    """(targets that take ``rule``, targets that refuse it, the first refusal's reason): each target is tried
+    (brian2 and nestml refuse rate rules and variables a synapse model lacks, e.g. ``e``)."""
+    from ..export import TARGETS, export
+    from ..rules.program import RuleError
+
+    ok, refused, why = [], [], None
+    for target in TARGETS:
+        try:
+            export(rule, target)
+            ok.append(target)
+        except RuleError as exc:
+            refused.append(target)
+            why = why or _short_reason(str(exc).splitlines()[0])
+    return ok, refused, why
+
+
+def _short_reason(msg: str) -> str:
+    """An export refusal for one line: "variable 'e' (its description) has no counterpart in a brian2 synapse
+    model (...)" -> "it reads e, which a synapse model does not have"; other reasons as they are."""
+    head = msg.split(" has no counterpart", 1)[0].split(" have no counterpart", 1)[0]
+    if head != msg and head.startswith("variable"):
+        names = re.findall(r"'(\w+)'", head)
+        if names:
+            return f"it reads {', '.join(names)}, which a synapse model does not have"
+    return msg
+
+
 def next_steps(run_dir: str, cfg) -> list[str]:
-    """The commands printed after a run: export the chosen rule (every target the model supports: brian2 and
-    nestml for spiking rules) and, for rate runs, re-score it beside the run's baselines (:func:`compare_command`)."""
+    """The commands printed after a run: export the chosen rule (the targets that take it, :func:`export_targets`,
+    naming a spiking rule's refusals; by the model if the run has no readable rule) and, for rate runs, re-score it beside the run's baselines
+    (:func:`compare_command`)."""
+    from ..export import TARGETS
+    from ..rules.program import RuleError
+    from .results import rule_from_run
+    from .rundir import RunDirError
+
     spiking = cfg.model == "spiking"
-    targets = "sympy|latex|jax|numpy|torch|json" + ("|brian2|nestml" if spiking else "")
-    out = [f"export a rule  plasticity-search export {run_dir}:0 --to {targets}"]
+    model_targets = [t for t in TARGETS if spiking or t not in ("brian2", "nestml")]
+    try:
+        ok, refused, why = export_targets(rule_from_run(run_dir, 0))
+    except (RuleError, RunDirError, OSError, ValueError):
+        ok, refused, why = model_targets, [], None
+    refused = [t for t in refused if t in model_targets]      # a rate rule's brian2/nestml refusal goes unsaid
+    out = [f"export a rule  plasticity-search export {run_dir}:0 --to {'|'.join(ok)}"
+           + (f"   (not {'|'.join(refused)}: {why})" if refused else "")]
     if not spiking:
         cmd = compare_command(run_dir, cfg)
         why = ("its fitness has penalties" if cfg.fitness.penalties else "evaluate has no flags for this run's "

@@ -199,6 +199,12 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     rec_g = old_g if isinstance(rec_g, bool) or not isinstance(rec_g, int) else rec_g
     finished = (new_g == old_g == rec_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
                 and (rec or {}).get("status") == "finished")
+    stopped_by = (rec or {}).get("stopped_by")
+    if new_g > old_g and (rec or {}).get("status") == "finished" and stopped_by in _EARLY_STOPS:
+        # its stop condition still holds at its last generation: more budget would stop it again at once
+        raise RunError(f"the run stopped by {stopped_by} after {(rec or {}).get('generations_done')} generations, "
+                       f"so a larger {gen_key} does not continue it ({_EARLY_STOPS[stopped_by]}, which cannot "
+                       "change on resume); start a new run")
     if not finished:
         _check_resume(run_dir, rec, gen_key)
     # the learning curves are the run's choice like its wandb mode: a run started with --no-curves keeps it (a
@@ -207,6 +213,11 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     curves = curves and (rec or {}).get("curves", True)
     return RunPlan(run_dir, given, given_d, False, mode, record=rec, gen_key=gen_key,
                    extend=new_g > old_g or new_g != rec_g, plots=plots, curves=curves, already_finished=finished)
+
+
+#: early stops (run.json's stopped_by) and the setting behind each
+_EARLY_STOPS = {"patience": "budget.patience", "target_fitness": "budget.target_fitness",
+                "time_limit": "budget.time_limit_s"}
 
 
 def _check_devices(cfg) -> None:
@@ -362,7 +373,8 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
         # whatever can refuse a resume is checked before anything is written (run.json, wandb, metrics)
         search = eng.Search(cfg)
-        loaded = ckpt.load_latest(run_dir)
+        loaded = ckpt.load_latest(run_dir, on_skip=lambda path, why: log(
+            f"checkpoint '{path}' is damaged ({why}); resuming from the one before it"))
         if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
             raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
         resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded, search=search)
@@ -449,7 +461,8 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     spec.after_generation(state)       # near the end: the finalize computed ahead
         stopped_by = search.stop_reason(state) or "generations"
         bar.phase(f"finalizing after {done} generations (stopped by {stopped_by}): the Pareto set re-scored on "
-                  "the select and final tasks, baselines, learning curves")
+                  "the select and final tasks, baselines"
+                  + (", learning curves" if plan.curves and cfg.model == "rate" else ""))   # none for spiking runs
         hof = search.finalize(state) if spec is None else spec.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)

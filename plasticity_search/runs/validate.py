@@ -135,7 +135,8 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
 
 
 PAIRED_FIELDS = {"delta": (int, float), "lo": (int, float), "hi": (int, float), "se": (int, float),
-                 "wins": (int, float), "n": (int,), "diverged": (int, bool)}
+                 "wins": (int, float), "n": (int,), "diverged": (int, bool),
+                 "ref_diverged": (int, bool)}
 
 
 def _check_paired(p, where: str) -> None:

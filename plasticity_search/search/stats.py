@@ -3,6 +3,8 @@
 ``paired_difference(a, b)`` is the mean of ``a_i - b_i`` over instances with a Student-t confidence interval; it is
 what every result of this tool states next to its baselines ("Δ vs FA +0.41 [+0.37, +0.45], 64 instances").
 A rule with a non-finite instance (diverged weights or outputs) has no difference: it is reported as diverged.
+Instances where only the reference diverged are left out of the difference (``n`` counts the pairs used); a
+reference that diverged on every instance leaves none, and the comparison reads diverged as well.
 """
 from __future__ import annotations
 
@@ -33,33 +35,37 @@ def mean_and_se(x) -> tuple[float, float, int]:
 
 
 def paired_difference(a, b, level: float = LEVEL) -> dict:
-    """``a - b`` over paired instances: {delta, lo, hi, se, n, wins (fraction a > b), diverged}.
+    """``a - b`` over paired instances: {delta, lo, hi, se, n, wins (fraction a > b), diverged, ref_diverged}.
 
     ``a`` and ``b`` are per-instance fitness (higher is better) in the same order. If ``a`` has non-finite
     instances, ``diverged`` counts them and delta/lo/hi are None (a rule that diverges does not beat anything).
+    ``ref_diverged`` counts the non-finite instances of ``b``; they are left out of the difference, and if no pair
+    is left, delta/lo/hi are None and :func:`verdict` says 'diverged'.
     """
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
     if a.shape != b.shape:
         raise ValueError(f"paired difference needs equal instances, got {a.shape} and {b.shape}")
     bad_a = int(np.sum(~np.isfinite(a)))
+    bad_b = int(np.sum(~np.isfinite(b)))
     ok = np.isfinite(a) & np.isfinite(b)
     n = int(np.sum(ok))
     if bad_a or n == 0:
         return {"delta": None, "lo": None, "hi": None, "se": None, "n": int(a.size), "wins": None,
-                "diverged": bad_a}
+                "diverged": bad_a, "ref_diverged": bad_b}
     d = a[ok] - b[ok]
     mean = float(np.mean(d))
     se = float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.inf
     half = t_quantile(n - 1, level) * se if n > 1 else math.inf
     fin = lambda x: x if math.isfinite(x) else None  # noqa: E731
     return {"delta": mean, "lo": fin(mean - half), "hi": fin(mean + half), "se": fin(se), "n": n,
-            "wins": float(np.mean(d > 0)), "diverged": 0}
+            "wins": float(np.mean(d > 0)), "diverged": 0, "ref_diverged": bad_b}
 
 
 def verdict(p: dict) -> str:
-    """'better', 'worse', 'tie' (interval covers 0) or 'diverged' for a :func:`paired_difference` result."""
-    if p.get("diverged"):
+    """'better', 'worse', 'tie' (interval covers 0) or 'diverged' (the rule, or the reference on every instance)
+    for a :func:`paired_difference` result."""
+    if _diverged(p):
         return "diverged"
     lo, hi = p.get("lo"), p.get("hi")
     if lo is not None and lo > 0:
@@ -70,11 +76,14 @@ def verdict(p: dict) -> str:
 
 
 def format_delta(p: dict | None) -> str:
-    """``+0.412 [+0.371, +0.452]`` (or ``diverged``) for tables."""
+    """``+0.412 [+0.371, +0.452]`` (or ``diverged``, or ``reference diverged`` where it did on every instance)
+    for tables."""
     if not p:
         return "-"
     if p.get("diverged"):
         return "diverged"
+    if _diverged(p):
+        return "reference diverged"
     if p.get("delta") is None:
         return "-"
     lo, hi = p.get("lo"), p.get("hi")
@@ -82,10 +91,15 @@ def format_delta(p: dict | None) -> str:
     return f"{p['delta']:+.3f}{ci}"
 
 
+def _diverged(p: dict) -> bool:
+    """The rule diverged, or the reference did on every instance (no pair left to compare)."""
+    return bool(p.get("diverged")) or (bool(p.get("ref_diverged")) and p.get("delta") is None)
+
+
 def format_delta_verdict(p: dict) -> str:
     """``+0.412 [+0.371, +0.452] better`` (or ``diverged``, once) for tables."""
     v = verdict(p)
-    return v if v == "diverged" else f"{format_delta(p)} {v}"
+    return format_delta(p) if v == "diverged" else f"{format_delta(p)} {v}"
 
 
 __all__ = ["paired_difference", "mean_and_se", "t_quantile", "verdict", "format_delta", "format_delta_verdict",
