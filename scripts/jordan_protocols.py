@@ -54,7 +54,7 @@ def _resolve(spec: str, settings, protocol: str = "correlation"):
 
 def main(argv=None) -> int:
     from plasticity_search.evaluate_cmd import parse_task_args
-    from plasticity_search.search.stats import paired_difference
+    from plasticity_search.search.stats import format_delta, paired_difference
     from plasticity_search.spiking import evaluate_rule
     from plasticity_search.tasks import make
 
@@ -76,16 +76,22 @@ def main(argv=None) -> int:
         v = np.array([np.nan if x is None else x for x in res[metric]["values"]])
         ref = v if ref is None else ref
         p = paired_difference(v, ref)
-        out.append({"label": label, "rule": spec, "settings": settings, "values": v.tolist(),
-                    "mean": float(np.mean(v)), "std": float(np.std(v)), "min": float(np.min(v)),
-                    "others": {k: res[k]["mean"] for k in res if k not in (metric, "finite")},
+        ok = v[np.isfinite(v)]         # a seed that diverged (NaN) is counted, not averaged
+        num = lambda x: float(x) if x is not None and np.isfinite(x) else None      # noqa: E731 - JSON null
+        out.append({"label": label, "rule": spec, "settings": settings, "values": [num(x) for x in v],
+                    "mean": num(np.mean(ok)) if ok.size else None, "std": num(np.std(ok)) if ok.size else None,
+                    "min": num(np.min(ok)) if ok.size else None, "diverged": int(v.size - ok.size),
+                    "others": {k: num(res[k]["mean"]) for k in res if k not in (metric, "finite")},
                     "delta": p["delta"], "lo": p["lo"], "hi": p["hi"], "seconds": time.perf_counter() - t0})
         if not args.json:
             r = out[-1]
-            d = "" if len(out) == 1 else f"{r['delta']:+.2f} [{r['lo']:+.2f}, {r['hi']:+.2f}]"
-            print(f"| {label} | `{spec}` | {r['mean']:.2f} ± {r['std']:.2f} | {r['min']:.2f} | "
-                  + ", ".join(f"{x:.1f}" for x in v) + f" | {d} | "
-                  + ", ".join(f"{k} {x:.2f}" for k, x in r["others"].items()) + " |", flush=True)
+            f2 = lambda x: "nan" if x is None else f"{x:.2f}"      # noqa: E731
+            d = ("" if len(out) == 1 else format_delta(p) if p["delta"] is None or p["lo"] is None
+                 else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
+            div = f" ({r['diverged']} of {v.size} seeds diverged)" if r["diverged"] else ""
+            print(f"| {label} | `{spec}` | {f2(r['mean'])} ± {f2(r['std'])}{div} | {f2(r['min'])} | "
+                  + ", ".join("nan" if x is None else f"{x:.1f}" for x in r["values"]) + f" | {d} | "
+                  + ", ".join(f"{k} {f2(x)}" for k, x in r["others"].items()) + " |", flush=True)
     if args.json:
         json.dump({"task": task.name, "metric": metric, "seeds": args.seeds, "split": "final", "rows": out},
                   sys.stdout, indent=2)

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ref = score(fa, cfg, "fa", args.episodes)
     for label, rule, fb in (("BP (rule -e x, backpropagated errors)", fa, "bp"), ("FA (fixed random feedback)", fa, "fa"),
                             ("DFA (direct random feedback)", fa, "dfa"), ("sign-concordant feedback", fa, "sign")):
-        rows.append((label, "-e*x", score(rule, cfg, fb, args.episodes), ""))
+        rows.append((label, "-e*x", ref if fb == "fa" else score(rule, cfg, fb, args.episodes), ""))
     for s in args.pool_seeds:
         rule, formula, wall = pool_rule(cfg, s)
         rows.append((f"ST pool tuned by CMA-ES (seed {s})", formula, score(rule, cfg, "fa", args.episodes),
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     out = []
     for label, formula, acc, wall in rows:
         p = paired_difference(acc, ref)
-        print(f"| {label} | `{formula}` | {acc.mean():.4f} ± {acc.std():.4f} | {format_delta(p)} | {wall} |")
+        d = "(reference)" if acc is ref else format_delta(p)
+        print(f"| {label} | `{formula}` | {acc.mean():.4f} ± {acc.std():.4f} | {d} | {wall} |")
         out.append({"row": label, "formula": formula, "mean": float(acc.mean()), "std": float(acc.std()),
                     "vs_fa": p, "wall": wall})
     if args.json:

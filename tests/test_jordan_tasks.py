@@ -249,3 +249,24 @@ def test_reward_rule_beats_chance():
     assert learned["total_reward"]["mean"] > 150 and min(learned["total_reward"]["values"]) > 50
     assert learned["final_accuracy"]["mean"] > 0.7
     assert none["total_reward"]["mean"] < 50 and none["final_accuracy"]["mean"] < 0.6
+
+
+def test_protocol_table_script_reports_a_rule_that_diverged(capsys):
+    """scripts/jordan_protocols.py (BENCHMARKS' tables) crashed with a TypeError on a rule that diverged on some
+    seeds (an audit passed a run's rule as a formula, so at lr 1); it now says how many seeds diverged."""
+    import importlib.util
+    import json
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "jordan_protocols.py")
+    spec = importlib.util.spec_from_file_location("jordan_protocols", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    bad = "dw = elig*(1.1*r - 0.87); delig = 1e30*tx*(sy - 0.01*v**2)"
+    assert script.main(["reward", "--seeds", "2", "--steps", "20", "--rule", bad]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "nan ± nan (2 of 2 seeds diverged)" in last and "| diverged |" in last
+    assert script.main(["reward", "--seeds", "2", "--steps", "20", "--rule", bad, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))["rows"]
+    assert rows[-1]["diverged"] == 2 and rows[-1]["mean"] is None and rows[-1]["delta"] is None
+    assert rows[0]["diverged"] == 0 and rows[0]["mean"] is not None

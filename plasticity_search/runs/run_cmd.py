@@ -142,8 +142,8 @@ def _short_reason(msg: str) -> str:
 
 def next_steps(run_dir: str, cfg) -> list[str]:
     """The commands printed after a run: export the chosen rule (the targets that take it, :func:`export_targets`,
-    naming a spiking rule's refusals; by the model if the run has no readable rule) and, for rate runs, re-score it beside the run's baselines
-    (:func:`compare_command`)."""
+    naming a spiking rule's refusals; by the model if the run has no readable rule) and, for rate runs, re-score it
+    beside the run's baselines (:func:`compare_command`)."""
     from ..export import TARGETS
     from ..rules.program import RuleError
     from .results import rule_from_run
