@@ -52,9 +52,41 @@ def _resolve(spec: str, settings, protocol: str = "correlation"):
     return rule
 
 
+def _num(x):
+    """A finite float, else None (JSON null: a seed or metric that diverged)."""
+    return float(x) if x is not None and np.isfinite(x) else None
+
+
+def row_record(label: str, spec: str, settings, values, others: dict, paired: dict, seconds: float) -> dict:
+    """One row of the table as data: per-seed values (None where a seed diverged), mean/std/min over the finite
+    seeds and how many diverged, the other metrics' means, the paired difference to the first row."""
+    v = np.array([np.nan if x is None else x for x in values], np.float64)
+    ok = v[np.isfinite(v)]         # a seed that diverged is counted, not averaged
+    stat = (lambda f: _num(f(ok)) if ok.size else None)      # noqa: E731
+    return {"label": label, "rule": spec, "settings": settings, "values": [_num(x) for x in v],
+            "mean": stat(np.mean), "std": stat(np.std), "min": stat(np.min), "diverged": int(v.size - ok.size),
+            "others": {k: _num(x) for k, x in others.items()},
+            "delta": paired["delta"], "lo": paired["lo"], "hi": paired["hi"], "seconds": seconds,
+            "_paired": paired}
+
+
+def row_text(r: dict, first: bool) -> str:
+    """The markdown row of :func:`row_record`'s ``r`` (``first``: the reference row, no difference)."""
+    from plasticity_search.search.stats import format_delta
+
+    f2 = lambda x: "nan" if x is None else f"{x:.2f}"      # noqa: E731
+    p = r["_paired"]
+    d = ("" if first else format_delta(p) if p["delta"] is None or p["lo"] is None
+         else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
+    div = f" ({r['diverged']} of {len(r['values'])} seeds diverged)" if r["diverged"] else ""
+    return (f"| {r['label']} | `{r['rule']}` | {f2(r['mean'])} ± {f2(r['std'])}{div} | {f2(r['min'])} | "
+            + ", ".join("nan" if x is None else f"{x:.1f}" for x in r["values"]) + f" | {d} | "
+            + ", ".join(f"{k} {f2(x)}" for k, x in r["others"].items()) + " |")
+
+
 def main(argv=None) -> int:
     from plasticity_search.evaluate_cmd import parse_task_args
-    from plasticity_search.search.stats import format_delta, paired_difference
+    from plasticity_search.search.stats import paired_difference
     from plasticity_search.spiking import evaluate_rule
     from plasticity_search.tasks import make
 
@@ -75,26 +107,13 @@ def main(argv=None) -> int:
         res, _ = evaluate_rule(_resolve(spec, settings, args.protocol), task, seeds=args.seeds, steps=args.steps)
         v = np.array([np.nan if x is None else x for x in res[metric]["values"]])
         ref = v if ref is None else ref
-        p = paired_difference(v, ref)
-        ok = v[np.isfinite(v)]         # a seed that diverged (NaN) is counted, not averaged
-        num = lambda x: float(x) if x is not None and np.isfinite(x) else None      # noqa: E731 - JSON null
-        out.append({"label": label, "rule": spec, "settings": settings, "values": [num(x) for x in v],
-                    "mean": num(np.mean(ok)) if ok.size else None, "std": num(np.std(ok)) if ok.size else None,
-                    "min": num(np.min(ok)) if ok.size else None, "diverged": int(v.size - ok.size),
-                    "others": {k: num(res[k]["mean"]) for k in res if k not in (metric, "finite")},
-                    "delta": p["delta"], "lo": p["lo"], "hi": p["hi"], "seconds": time.perf_counter() - t0})
+        out.append(row_record(label, spec, settings, v, {k: res[k]["mean"] for k in res if k not in (metric, "finite")},
+                              paired_difference(v, ref), time.perf_counter() - t0))
         if not args.json:
-            r = out[-1]
-            f2 = lambda x: "nan" if x is None else f"{x:.2f}"      # noqa: E731
-            d = ("" if len(out) == 1 else format_delta(p) if p["delta"] is None or p["lo"] is None
-                 else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
-            div = f" ({r['diverged']} of {v.size} seeds diverged)" if r["diverged"] else ""
-            print(f"| {label} | `{spec}` | {f2(r['mean'])} ± {f2(r['std'])}{div} | {f2(r['min'])} | "
-                  + ", ".join("nan" if x is None else f"{x:.1f}" for x in r["values"]) + f" | {d} | "
-                  + ", ".join(f"{k} {f2(x)}" for k, x in r["others"].items()) + " |", flush=True)
+            print(row_text(out[-1], len(out) == 1), flush=True)
     if args.json:
-        json.dump({"task": task.name, "metric": metric, "seeds": args.seeds, "split": "final", "rows": out},
-                  sys.stdout, indent=2)
+        json.dump({"task": task.name, "metric": metric, "seeds": args.seeds, "split": "final",
+                   "rows": [{k: x for k, x in r.items() if k != "_paired"} for r in out]}, sys.stdout, indent=2)
     return 0
 
 

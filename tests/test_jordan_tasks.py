@@ -251,22 +251,33 @@ def test_reward_rule_beats_chance():
     assert none["total_reward"]["mean"] < 50 and none["final_accuracy"]["mean"] < 0.6
 
 
-def test_protocol_table_script_reports_a_rule_that_diverged(capsys):
+def test_protocol_table_rows_report_seeds_that_diverged():
     """scripts/jordan_protocols.py (BENCHMARKS' tables) crashed with a TypeError on a rule that diverged on some
-    seeds (an audit passed a run's rule as a formula, so at lr 1); it now says how many seeds diverged."""
+    seeds (an audit passed a run's rule as a formula, so at lr 1); its rows now say how many seeds diverged, and the
+    JSON has null, never NaN."""
     import importlib.util
     import json
     import os
+
+    from plasticity_search.search.stats import paired_difference
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "jordan_protocols.py")
     spec = importlib.util.spec_from_file_location("jordan_protocols", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    bad = "dw = elig*(1.1*r - 0.87); delig = 1e30*tx*(sy - 0.01*v**2)"
-    assert script.main(["reward", "--seeds", "2", "--steps", "20", "--rule", bad]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert "nan ± nan (2 of 2 seeds diverged)" in last and "| diverged |" in last
-    assert script.main(["reward", "--seeds", "2", "--steps", "20", "--rule", bad, "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))["rows"]
-    assert rows[-1]["diverged"] == 2 and rows[-1]["mean"] is None and rows[-1]["delta"] is None
-    assert rows[0]["diverged"] == 0 and rows[0]["mean"] is not None
+    ref = np.array([10.0, 20.0, 30.0])
+    first = script.row_record("r_stdp", "r_stdp", None, ref, {"rate_hz": 5.0}, paired_difference(ref, ref), 1.0)
+    part = np.array([12.0, np.nan, 35.0])
+    some = script.row_record("rule", "x", None, part, {"rate_hz": float("nan")}, paired_difference(part, ref), 1.0)
+    gone = np.full(3, np.nan)
+    none = script.row_record("bad", "y", None, gone, {"rate_hz": None}, paired_difference(gone, ref), 1.0)
+    assert first["diverged"] == 0 and first["mean"] == 20.0 and first["min"] == 10.0
+    assert some["diverged"] == 1 and some["mean"] == 23.5 and some["values"] == [12.0, None, 35.0]
+    assert none["diverged"] == 3 and none["mean"] is None and none["std"] is None and none["min"] is None
+    assert script.row_text(first, True).startswith("| r_stdp | `r_stdp` | 20.00 ± 8.16 | 10.00 | 10.0, 20.0, 30.0 |  |")
+    assert "23.50 ± 11.50 (1 of 3 seeds diverged) | 12.00 | 12.0, nan, 35.0 | diverged | rate_hz nan |" in \
+        script.row_text(some, False)
+    assert "nan ± nan (3 of 3 seeds diverged) | nan | nan, nan, nan | diverged |" in script.row_text(none, False)
+    for r in (first, some, none):
+        json.loads(json.dumps({k: x for k, x in r.items() if k != "_paired"}),
+                   parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
