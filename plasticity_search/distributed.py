@@ -36,6 +36,7 @@ def settings(coordinator_address: str | None = None, num_processes: int | None =
     ``JAX_PROCESS_ID``; validated. ``coordinator_address="auto"`` leaves everything to JAX's cluster detection
     (SLURM, Open MPI, Kubernetes, Cloud TPU pods)."""
     coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS") or None
+    given_id = process_id is not None       # --process-id (a launcher's JAX_PROCESS_ID=0 alone is one process)
     num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES")
     process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID")
     if coordinator_address == "auto":
@@ -46,7 +47,9 @@ def settings(coordinator_address: str | None = None, num_processes: int | None =
         if num_processes not in (None, 1):
             raise DistributedError(f"{num_processes} processes need a coordinator address (--coordinator HOST:PORT "
                                    "or JAX_COORDINATOR_ADDRESS)")
-        if process_id is not None:      # even 0: with no coordinator the process would run the job alone
+        # a single process is process 0; --process-id 0 with no coordinator and no count most likely lost its
+        # --coordinator: that host would run the whole job alone
+        if process_id not in (None, 0) or (given_id and num_processes is None):
             raise DistributedError(f"process id {process_id} needs a coordinator address and the number of "
                                    "processes (--coordinator HOST:PORT --num-processes N)")
         return None, num_processes, process_id

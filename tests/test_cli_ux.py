@@ -128,12 +128,16 @@ def test_hint_after_a_run_offers_only_the_targets_that_take_its_rule(monkeypatch
     (a synapse model has no error e)."""
     from plasticity_search.rules.resolve import resolve_rule
     from plasticity_search.runs import configs, results
-    from plasticity_search.runs.run_cmd import export_targets, next_steps
+    from plasticity_search.runs.run_cmd import _refusals, export_targets, next_steps
 
-    ok, refused, why = export_targets(resolve_rule("-e*tx"))
-    assert ok == ["sympy", "latex", "jax", "numpy", "torch", "json"] and refused == ["brian2", "nestml"]
-    assert why == "it reads e, which a synapse model does not have"
-    assert export_targets(resolve_rule("stdp_add"))[1:] == ([], None)
+    ok, refused = export_targets(resolve_rule("-e*tx"))
+    assert ok == ["sympy", "latex", "jax", "numpy", "torch", "json"]
+    assert refused == dict.fromkeys(["brian2", "nestml"], "it reads e, which a synapse model does not have")
+    assert export_targets(resolve_rule("stdp_add"))[1] == {}
+    # brian2 takes a same-step pre-and-post term that NESTML cannot deliver
+    ok, refused = export_targets(resolve_rule("sx*sy"))
+    assert "brian2" in ok and list(refused) == ["nestml"] and "pre and a post spike in the same step" in refused["nestml"]
+    assert _refusals({"brian2": "a", "nestml": "b"}) == "(not brian2: a; not nestml: b)"
     cfg = configs.load(os.path.join(ROOT, "search_spaces", "spiking_teacher.yaml"))
     monkeypatch.setattr(results, "rule_from_run", lambda run_dir, rank: resolve_rule("-e*tx"))
     (line,) = next_steps("runs/x", cfg)

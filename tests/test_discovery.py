@@ -13,7 +13,8 @@ from plasticity_search import cli
 from plasticity_search.search import Search, load_config, state_from_tree, state_to_tree
 from plasticity_search.search.baselines import resolve_baselines
 from plasticity_search.search.config import ConfigError, default_baselines
-from plasticity_search.search.stats import format_delta, mean_and_se, paired_difference, verdict
+from plasticity_search.search.stats import (format_delta, format_delta_verdict, left_out, mean_and_se,
+                                            paired_difference, ref_all_diverged, verdict)
 
 PCA = {"task": "pca", "seeds": 2, "steps": 100}
 TINY = {
@@ -55,9 +56,15 @@ def test_a_reference_that_diverged_everywhere_leaves_no_comparison():
     a tie (it did: n == 0 gave delta None and verdict 'tie')."""
     p = paired_difference([0.5, 0.6, 0.7], [0.4, np.inf, 0.3])
     assert p["n"] == 2 and p["delta"] == pytest.approx(0.25) and p["ref_diverged"] == 1 and p["diverged"] == 0
+    assert format_delta_verdict(p) == "+0.250 [-1.656, +2.156] tie (1 where the reference diverged left out)"
+    assert left_out(p) == 1 and not ref_all_diverged(p)
     p = paired_difference([0.5, 0.6, 0.7], [np.nan, np.nan, np.inf])
-    assert p["delta"] is None and p["diverged"] == 0 and p["ref_diverged"] == 3
-    assert verdict(p) == "diverged" and format_delta(p) == "reference diverged"
+    assert p["delta"] is None and p["diverged"] == 0 and p["ref_diverged"] == 3 and p["n"] == 0
+    assert verdict(p) == "diverged" and format_delta(p) == "reference diverged" and ref_all_diverged(p)
+    # a hall of fame written before ref_diverged existed: no difference, instances, no divergence of the rule
+    old = {"delta": None, "lo": None, "hi": None, "se": None, "n": 3, "wins": None, "diverged": 0}
+    assert ref_all_diverged(old) and verdict(old) == "diverged" and format_delta(old) == "reference diverged"
+    assert not ref_all_diverged({"delta": None, "n": 3, "diverged": 2}) and left_out({"delta": None}) == 0
 
 
 def test_evaluate_with_a_diverged_reference_says_so():

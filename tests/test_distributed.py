@@ -195,3 +195,21 @@ def test_run_multihost_bad_flags_exit_2(tmp_path):
         lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
         assert len(lines) == 1 and needle in lines[0], (extra, r.stderr)
         assert not (tmp_path / "never").exists()
+
+
+def test_process_id_without_a_coordinator(monkeypatch):
+    """--process-id with no coordinator would run the whole job on that host alone: refused, unless the count says
+    it is one process; a launcher's JAX_PROCESS_ID=0 alone stays a single process (a review found it refused)."""
+    from plasticity_search import distributed as dist
+
+    for var in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(var, raising=False)
+    for args in ((None, None, 0), (None, None, 1), (None, 1, 1)):
+        with pytest.raises(dist.DistributedError, match="needs a coordinator address"):
+            dist.settings(*args)
+    assert dist.settings(None, 1, 0) == (None, 1, 0)
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    assert dist.settings() == (None, None, 0)
+    monkeypatch.setenv("JAX_PROCESS_ID", "1")
+    with pytest.raises(dist.DistributedError, match="process id 1 needs"):
+        dist.settings()

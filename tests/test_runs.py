@@ -444,9 +444,10 @@ def test_a_damaged_newest_checkpoint_is_named_when_passed_over(finished, tmp_pat
 
 
 @pytest.mark.parametrize("stop", ["patience", "target_fitness", "time_limit"])
-def test_a_run_stopped_early_is_not_extended(finished, tmp_path, stop):
+def test_a_run_stopped_early_is_not_extended(finished, tmp_path, stop, capsys):
     """An audit saw `--resume --generations 110` on a run stopped by patience at 85 re-finalize it and stop again:
-    the stop condition still holds, so the request is refused in one line (a run stopped by its budget extends)."""
+    the stop condition still holds, so the request is refused in one line (a run stopped by its budget extends),
+    also when the run was killed or failed while finalizing (run.json records stopped_by before the finalize)."""
     from plasticity_search.runs.runner import RunError, plan_run
 
     d = _copy_run(finished, tmp_path)
@@ -454,7 +455,13 @@ def test_a_run_stopped_early_is_not_extended(finished, tmp_path, stop):
     _edit_json(os.path.join(d, "run.json"), lambda r: r.update(stopped_by=stop))
     with pytest.raises(RunError, match=f"the run stopped by {stop} after {GENERATIONS} generations, so a larger "):
         plan_run(d, resume=True, generations=GENERATIONS + 1)
-    assert plan_run(d, resume=True).already_finished       # the same budget: shown as it is
+    assert plan_run(d, resume=True).already_finished       # the same budget: shown as it is, without the hint
+    assert cli.main(["run", d, "--resume", "--wandb", "disabled"]) == 0
+    assert f"stopped by {stop}: start a new run to search further" in capsys.readouterr().err
+    for status in ("running", "failed"):            # killed (a dead pid) or failed in the finalize
+        _edit_json(os.path.join(d, "run.json"), lambda r: r.update(status=status, pid=2 ** 22 + 1))
+        with pytest.raises(RunError, match=f"the run stopped by {stop} after"):
+            plan_run(d, resume=True, generations=GENERATIONS + 1)
 
 
 def test_a_resumed_run_keeps_its_learning_curves_choice(finished, tmp_path):

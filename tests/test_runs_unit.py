@@ -359,5 +359,10 @@ def test_verdict_lines_name_a_baseline_that_diverged_on_every_instance():
     entry = {"paired": {"fa": paired_difference([0.5, 0.6], [np.nan, np.nan]),
                         "bp": paired_difference([0.5, np.nan], [0.4, 0.4])}}
     fa, bp = _verdicts(entry, doc)
-    assert fa == "  vs fa: no comparison: fa DIVERGED on every final instance (2)"
+    assert fa == "  vs fa: no comparison: fa DIVERGED on every final instance"
     assert bp.startswith("  vs bp: chosen rule DIVERGED; no comparison with bp")
+    entry = {"paired": {"fa": paired_difference([0.5, 0.6, 0.7, 0.8], [0.1, 0.2, np.nan, 0.2]),
+                        "bp": paired_difference([0.5, 0.6], [0.5, 0.6])}}
+    fa, bp = _verdicts(entry, doc)
+    assert fa.startswith("  vs fa: chosen rule BEATS fa on final (Δ +0.467 [")
+    assert fa.endswith(", 3 paired instances; 1 where fa diverged left out)") and bp.endswith("2 paired instances)")

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from ..errors import first_line
 from .rundir import CHECKPOINT_DIR, RunDirError, atomic_write_bytes
 
 CKPT_SCHEMA = "plasticity-search/checkpoint/v1"
@@ -152,7 +153,7 @@ def load_latest(run_dir: str, on_skip=None) -> tuple[dict[str, np.ndarray], dict
         try:
             arrays, meta = decode(checkpoint_path(run_dir, g))
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to the previous checkpoint
-            skipped.append((checkpoint_path(run_dir, g), _first_line(exc)))
+            skipped.append((checkpoint_path(run_dir, g), first_line(exc)))
             continue
         if meta.get("generation") != g:
             skipped.append((checkpoint_path(run_dir, g), f"checkpoint {g} claims generation {meta.get('generation')}"))
@@ -164,6 +165,3 @@ def load_latest(run_dir: str, on_skip=None) -> tuple[dict[str, np.ndarray], dict
         raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({skipped[-1][1]})")
     return None
 
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

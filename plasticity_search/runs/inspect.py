@@ -105,21 +105,22 @@ def format_table(doc: dict) -> str:
 
 def _verdicts(entry: dict, doc: dict) -> list[str]:
     """One line per baseline: is the chosen rule better, worse or tied (paired 95% interval) on held-out data."""
-    from ..search.stats import format_delta, verdict
+    from ..search.stats import format_delta, left_out, ref_all_diverged, verdict
     out = []
     for bl in doc.get("baselines", []):
         p = (entry.get("paired") or {}).get(bl["name"])
         if not p:
             continue
-        v = verdict(p)
-        if v == "diverged" and not p.get("diverged"):       # the baseline diverged on every instance
-            out.append(f"  vs {bl['name']}: no comparison: {bl['name']} DIVERGED on every "
-                       f"{doc.get('compared_on', 'final')} instance ({p.get('ref_diverged')})")
+        v, split = verdict(p), doc.get("compared_on", "final")
+        if ref_all_diverged(p):
+            out.append(f"  vs {bl['name']}: no comparison: {bl['name']} DIVERGED on every {split} instance")
             continue
         word = {"better": "BEATS", "worse": "LOSES TO", "tie": "is not distinguishable from",
                 "diverged": "DIVERGED; no comparison with"}[v]
-        out.append(f"  vs {bl['name']}: chosen rule {word} {bl['name']} on {doc.get('compared_on', 'final')} "
-                   f"(Δ {format_delta(p)}, {p.get('n')} paired instances)")
+        k = left_out(p)
+        out.append(f"  vs {bl['name']}: chosen rule {word} {bl['name']} on {split} "
+                   f"(Δ {format_delta(p)}, {p.get('n')} paired instances"
+                   + (f"; {k} where {bl['name']} diverged left out" if k else "") + ")")
     return out
 
 

@@ -12,7 +12,7 @@ import math
 import os
 
 from . import plots as P
-from ..search.stats import format_delta, verdict
+from ..search.stats import format_delta, left_out, ref_all_diverged, verdict
 from .results import SPLITS, baselines, best_index, entries, paired, split_score
 from .rundir import (
     CONFIG_FILE,
@@ -270,9 +270,13 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     notes = [f"Chosen: {info['choice']}."] if info.get("choice") else []
     for n in names:
         p = paired(ch, n) if ch else None
-        if p:
+        if p and ref_all_diverged(p):
+            notes.append(f"Chosen rule vs {n}: no comparison on {cmp_split} ({n} diverged on every instance).")
+        elif p:
+            k = left_out(p)
             notes.append(f"Chosen rule vs {n}: {verdict(p)} on {cmp_split} (Δ {format_delta(p)}, "
-                         f"{p.get('n')} paired instances: same tasks, seeds and initial weights).")
+                         f"{p.get('n')} paired instances: same tasks, seeds and initial weights"
+                         + (f"; {k} where {n} diverged left out" if k else "") + ").")
     if notes:
         parts.append("<p>" + "<br>".join(html.escape(x) for x in notes) + "</p>")
     if es:

@@ -60,7 +60,7 @@ def cmd_run(args) -> int:
     # before anything touches a JAX backend: join the multi-process job, if this is one
     multi = dist.initialize(args.coordinator, args.num_processes, args.process_id)
     from .inspect import format_table, inspect_data
-    from .runner import execute, plan_run_shared
+    from .runner import EARLY_STOPS, execute, plan_run_shared
 
     sets = parse_sets(args.set)
     plan = plan_run_shared(args.config, out=args.out, seed=args.seed, generations=args.generations,
@@ -69,8 +69,11 @@ def cmd_run(args) -> int:
     main = not multi or dist.is_main_process()
     if plan.already_finished:
         if main:
-            print(f"run {plan.run_dir} is already finished ({(plan.record or {}).get('generations_done')} "
-                  "generations); pass --generations N to extend it", file=sys.stderr)
+            rec = plan.record or {}
+            how = (f"stopped by {rec['stopped_by']}: start a new run to search further"
+                   if rec.get("stopped_by") in EARLY_STOPS else "pass --generations N to extend it")
+            print(f"run {plan.run_dir} is already finished ({rec.get('generations_done')} generations); {how}",
+                  file=sys.stderr)
             print(format_table(inspect_data(plan.run_dir, 10)))
         return 0
     try:
@@ -81,12 +84,13 @@ def cmd_run(args) -> int:
         raise
     except Exception as exc:
         from .rundir import RunDirError
-        from .runner import RunError, _one_line
+        from ..errors import first_line
+        from .runner import RunError
         if not multi or isinstance(exc, (RunError, RunDirError)):
             raise       # a refused request: every process got the same one line and exits 2
         import jax
         dist.abort(f"plasticity-search: process {jax.process_index()}/{jax.process_count()} failed: "
-                   f"{_one_line(exc)}\n"
+                   f"{first_line(exc)}\n"
                    f"plasticity-search: continue with the same command on every host: "
                    f"plasticity-search run {plan.run_dir} --resume")
     if not main:
@@ -112,21 +116,28 @@ def cmd_run(args) -> int:
     return 0
 
 
-def export_targets(rule) -> tuple[list[str], list[str], str | None]:
-    """(targets that take ``rule``, targets that refuse it, the first refusal's reason): each target is tried
-    (brian2 and nestml refuse rate rules and variables a synapse model lacks, e.g. ``e``)."""
+def export_targets(rule) -> tuple[list[str], dict[str, str]]:
+    """(targets that take ``rule``, {target that refuses it: why}): each target is tried (brian2 and nestml refuse
+    rate rules and variables a synapse model lacks, e.g. ``e``)."""
     from ..export import TARGETS, export
     from ..rules.program import RuleError
 
-    ok, refused, why = [], [], None
+    ok, refused = [], {}
     for target in TARGETS:
         try:
             export(rule, target)
             ok.append(target)
         except RuleError as exc:
-            refused.append(target)
-            why = why or _short_reason(str(exc).splitlines()[0])
-    return ok, refused, why
+            refused[target] = _short_reason(str(exc).splitlines()[0])
+    return ok, refused
+
+
+def _refusals(refused: dict) -> str:
+    """'(not brian2|nestml: why)', or one reason per target where they differ."""
+    whys = set(refused.values())
+    if len(whys) == 1:
+        return f"(not {'|'.join(refused)}: {whys.pop()})"
+    return "(" + "; ".join(f"not {t}: {why}" for t, why in refused.items()) + ")"
 
 
 def _short_reason(msg: str) -> str:
@@ -152,12 +163,12 @@ def next_steps(run_dir: str, cfg) -> list[str]:
     spiking = cfg.model == "spiking"
     model_targets = [t for t in TARGETS if spiking or t not in ("brian2", "nestml")]
     try:
-        ok, refused, why = export_targets(rule_from_run(run_dir, 0))
+        ok, refused = export_targets(rule_from_run(run_dir, 0))
     except (RuleError, RunDirError, OSError, ValueError):
-        ok, refused, why = model_targets, [], None
-    refused = [t for t in refused if t in model_targets]      # a rate rule's brian2/nestml refusal goes unsaid
+        ok, refused = model_targets, {}
+    refused = {t: why for t, why in refused.items() if t in model_targets}     # a rate rule's brian2/nestml: unsaid
     out = [f"export a rule  plasticity-search export {run_dir}:0 --to {'|'.join(ok)}"
-           + (f"   (not {'|'.join(refused)}: {why})" if refused else "")]
+           + (f"   {_refusals(refused)}" if refused else "")]
     if not spiking:
         cmd = compare_command(run_dir, cfg)
         why = ("its fitness has penalties" if cfg.fitness.penalties else "evaluate has no flags for this run's "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from .. import distributed as dist
+from ..errors import first_line
 from . import checkpoint as ckpt
 from . import configs
 from .validate import check_run_dir
@@ -200,10 +201,11 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
     finished = (new_g == old_g == rec_g and os.path.isfile(os.path.join(run_dir, HOF_JSON))
                 and (rec or {}).get("status") == "finished")
     stopped_by = (rec or {}).get("stopped_by")
-    if new_g > old_g and (rec or {}).get("status") == "finished" and stopped_by in _EARLY_STOPS:
-        # its stop condition still holds at its last generation: more budget would stop it again at once
+    if new_g > old_g and stopped_by in EARLY_STOPS:
+        # written when the search loop ends (before the finalize, so also for a run killed while finalizing): its
+        # stop condition still holds at its last generation, and more budget would stop it again at once
         raise RunError(f"the run stopped by {stopped_by} after {(rec or {}).get('generations_done')} generations, "
-                       f"so a larger {gen_key} does not continue it ({_EARLY_STOPS[stopped_by]}, which cannot "
+                       f"so a larger {gen_key} does not continue it ({EARLY_STOPS[stopped_by]}, which cannot "
                        "change on resume); start a new run")
     if not finished:
         _check_resume(run_dir, rec, gen_key)
@@ -216,7 +218,7 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
 
 
 #: early stops (run.json's stopped_by) and the setting behind each
-_EARLY_STOPS = {"patience": "budget.patience", "target_fitness": "budget.target_fitness",
+EARLY_STOPS = {"patience": "budget.patience", "target_fitness": "budget.target_fitness",
                 "time_limit": "budget.time_limit_s"}
 
 
@@ -238,7 +240,7 @@ def plan_run_shared(config: str, **kw) -> RunPlan:
         try:
             plan = plan_run(config, **kw)
         except BaseException as exc:
-            dist.broadcast_json({"error": _one_line(exc)})
+            dist.broadcast_json({"error": first_line(exc)})
             raise
         dist.broadcast_json({"plan": plan.shared()})
         return plan
@@ -246,11 +248,6 @@ def plan_run_shared(config: str, **kw) -> RunPlan:
     if "error" in d:
         raise RunError(d["error"])
     return RunPlan.from_shared(d["plan"])
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_run(path: str) -> bool:
@@ -319,7 +316,7 @@ def execute(plan: RunPlan, *, progress: bool | None = None, log=None) -> RunResu
     except BaseException as exc:
         if not shared[0]:                     # the others wait for a start state: give them the error instead
             shared[0] = True
-            dist.broadcast_bytes(b"E" + _one_line(exc).encode("utf-8"))
+            dist.broadcast_bytes(b"E" + first_line(exc).encode("utf-8"))
         raise
 
 
@@ -374,7 +371,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         # whatever can refuse a resume is checked before anything is written (run.json, wandb, metrics)
         search = eng.Search(cfg)
         loaded = ckpt.load_latest(run_dir, on_skip=lambda path, why: log(
-            f"checkpoint '{path}' is damaged ({why}); resuming from the one before it"))
+            f"checkpoint '{path}' is damaged ({why}); passed over for an older one"))
         if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
             raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
         resumed = None if loaded is None else _state_from_checkpoint(eng, run_dir, *loaded, search=search)
@@ -462,7 +459,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
         stopped_by = search.stop_reason(state) or "generations"
         bar.phase(f"finalizing after {done} generations (stopped by {stopped_by}): the Pareto set re-scored on "
                   "the select and final tasks, baselines"
-                  + (", learning curves" if plan.curves and cfg.model == "rate" else ""))   # none for spiking runs
+                  + (", learning curves" if cfg.model == "rate" else ""))   # spiking tasks record none
         hof = search.finalize(state) if spec is None else spec.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)
@@ -513,7 +510,7 @@ def _record_stop(run_dir: str, rec: dict, exc: BaseException) -> None:
     interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
     try:
         write_run_record(run_dir, dict(rec, status="interrupted" if interrupted else "failed",
-                                       error=None if interrupted else f"{type(exc).__name__}: {_one_line(exc)}"[:500]))
+                                       error=None if interrupted else f"{type(exc).__name__}: {first_line(exc)}"[:500]))
     except Exception:  # noqa: BLE001  (a full disk: the original error is what the user needs)
         pass
 
@@ -577,7 +574,7 @@ def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict, search=N
             search.check_state(state)
         return state
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as exc:
-        raise ckpt.CheckpointError(f"checkpoint in '{run_dir}' cannot be resumed: {_one_line(exc)}") from None
+        raise ckpt.CheckpointError(f"checkpoint in '{run_dir}' cannot be resumed: {first_line(exc)}") from None
 
 
 def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:

@@ -39,8 +39,8 @@ def paired_difference(a, b, level: float = LEVEL) -> dict:
 
     ``a`` and ``b`` are per-instance fitness (higher is better) in the same order. If ``a`` has non-finite
     instances, ``diverged`` counts them and delta/lo/hi are None (a rule that diverges does not beat anything).
-    ``ref_diverged`` counts the non-finite instances of ``b``; they are left out of the difference, and if no pair
-    is left, delta/lo/hi are None and :func:`verdict` says 'diverged'.
+    ``ref_diverged`` counts the non-finite instances of ``b``; they are left out of the difference (``n`` counts the
+    pairs used), and if no pair is left, delta/lo/hi are None, ``n`` is 0 and :func:`verdict` says 'diverged'.
     """
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
@@ -51,7 +51,7 @@ def paired_difference(a, b, level: float = LEVEL) -> dict:
     ok = np.isfinite(a) & np.isfinite(b)
     n = int(np.sum(ok))
     if bad_a or n == 0:
-        return {"delta": None, "lo": None, "hi": None, "se": None, "n": int(a.size), "wins": None,
+        return {"delta": None, "lo": None, "hi": None, "se": None, "n": int(a.size) if bad_a else 0, "wins": None,
                 "diverged": bad_a, "ref_diverged": bad_b}
     d = a[ok] - b[ok]
     mean = float(np.mean(d))
@@ -91,16 +91,31 @@ def format_delta(p: dict | None) -> str:
     return f"{p['delta']:+.3f}{ci}"
 
 
+def ref_all_diverged(p: dict) -> bool:
+    """The reference diverged on every instance: no pair left (a file written before ``ref_diverged`` existed
+    says so by a missing difference with instances and no divergence of the rule)."""
+    return (not p.get("diverged") and p.get("delta") is None
+            and bool(p.get("ref_diverged") or p.get("n")))
+
+
+def left_out(p: dict) -> int:
+    """Instances left out of a difference because the reference diverged there (0 without a difference)."""
+    return int(p.get("ref_diverged") or 0) if p.get("delta") is not None else 0
+
+
 def _diverged(p: dict) -> bool:
     """The rule diverged, or the reference did on every instance (no pair left to compare)."""
-    return bool(p.get("diverged")) or (bool(p.get("ref_diverged")) and p.get("delta") is None)
+    return bool(p.get("diverged")) or ref_all_diverged(p)
 
 
 def format_delta_verdict(p: dict) -> str:
-    """``+0.412 [+0.371, +0.452] better`` (or ``diverged``, once) for tables."""
+    """``+0.412 [+0.371, +0.452] better`` (or ``diverged``, once; plus how many pairs the reference's divergence
+    left out) for tables."""
     v = verdict(p)
-    return format_delta(p) if v == "diverged" else f"{format_delta(p)} {v}"
+    k = left_out(p)
+    return (format_delta(p) if v == "diverged" else f"{format_delta(p)} {v}") + (
+        f" ({k} where the reference diverged left out)" if k else "")
 
 
 __all__ = ["paired_difference", "mean_and_se", "t_quantile", "verdict", "format_delta", "format_delta_verdict",
-           "LEVEL"]
+           "ref_all_diverged", "left_out", "LEVEL"]
