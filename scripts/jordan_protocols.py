@@ -76,8 +76,8 @@ def row_text(r: dict, first: bool) -> str:
 
     f2 = lambda x: "nan" if x is None else f"{x:.2f}"      # noqa: E731
     p = r["_paired"]
-    d = ("" if first else format_delta(p) if p["delta"] is None or p["lo"] is None
-         else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
+    d = ("" if first else format_delta(p) if p["delta"] is None
+         else f"{p['delta']:+.2f}" if p["lo"] is None else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
     div = f" ({r['diverged']} of {len(r['values'])} seeds diverged)" if r["diverged"] else ""
     return (f"| {r['label']} | `{r['rule']}` | {f2(r['mean'])} ± {f2(r['std'])}{div} | {f2(r['min'])} | "
             + ", ".join("nan" if x is None else f"{x:.1f}" for x in r["values"]) + f" | {d} | "
