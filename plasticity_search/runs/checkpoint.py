@@ -164,4 +164,3 @@ def load_latest(run_dir: str, on_skip=None) -> tuple[dict[str, np.ndarray], dict
     if gens:
         raise CheckpointError(f"no readable checkpoint in '{run_dir}' ({skipped[-1][1]})")
     return None
-
