@@ -66,17 +66,15 @@ def row_record(label: str, spec: str, settings, values, others: dict, paired: di
     return {"label": label, "rule": spec, "settings": settings, "values": [_num(x) for x in v],
             "mean": stat(np.mean), "std": stat(np.std), "min": stat(np.min), "diverged": int(v.size - ok.size),
             "others": {k: _num(x) for k, x in others.items()},
-            "delta": paired["delta"], "lo": paired["lo"], "hi": paired["hi"], "seconds": seconds,
-            "_paired": paired}
+            "delta": paired["delta"], "lo": paired["lo"], "hi": paired["hi"], "seconds": seconds}
 
 
-def row_text(r: dict, first: bool) -> str:
-    """The markdown row of :func:`row_record`'s ``r`` (``first``: the reference row, no difference)."""
+def row_text(r: dict, p: dict | None) -> str:
+    """The markdown row of :func:`row_record`'s ``r``; ``p`` its paired difference (None: the reference row)."""
     from plasticity_search.search.stats import format_delta
 
     f2 = lambda x: "nan" if x is None else f"{x:.2f}"      # noqa: E731
-    p = r["_paired"]
-    d = ("" if first else format_delta(p) if p["delta"] is None
+    d = ("" if p is None else format_delta(p) if p["delta"] is None
          else f"{p['delta']:+.2f}" if p["lo"] is None else f"{p['delta']:+.2f} [{p['lo']:+.2f}, {p['hi']:+.2f}]")
     div = f" ({r['diverged']} of {len(r['values'])} seeds diverged)" if r["diverged"] else ""
     return (f"| {r['label']} | `{r['rule']}` | {f2(r['mean'])} ± {f2(r['std'])}{div} | {f2(r['min'])} | "
@@ -107,13 +105,14 @@ def main(argv=None) -> int:
         res, _ = evaluate_rule(_resolve(spec, settings, args.protocol), task, seeds=args.seeds, steps=args.steps)
         v = np.array([np.nan if x is None else x for x in res[metric]["values"]])
         ref = v if ref is None else ref
+        p = paired_difference(v, ref)
         out.append(row_record(label, spec, settings, v, {k: res[k]["mean"] for k in res if k not in (metric, "finite")},
-                              paired_difference(v, ref), time.perf_counter() - t0))
+                              p, time.perf_counter() - t0))
         if not args.json:
-            print(row_text(out[-1], len(out) == 1), flush=True)
+            print(row_text(out[-1], None if len(out) == 1 else p), flush=True)
     if args.json:
         json.dump({"task": task.name, "metric": metric, "seeds": args.seeds, "split": "final",
-                   "rows": [{k: x for k, x in r.items() if k != "_paired"} for r in out]}, sys.stdout, indent=2)
+                   "rows": out}, sys.stdout, indent=2)
     return 0
 
 

@@ -268,16 +268,18 @@ def test_protocol_table_rows_report_seeds_that_diverged():
     ref = np.array([10.0, 20.0, 30.0])
     first = script.row_record("r_stdp", "r_stdp", None, ref, {"rate_hz": 5.0}, paired_difference(ref, ref), 1.0)
     part = np.array([12.0, np.nan, 35.0])
-    some = script.row_record("rule", "x", None, part, {"rate_hz": float("nan")}, paired_difference(part, ref), 1.0)
+    p_some = paired_difference(part, ref)
+    some = script.row_record("rule", "x", None, part, {"rate_hz": float("nan")}, p_some, 1.0)
     gone = np.full(3, np.nan)
-    none = script.row_record("bad", "y", None, gone, {"rate_hz": None}, paired_difference(gone, ref), 1.0)
+    p_none = paired_difference(gone, ref)
+    none = script.row_record("bad", "y", None, gone, {"rate_hz": None}, p_none, 1.0)
     assert first["diverged"] == 0 and first["mean"] == 20.0 and first["min"] == 10.0
     assert some["diverged"] == 1 and some["mean"] == 23.5 and some["values"] == [12.0, None, 35.0]
     assert none["diverged"] == 3 and none["mean"] is None and none["std"] is None and none["min"] is None
-    assert script.row_text(first, True).startswith("| r_stdp | `r_stdp` | 20.00 ± 8.16 | 10.00 | 10.0, 20.0, 30.0 |  |")
+    assert script.row_text(first, None).startswith("| r_stdp | `r_stdp` | 20.00 ± 8.16 | 10.00 | 10.0, 20.0, 30.0 |  |")
     assert "23.50 ± 11.50 (1 of 3 seeds diverged) | 12.00 | 12.0, nan, 35.0 | diverged | rate_hz nan |" in \
-        script.row_text(some, False)
-    assert "nan ± nan (3 of 3 seeds diverged) | nan | nan, nan, nan | diverged |" in script.row_text(none, False)
+        script.row_text(some, p_some)
+    assert "nan ± nan (3 of 3 seeds diverged) | nan | nan, nan, nan | diverged |" in script.row_text(none, p_none)
     for r in (first, some, none):
-        json.loads(json.dumps({k: x for k, x in r.items() if k != "_paired"}),
+        json.loads(json.dumps(r),
                    parse_constant=lambda c: pytest.fail(f"{c} in JSON"))

@@ -446,6 +446,14 @@ def spike_split(f: ParamForm) -> SpikeSplit:
     return SpikeSplit(_split(f.dw), _split(f.delig) if f.has_elig else (sp.Integer(0),) * 4)
 
 
+class SynapseVariablesError(RuleError):
+    """A rule reads variables a synapse model does not have (``variables``: their names)."""
+
+    def __init__(self, message: str, variables: list[str]):
+        super().__init__(message)
+        self.variables = list(variables)
+
+
 def check_synapse_rule(rule: ResolvedRule, f: ParamForm, target: str) -> None:
     """RuleError unless the rule only reads quantities an event-based synapse model has."""
     if rule.model != "spiking":
@@ -454,11 +462,11 @@ def check_synapse_rule(rule: ResolvedRule, f: ParamForm, target: str) -> None:
                         ", which has no spike-triggered form")
     bad = [v for v in f.variables if v not in SYNAPSE_VARS]
     if len(bad) == 1:
-        raise RuleError(f"variable '{bad[0]}' ({VARIABLES[bad[0]].description}) has no counterpart in a {target} "
-                        f"synapse model (it can read {', '.join(SYNAPSE_VARS)})")
+        raise SynapseVariablesError(f"variable '{bad[0]}' ({VARIABLES[bad[0]].description}) has no counterpart in "
+                                    f"a {target} synapse model (it can read {', '.join(SYNAPSE_VARS)})", bad)
     if bad:
-        raise RuleError(f"variables {', '.join(repr(v) for v in bad)} have no counterpart in a {target} synapse "
-                        f"model (it can read {', '.join(SYNAPSE_VARS)})")
+        raise SynapseVariablesError(f"variables {', '.join(repr(v) for v in bad)} have no counterpart in a {target} "
+                                    f"synapse model (it can read {', '.join(SYNAPSE_VARS)})", bad)
 
 
 def synapse_defaults(rule: ResolvedRule, f: ParamForm) -> dict:

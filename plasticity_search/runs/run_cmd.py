@@ -119,7 +119,9 @@ def cmd_run(args) -> int:
 def export_targets(rule) -> tuple[list[str], dict[str, str]]:
     """(targets that take ``rule``, {target that refuses it: why}): each target is tried (brian2 and nestml refuse
     rate rules and variables a synapse model lacks, e.g. ``e``)."""
+    from ..errors import first_line
     from ..export import TARGETS, export
+    from ..export.codegen import SynapseVariablesError
     from ..rules.program import RuleError
 
     ok, refused = [], {}
@@ -127,8 +129,10 @@ def export_targets(rule) -> tuple[list[str], dict[str, str]]:
         try:
             export(rule, target)
             ok.append(target)
+        except SynapseVariablesError as exc:
+            refused[target] = f"it reads {', '.join(exc.variables)}, which a synapse model does not have"
         except RuleError as exc:
-            refused[target] = _short_reason(str(exc).splitlines()[0])
+            refused[target] = first_line(exc)
     return ok, refused
 
 
@@ -138,17 +142,6 @@ def _refusals(refused: dict) -> str:
     if len(whys) == 1:
         return f"(not {'|'.join(refused)}: {whys.pop()})"
     return "(" + "; ".join(f"not {t}: {why}" for t, why in refused.items()) + ")"
-
-
-def _short_reason(msg: str) -> str:
-    """An export refusal for one line: "variable 'e' (its description) has no counterpart in a brian2 synapse
-    model (...)" -> "it reads e, which a synapse model does not have"; other reasons as they are."""
-    head = msg.split(" has no counterpart", 1)[0].split(" have no counterpart", 1)[0]
-    if head != msg and head.startswith("variable"):
-        names = re.findall(r"'(\w+)'", head)
-        if names:
-            return f"it reads {', '.join(names)}, which a synapse model does not have"
-    return msg
 
 
 def next_steps(run_dir: str, cfg) -> list[str]:
