@@ -135,6 +135,8 @@ def _files(d):
     return sorted(os.path.relpath(os.path.join(r, f), d) for r, _, fs in os.walk(d) for f in fs)
 
 
+@pytest.mark.slow   # about 100 s on 2 cores (four CLI runs, two of them as two processes); the engine on two
+#                      processes (test_two_processes_match_one) and the flags (below) stay in the default run
 def test_run_on_two_processes_matches_one_and_only_process_0_writes(tmp_path):
     """`run` on two processes (gloo, 127.0.0.1) = the same run on one, also across a resume; process 1 runs in an
     empty directory of its own and leaves it empty (it never reads or writes the run directory)."""

@@ -61,12 +61,17 @@ def export(rule: ResolvedRule | str, target: str) -> str:
 def check_finite_form(rule: ResolvedRule) -> None:
     """A one-line RuleError if the rule's formula is undefined as an expression: a part of the program that reduces
     to a constant zero in a denominator (``1/(y - y)``) becomes sympy's ``zoo``/``nan``, which no formula target can
-    write. The network's own evaluation is IEEE arithmetic (``tanh(1/0) = 1``); the ``json`` export keeps it."""
+    write; the log or square root of a negative constant is complex in sympy (``I*pi``) and NaN in float32. The
+    network's own evaluation is IEEE arithmetic (``tanh(1/0) = 1``); the ``json`` export keeps it."""
     form = to_sympy(rule.program, rule.space)
     for part in form if isinstance(form, tuple) else (form,):
         if part.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
             raise RuleError("the rule's formula is undefined as an expression (a part of it reduces to a division by "
                             "zero or an infinite constant); only --to json keeps its exact evaluation")
+        if part.has(sp.I):
+            raise RuleError("the rule's formula is not real-valued (a part of it takes the log or square root of a "
+                            "negative constant; the rule's own evaluation gives NaN there); only --to json keeps its "
+                            "exact evaluation")
 
 
 __all__ = ["export", "check_finite_form", "TARGETS"]

@@ -272,7 +272,9 @@ class ArrayPrinter(OpPrinter):
 
     # ops of the table that are no plain call
     def op_step(self, a):
-        return f"{self.mod}.where({self.parenthesize(a, PRECEDENCE['Relational'])} > 0, 1.0, 0.0)"
+        # numpy's where of two Python floats is float64: float32 ones and zeros keep float32 in, float32 out
+        one, zero = ("np.float32(1)", "np.float32(0)") if self.mod == "np" else ("1.0", "0.0")
+        return f"{self.mod}.where({self.parenthesize(a, PRECEDENCE['Relational'])} > 0, {one}, {zero})"
 
     def _minmax(self, args, fn, clamp):
         nums = [a for a in args if a.is_number]

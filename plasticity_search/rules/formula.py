@@ -29,6 +29,9 @@ MAX_POWER = 16                # |integer exponent| of a power of a variable: x**
 MAX_EXPANDED_TERMS = 2000     # terms of the fully expanded formula (bounds sympy's expand before it runs)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
+# the smallest constant a rule may hold: the compiled rules flush subnormal float32 numbers to zero (XLA on the CPU),
+# so a constant below float32's smallest normal number would act as 0 there and as itself in the exports
+FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -40,6 +43,7 @@ def _sigmoid(a):
 
 
 FUNCTIONS = formula_functions()   # name -> (arity, sympy function), from the op table (``Op.names``)
+_VARIADIC = {name for name in FUNCTIONS if name.lower() in ("max", "min")}     # n arguments: nested pairs
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z_0-9]*)"
                     r"|(?P<op>\*\*|[-+*/^(),;=]))", re.ASCII)
@@ -49,10 +53,11 @@ def _check_const(value: sp.Expr) -> sp.Expr:
     """A numeric constant must be finite and representable in float32 (rules run in float32)."""
     if value.is_Number and not value.is_zero:
         m = abs(float(value)) if value.is_finite else float("inf")
-        if not FLOAT32_TINY <= m <= FLOAT32_MAX:
+        if not FLOAT32_MIN_NORMAL <= m <= FLOAT32_MAX:
             shown = str(sp.N(value, 4)) if value.is_finite else "infinity"
             raise RuleError(f"constant {shown[:40]} is out of the float32 range "
-                            f"({FLOAT32_TINY:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0)")
+                            f"({FLOAT32_MIN_NORMAL:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
+                            "flushed to zero by the compiled rules)")
     return value
 
 
@@ -209,11 +214,24 @@ class _Parser:
                     self.take(",")
                     args.append(self.expr(0, depth + 1))
                 self.take(")")
+                # the forms sympy prints read back: Max/Min of several arguments (nested pairs), and
+                # Heaviside(a, 0) (the step op's value at 0 is 0)
+                if val in _VARIADIC and len(args) >= arity:
+                    out = args[0]
+                    for a in args[1:]:
+                        out = fn(out, a)
+                    return out
+                if val == "Heaviside" and len(args) == 2:
+                    if args[1] != 0:
+                        raise RuleError(f"Heaviside's value at 0 must be 0 (the step op), got {_shown(args[1])}")
+                    return fn(args[0])
                 if len(args) != arity:
                     raise RuleError(f"function '{val}' takes {arity} argument(s), got {len(args)}")
                 return fn(*args)
             if val in self.names:
                 return self.names[val]
+            if val == "E":          # Euler's number, as sympy prints it (exp(1))
+                return sp.E
             raise RuleError(f"unknown name '{val}' in formula (variables: {', '.join(self.names) or 'none'})")
         raise RuleError(f"unexpected '{val or 'end of formula'}' in formula")
 
@@ -284,19 +302,30 @@ def _side(expr: sp.Expr, space: Space) -> set[str]:
     return sides
 
 
+def _coeff_mul(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``expr.as_coeff_Mul()`` that also takes the real constants sympy keeps symbolic (``E``, ``sqrt(2)``,
+    ``tanh(1)``) into the coefficient, so that ``E*sign(w)`` is 2.718 times the factor ``sign(w)``."""
+    c, rest = expr.as_coeff_Mul()
+    args = sp.Mul.make_args(rest)
+    nums = [f for f in args if f.is_number and f.is_real and f.is_finite]
+    if not nums:
+        return c, rest
+    return c * sp.Mul(*nums), sp.Mul(*[f for f in args if f not in nums])
+
+
 def _separate(expr: sp.Expr, space: Space) -> list[_Term]:
     """Write expr as a sum of coef * P(post, global) * Q(pre) * S(w, elig)."""
     sides = _side(expr, space)
     if sides <= {"post", "global"}:
-        c, rest = expr.as_coeff_Mul()
+        c, rest = _coeff_mul(expr)
         return [_Term(float(c), rest, sp.Integer(1), sp.Integer(1))]
     if sides <= {"pre", "global"} and "pre" in sides:
-        c, rest = expr.as_coeff_Mul()
+        c, rest = _coeff_mul(expr)
         g = [f for f in sp.Mul.make_args(rest) if _side(f, space) <= {"global"}]
         q = [f for f in sp.Mul.make_args(rest) if not _side(f, space) <= {"global"}]
         return [_Term(float(c), sp.Mul(*g), sp.Mul(*q), sp.Integer(1))]
     if sides == {"syn"} and not isinstance(expr, sp.Add):
-        c, rest = expr.as_coeff_Mul()
+        c, rest = _coeff_mul(expr)
         return [_Term(float(c), sp.Integer(1), sp.Integer(1), rest)]
     if isinstance(expr, sp.Add):
         return [t for a in expr.args for t in _separate(a, space)]
@@ -322,9 +351,9 @@ def _merge(terms: list[_Term]) -> list[_Term]:
     merged: dict[tuple, _Term] = {}
     for t in terms:
         # fold numeric factors of P and Q into the coefficient
-        cp, P = t.P.as_coeff_Mul()
-        cq, Q = t.Q.as_coeff_Mul()
-        cs, S = t.S.as_coeff_Mul()
+        cp, P = _coeff_mul(t.P)
+        cq, Q = _coeff_mul(t.Q)
+        cs, S = _coeff_mul(t.S)
         coef = t.coef * float(cp) * float(cq) * float(cs)
         key = (sp.srepr(P), sp.srepr(Q), sp.srepr(S))
         if key in merged:
@@ -403,6 +432,9 @@ class _SideCompiler:
             base, ex = e.args
             if ex == sp.Rational(1, 2):
                 return self._emit("sqrt", self.compile(base))
+            if ex.is_Rational and ex.q == 2 and abs(ex.p) <= MAX_POWER:
+                # base**(p/2) = sqrt(base)**p (sympy writes x/sqrt(y) as x*y**(-1/2))
+                return self._int_power(self._emit("sqrt", self.compile(base)), int(ex.p))
             if ex.is_Integer:
                 n = int(ex)
                 if n == -1:
@@ -433,7 +465,22 @@ class _SideCompiler:
             for a in args[1:]:
                 reg = self._emit(name, reg, self.compile(a))
             return reg
+        if e.is_number:     # a constant sympy keeps symbolic (E, exp(2), sqrt(3)*pi): its value
+            v = complex(e)
+            if v.imag != 0 or not np.isfinite(v.real):
+                raise RuleError(f"the formula is not real-valued ({_shown(e)} is not a real number: the log or "
+                                "square root of a negative number?)")
+            return self._const(float(_check_const(sp.Float(v.real))))
         raise RuleError(f"cannot express '{e}' with the space's ops")
+
+    def _int_power(self, r: int, n: int) -> int:
+        """Register ``r`` to the integer power ``n`` (|n| <= MAX_POWER, n != 0): products, then recip for n < 0."""
+        acc = r
+        for _ in range(abs(n) - 1):
+            acc = self._emit("mul", acc, r)
+        if n < 0:
+            return self._emit("recip", acc) if "recip" in self.space.ops else self._emit("div", 0, acc)
+        return acc
 
 
 def from_sympy(dw: sp.Expr, delig: sp.Expr, space: Space, fit: bool = True) -> tuple[Program, Space]:
@@ -470,9 +517,10 @@ def assemble(space: Space, post: "_SideCompiler", pre: "_SideCompiler", rows) ->
     """Program arrays from compiled side programs and term rows (coef, p_reg, q_reg, syn_index, target)."""
     consts = [c for comp in (post, pre) for (_, _, _, c) in comp.instr] + [row[0] for row in rows]
     for c in consts:
-        if not np.isfinite(c) or abs(c) > FLOAT32_MAX or 0 < abs(c) < FLOAT32_TINY:
+        if not np.isfinite(c) or abs(c) > FLOAT32_MAX or 0 < abs(c) < FLOAT32_MIN_NORMAL:
             raise RuleError(f"constant {c:.4g} is out of the float32 range "
-                            f"({FLOAT32_TINY:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0)")
+                            f"({FLOAT32_MIN_NORMAL:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
+                            "flushed to zero by the compiled rules)")
     prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
     for side, comp in (("post", post), ("pre", pre)):
         for i, (op, a, b, c) in enumerate(comp.instr):
@@ -548,8 +596,11 @@ class _LatexPrinter(LatexPrinter):
     def _print_ExpBase(self, e, exp=None):
         return self._do_exponent(rf"\exp{{\left({self._print(e.args[0])} \right)}}", exp)
 
-    def _print_Exp1(self, e, exp=None):
-        return self._do_exponent(r"\mathrm{e}", exp)
+    def _print(self, expr, **kwargs):
+        # sympy's E prints itself (Exp1._latex) before any printer method is looked up; "e" is the error here
+        if expr is sp.E:
+            return r"\mathrm{e}"
+        return super()._print(expr, **kwargs)
 
 
 def side_exprs(prog: Program, space: Space, side: str, live, const_fn) -> dict[int, sp.Expr]:

@@ -359,15 +359,23 @@ class Space:
             acc = o if acc is None else acc + o
         return w + scale * acc
 
-    def combine(self, prog: Program, P: jax.Array, Q: jax.Array, w: jax.Array, elig: jax.Array | None = None):
+    def combine(self, prog: Program, P: jax.Array, Q: jax.Array, w: jax.Array, elig: jax.Array | None = None,
+                exact: bool = False):
         """Sum the separable terms into (dW, dElig) for one layer; P [K, N], Q [K, M], w [N, M]."""
-        return self.combine_terms(prog.term_s, prog.term_tgt, P, Q, w, elig)
+        return self.combine_terms(prog.term_s, prog.term_tgt, P, Q, w, elig, exact)
 
-    def combine_terms(self, term_s, term_tgt, P, Q, w, elig=None):
+    def combine_terms(self, term_s, term_tgt, P, Q, w, elig=None, exact=False):
         """Like :meth:`combine` for any number of term rows (e.g. K terms x B samples of a mini-batch).
 
         Each synapse-factor group sums its terms' outer products with :func:`_outer_sum` and multiplies by the
-        factor once.
+        factor once; the groups of other factors and targets see a term as P = 0 times its Q. So in the search's
+        networks an inf/NaN in any active term's Q (``log(tx)`` at tx = 0 in a ``delig`` term), or in a factor no
+        term uses (an infinite eligibility), makes the other groups 0 * inf = NaN: such a candidate counts as
+        diverged (worst fitness), although the term may not reach dw. That only ever costs the candidate; a rule
+        whose evaluation stays finite gets the same values either way. ``exact=True`` (:meth:`apply`, which the
+        exports are checked against) also zeroes each group's other Q rows and the factor of a group without
+        terms, so every group holds exactly its own terms, as the exports compute them; in the hot path that costs
+        about a third of the full spiking space's speed (BENCHMARKS.md, issue 13).
         """
         import jax.numpy as jnp
 
@@ -381,8 +389,12 @@ class Space:
                 # the per-term factor choice is folded into the post vectors (vector-level work), so the
                 # per-synapse work is multiply-adds only (no per-synapse selects)
                 sel = ((term_s == s_idx) & (term_tgt == tgt))[:, None]
-                acc = _outer_sum(jnp.where(sel, P, 0.0), Q)
-                acc = acc if s.name == "1" else s.jax(w, elig) * acc
+                if exact:
+                    acc = _outer_sum(jnp.where(sel, P, 0.0), jnp.where(sel, Q, 0.0))
+                    acc = acc if s.name == "1" else jnp.where(jnp.any(sel), s.jax(w, elig), 0.0) * acc
+                else:
+                    acc = _outer_sum(jnp.where(sel, P, 0.0), Q)
+                    acc = acc if s.name == "1" else s.jax(w, elig) * acc
                 total = acc if total is None else total + acc
             out.append(total)
         return out[0], (out[1] if self.elig else jnp.zeros_like(w))
@@ -397,7 +409,7 @@ class Space:
         post_in = self.side_inputs("post", values, n, w.dtype)
         pre_in = self.side_inputs("pre", values, m, w.dtype)
         P, Q = self.term_vectors(prog, self.post_registers(prog, post_in), self.pre_registers(prog, pre_in))
-        return self.combine(prog, P, Q, w, elig)
+        return self.combine(prog, P, Q, w, elig, exact=True)     # every term on its own, as the exports compute
 
     def side_inputs(self, side: str, values: dict, n: int, dtype=None) -> jax.Array:
         """The side's input rows [n_vars + n_globals, n] from named values (missing ones 0; dtype default float32)."""
