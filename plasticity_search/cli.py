@@ -35,6 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 _FORMULA_OPERATORS = re.compile(r"[*/+()^;\s]")
+_NEGATED_NAME = re.compile(r"^-[A-Za-z_][A-Za-z_0-9]*$")     # "-x", "-e_pre": a negated variable
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> dict:
@@ -50,15 +51,16 @@ def _option_strings(parser: argparse.ArgumentParser) -> dict:
 
 def protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
     """A RULE that starts with a minus (``evaluate "-e*x" ...``) is a formula, not an option: argparse would take
-    any ``-...`` token for an option. A token that starts with one '-', holds a formula operator and does not begin
-    with a known short option (``-o/tmp/x``) gets a leading space: argparse then reads it as a positional, and
-    rule resolution strips it."""
+    any ``-...`` token for an option. A token that starts with one '-', holds a formula operator or is a negated name
+    (``-x``, ``-e_pre``), is no option and does not begin with a known short option (``-o/tmp/x``) gets a leading
+    space: argparse then reads it as a positional, and rule resolution strips it."""
     opts = _option_strings(parser)
     out = []
     for i, tok in enumerate(argv):
         after_option = i > 0 and opts.get(argv[i - 1], False)      # the value of e.g. --out: left to argparse
         if (isinstance(tok, str) and tok.startswith("-") and not tok.startswith("--") and len(tok) > 1
-                and _FORMULA_OPERATORS.search(tok) and tok[:2] not in opts and not after_option):
+                and (_FORMULA_OPERATORS.search(tok) or _NEGATED_NAME.match(tok)) and tok not in opts
+                and not (tok[:2] in opts and opts[tok[:2]]) and not after_option):
             tok = " " + tok
         out.append(tok)
     return out

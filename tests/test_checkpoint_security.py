@@ -135,3 +135,126 @@ def test_real_state_round_trips_through_the_table(run_dir):
     for k in arrays:
         np.testing.assert_array_equal(arrays[k], a2[k])
     assert json.dumps(m2)
+
+
+# ---- tampered sizes, links and texts (an audit of 2026-11-29): one line, exit 2, nothing written ---------------
+def _copy(run_dir, tmp_path):
+    import shutil
+    rd = tmp_path / "run"
+    shutil.copytree(run_dir, rd)
+    return rd
+
+
+def _refused(argv, needle):
+    code, _, err = _main(argv)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and "Traceback" not in err, err
+    assert needle in lines[-1], err
+    return lines
+
+
+def _resume(rd):
+    return ["run", str(rd), "--resume", "--generations", "3", "--no-curves", "--wandb", "disabled"]
+
+
+def _rewrite_checkpoints(rd, edit):
+    """Apply ``edit(meta)`` to every checkpoint of the run (so that none is left to fall back to)."""
+    for g in ckpt.list_generations(str(rd)):
+        arrays, meta = ckpt.decode(ckpt.checkpoint_path(str(rd), g))
+        edit(meta)
+        with open(ckpt.checkpoint_path(str(rd), g), "wb") as f:
+            f.write(_encode_raw(arrays, meta))
+
+
+def _encode_raw(arrays, meta):
+    """The npz bytes of a checkpoint without encode's checks (a tampered file, as an attacker writes it)."""
+    import io as _io
+    out = dict(arrays)
+    out[ckpt.META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    buf = _io.BytesIO()
+    np.savez(buf, **out)
+    return buf.getvalue()
+
+
+def _tree_item(tree, key):
+    return tree["items"][tree["keys"].index(key)]
+
+
+@pytest.mark.parametrize("n_metrics", [0, 10**9])
+def test_a_checkpoint_whose_metrics_count_is_not_its_generation_is_refused(run_dir, tmp_path, n_metrics):
+    """n_metrics = 0 made a resume delete the run's metrics lines; 10**9 built a list of a billion numbers."""
+    rd = _copy(run_dir, tmp_path)
+    before = (rd / "metrics.jsonl").read_bytes()
+    _rewrite_checkpoints(rd, lambda m: m.update(n_metrics=n_metrics))
+    _refused(_resume(rd), "differs from its generation")
+    assert (rd / "metrics.jsonl").read_bytes() == before
+
+
+def test_an_archive_size_other_than_the_configs_is_refused(run_dir, tmp_path):
+    """A checkpoint's archive of 10**12 slots per level asked numpy for 7 TiB (a traceback)."""
+    rd = _copy(run_dir, tmp_path)
+
+    def edit(meta):
+        arch = _tree_item(meta["state_meta"]["tree"], "archive")
+        per = arch["items"][arch["keys"].index("per")]
+        per["v"] = 10**12
+    _rewrite_checkpoints(rd, edit)
+    _refused(_resume(rd), "slots per complexity level")
+
+
+def test_a_checkpoints_link_into_another_run_is_refused(run_dir, tmp_path):
+    """A resume through a symlinked checkpoints directory wrote into and pruned another run's checkpoints."""
+    import os
+    import shutil
+    rd = _copy(run_dir, tmp_path)
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    listing = sorted(os.listdir(other / "checkpoints"))
+    shutil.rmtree(rd / "checkpoints")
+    os.symlink(other / "checkpoints", rd / "checkpoints")
+    _refused(_resume(rd), "is a symbolic link")
+    assert sorted(os.listdir(other / "checkpoints")) == listing
+
+
+def test_control_characters_in_a_run_record_are_refused(run_dir, tmp_path):
+    """An error text or a baseline name with a terminal escape sequence was printed raw by inspect."""
+    rd = _copy(run_dir, tmp_path)
+    rec = json.loads((rd / "run.json").read_text())
+    rec.update(status="failed", error="line1\nline2\u001b[2J")
+    (rd / "run.json").write_text(json.dumps(rec))
+    _refused(["inspect", str(rd), "--no-plots"], "'error' has control characters")
+    rd2 = _copy(run_dir, tmp_path / "b")
+    hof = json.loads((rd2 / "hall_of_fame.json").read_text())
+    hof["baselines"][0]["name"] = "\u001b[31mEVIL"
+    (rd2 / "hall_of_fame.json").write_text(json.dumps(hof))
+    _refused(["inspect", str(rd2), "--no-plots"], "control characters")
+
+
+def test_an_integer_no_float_can_hold_is_refused(run_dir, tmp_path):
+    """10**400 in a hall of fame (or a rule file) ended in OverflowError tracebacks."""
+    rd = _copy(run_dir, tmp_path)
+    text = (rd / "hall_of_fame.json").read_text()
+    hof = json.loads(text)
+    hof["entries"][0]["metrics"]["final"]["fitness"] = 10**400
+    (rd / "hall_of_fame.json").write_text(json.dumps(hof))
+    _refused(["inspect", str(rd), "--no-plots"], "digits")
+    _refused(["export", f"{rd}:0", "--to", "latex"], "digits")
+
+
+@pytest.mark.parametrize("counter, value", [("stop_best", np.nan), ("elapsed_s", np.inf), ("elapsed_s", -5.0)])
+def test_a_counter_that_is_no_count_is_refused(run_dir, tmp_path, counter, value):
+    """The early-stop best, the wall time: NaN or +inf (or a negative time) in a checkpoint is refused like a NaN
+    fitness (a NaN best would never improve: patience would stop the resumed run at once)."""
+    rd = _copy(run_dir, tmp_path)
+    for g in ckpt.list_generations(str(rd)):
+        arrays, meta = ckpt.decode(ckpt.checkpoint_path(str(rd), g))
+        name = f"s.counters.{counter}"
+        if name not in arrays:      # the early-stop best exists once a select fitness was finite
+            arrays[name] = np.asarray(0.0)
+            counters = _tree_item(meta["state_meta"]["tree"], "counters")
+            counters["keys"].append(counter)
+            counters["items"].append({"t": "float"})
+        arrays[name] = np.asarray(value, np.asarray(arrays[name]).dtype)
+        with open(ckpt.checkpoint_path(str(rd), g), "wb") as f:
+            f.write(_encode_raw(arrays, meta))
+    _refused(_resume(rd), f"counter '{counter}'")

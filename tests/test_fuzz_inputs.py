@@ -232,6 +232,8 @@ def _copy(src: str, dst) -> str:
     ("x/y**2", r"\frac{x}{y^{2}}"),
     ("x**-2", r"\frac{1}{x^{2}}"),
     ("-e*x", "- e x"),
+    ("-x", "- x"),              # a negated name, no operator: a formula, not an option
+    ("-e_pre", r"- e_{\mathrm{pre}}"),
     ("x*y**16", "x y^{16}"),
 ])
 def test_negative_and_bounded_powers_export(formula, latex):
@@ -254,6 +256,9 @@ def test_negative_and_bounded_powers_export(formula, latex):
     ("x*3.5e38", "float32"),
     ("3e38*x + 3e38*x", "float32"),
     ("1e-50*x", "float32"),
+    ("1e-40*x", "float32"),     # subnormal: the compiled rule would flush it to zero
+    (";", "empty formula"),
+    ("dw = x; dw = y", "given twice"),
 ])
 def test_hostile_formulas_refused_fast(formula, needle):
     assert_refused(call(["export", formula, "--to", "latex"]), needle)

@@ -192,3 +192,15 @@ def test_file_errors(tmp_path):
         load_config(str(bad))
     with pytest.raises(ConfigError, match=r"^search.population: must be >= 2"):
         load_config(os.path.join(ROOT, "search_spaces", "oja.yaml"), {"search.population": -4})
+
+
+def test_scientific_notation_is_a_number(tmp_path):
+    """``lr: 1e-3`` (no dot in the mantissa) is a float, as in YAML 1.2 and as a researcher writes it; PyYAML's
+    YAML 1.1 read it as the string '1e-3' and the config refused it. Quoted, it stays a string."""
+    from plasticity_search.search.config import load_yaml
+    assert load_yaml("a: 1e-3\nb: [0, 2E5, -1.5e-2, 1.0e-3]\nc: '1e-3'\nd: x1e3") == {
+        "a": 0.001, "b": [0, 200000.0, -0.015, 0.001], "c": "1e-3", "d": "x1e3"}
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({**BASE, "network": {"lr": 0.5}}).replace("lr: 0.5", "lr: 1e-3"))
+    assert "lr: 1e-3" in p.read_text()
+    assert load_config(str(p)).network["lr"] == pytest.approx(1e-3)

@@ -62,6 +62,15 @@ def _unique_keys(pairs):
     return out
 
 
+MAX_JSON_INT_DIGITS = 30      # no count, seed or index of these files comes near; 10**400 is no float at all
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_JSON_INT_DIGITS})")
+    return int(text)
+
+
 def parse_json(data: bytes | str, what: str, error=RuleError, allow_nan: bool = False):
     """``json.loads`` with bounded nesting, no key twice in one object (and no NaN / Infinity unless
     ``allow_nan``); ``error`` (one line starting with ``what``)."""
@@ -74,7 +83,7 @@ def parse_json(data: bytes | str, what: str, error=RuleError, allow_nan: bool = 
     if depth > MAX_JSON_DEPTH:
         raise error(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(data, object_pairs_hook=_unique_keys,
+        return json.loads(data, object_pairs_hook=_unique_keys, parse_int=_bounded_int,
                           **({} if allow_nan else {"parse_constant": _refuse_constant}))
     except json.JSONDecodeError as exc:
         raise error(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno}") from None

@@ -256,7 +256,10 @@ def parse_formula(text: str, space: Space, params: dict[str, float] | None = Non
             raise RuleError(f"params: '{k}' must be a finite number, got {v!r}"[:200])
         names[k] = sp.Float(v) if not float(v).is_integer() else sp.Integer(int(v))
     statements = [s for s in text.split(";") if s.strip()]
+    if not statements:
+        raise RuleError("empty formula")
     out = {"dw": sp.Integer(0), "delig": sp.Integer(0)}
+    seen: set[str] = set()
     for i, stmt in enumerate(statements):
         toks = _tokenize(stmt)
         target = "dw"
@@ -267,6 +270,9 @@ def parse_formula(text: str, space: Space, params: dict[str, float] | None = Non
             toks = toks[2:]
         elif len(statements) > 1:
             target = "dw" if i == 0 else "delig"
+        if target in seen:      # configs refuse a key given twice; a formula would have summed the two silently
+            raise RuleError(f"'{target} = ...' is given twice in the formula")
+        seen.add(target)
         p = _Parser(toks, names)
         expr = p.expr()
         if p.peek()[0] != "end":

@@ -19,7 +19,10 @@ def resolve_run_rank(spec: str):
     m = RUN_RANK.match(spec.strip()) if isinstance(spec, str) else None
     if m is None:
         return None
-    path, rank = m.group("path"), int(m.group("rank"))
+    path, digits = m.group("path"), m.group("rank")
+    if len(digits.lstrip("-")) > 9:     # no hall of fame comes near; int() of 4300+ digits is refused by Python
+        raise RunDirError(f"rank '{digits[:20]}...' in '{spec[:60]}...' is out of range (RUN_DIR:RANK)")
+    rank = int(digits)
     if not os.path.exists(path):
         raise RunDirError(f"run directory '{path}' does not exist (in '{spec}', RUN_DIR:RANK)")
     from .results import rule_from_run

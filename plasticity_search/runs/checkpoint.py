@@ -107,6 +107,9 @@ def check_meta(meta: dict) -> dict:
         v = meta.get(k)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise CheckpointError(f"checkpoint meta '{k}' must be an integer >= 0, got {str(v)[:40]!r}")
+    if meta["n_metrics"] != meta["generation"]:     # every checkpoint has seen exactly its generations' lines
+        raise CheckpointError(f"checkpoint meta 'n_metrics' ({meta['n_metrics']}) differs from its generation "
+                              f"({meta['generation']})")
     if not isinstance(meta.get("config_sha256"), str):
         raise CheckpointError("checkpoint meta 'config_sha256' must be a string")
     if not isinstance(meta.get("state_meta"), dict):
@@ -141,6 +144,9 @@ def load_latest(run_dir: str, on_skip=None) -> tuple[dict[str, np.ndarray], dict
     """The newest readable checkpoint as (arrays, meta), or None if the run has none yet. ``on_skip(path, why)`` is
     called for each newer file that is damaged and passed over (a resume says so instead of going back silently)."""
     d = os.path.join(run_dir, CHECKPOINT_DIR)
+    if os.path.islink(d):       # a resume would write and prune checkpoints wherever it points (another run's)
+        raise CheckpointError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is a symbolic link (a run keeps its "
+                              "checkpoints in a directory of its own)")
     if os.path.lexists(d) and not os.path.isdir(d):
         raise CheckpointError(f"run directory '{run_dir}': '{CHECKPOINT_DIR}' is not a directory")
     gens = list_generations(run_dir)

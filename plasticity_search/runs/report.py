@@ -212,8 +212,8 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
     rec = read_run_record(run_dir) or {}
     metrics = read_metrics(run_dir)
     try:
-        with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-            cfg_text = f.read()
+        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8", errors="replace") as f:   # shown only
+            cfg_text = f.read(1 << 20)
     except OSError:
         cfg_text = ""
     es = entries(hof_json)

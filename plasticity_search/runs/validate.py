@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import unicodedata
 
 from ..rules.program import RuleError
 from .rundir import CHECKPOINT_DIR, GEN_JSON, HOF_JSON, RunDirError, open_run_dir
@@ -33,6 +34,11 @@ def _type(v) -> str:
         type(v), type(v).__name__) if v is not None else "null"
 
 
+def _control(v) -> bool:
+    """A string with control characters (a newline, an escape sequence that would clear or recolour a terminal)."""
+    return isinstance(v, str) and any(unicodedata.category(c) == "Cc" for c in v)
+
+
 def _ok(v, types) -> bool:
     if v is None:
         return True
@@ -40,7 +46,14 @@ def _ok(v, types) -> bool:
         return bool in types
     if isinstance(v, float) and not math.isfinite(v):
         return False
+    if _control(v):         # every string field of these files is shown on one line of a terminal
+        return False
     return isinstance(v, types)
+
+
+def _what(v) -> str:
+    """Why :func:`_ok` refused ``v``, for the message: 'control characters' or 'the wrong type (T)'."""
+    return "control characters" if _control(v) else f"the wrong type ({_type(v)})"
 
 
 def check_run_record(rec: dict, path: str) -> dict:
@@ -48,7 +61,7 @@ def check_run_record(rec: dict, path: str) -> dict:
     where = f"'{path}/run.json'"
     for k, types in RUN_FIELDS.items():
         if k in rec and not _ok(rec[k], types):
-            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(rec[k])})")
+            raise RunDirError(f"{where}: '{k}' has {_what(rec[k])}")
     for k in ("generations_done", "generations", "seed", "pid"):
         if isinstance(rec.get(k), int) and rec[k] < 0:
             raise RunDirError(f"{where}: '{k}' must be >= 0, got {rec[k]}")
@@ -56,7 +69,7 @@ def check_run_record(rec: dict, path: str) -> dict:
     if isinstance(wb, dict):
         for k in ("mode", "id", "dir"):
             if k in wb and not _ok(wb[k], (str,)):
-                raise RunDirError(f"{where}: 'wandb.{k}' has the wrong type ({_type(wb[k])})")
+                raise RunDirError(f"{where}: 'wandb.{k}' has {_what(wb[k])}")
     return rec
 
 
@@ -96,7 +109,7 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
         raise RunDirError(f"{where}: 'best' must be an entry index, got {str(best)[:40]!r}")
     for k, types in (("choose", (str,)), ("eps", (int, float)), ("info", (dict,)), ("baselines", (list,))):
         if k in d and not _ok(d[k], types):
-            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(d[k])})")
+            raise RunDirError(f"{where}: '{k}' has {_what(d[k])}")
     try:
         defaults_from_doc(d.get("defaults"), f"{where}: defaults")
     except RuleError as exc:
@@ -107,7 +120,7 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
         for k, types in (("name", (str,)), ("formula", (str,)), ("feedback", (str,)), ("fitness", (int, float)),
                          ("metrics", (dict,))):
             if k in b and not _ok(b[k], types):
-                raise RunDirError(f"{where}: baselines[{j}].{k} has the wrong type ({_type(b[k])})")
+                raise RunDirError(f"{where}: baselines[{j}].{k} has {_what(b[k])}")
     for i, e in enumerate(es):
         w = f"{where}: entries[{i}]"
         if not isinstance(e, dict):
@@ -116,10 +129,10 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
                          ("fitness", (int, float)), ("metrics", (dict,)), ("paired", (dict,)),
                          ("instances", (list,)), ("model", (str,))):
             if k in e and not _ok(e[k], types):
-                raise RunDirError(f"{w}.{k} has the wrong type ({_type(e[k])})")
+                raise RunDirError(f"{w}.{k} has {_what(e[k])}")
         for split, m in (e.get("metrics") or {}).items():
             if not _ok(m, (dict, int, float)):
-                raise RunDirError(f"{w}.metrics.{split} has the wrong type ({_type(m)})")
+                raise RunDirError(f"{w}.metrics.{split} has {_what(m)}")
         missing = [k for k in ENTRY_KEYS if k not in e]
         if missing:
             raise RunDirError(f"{w} has no '{missing[0]}'")
@@ -146,13 +159,15 @@ def _check_paired(p, where: str) -> None:
     if not isinstance(p, dict):
         raise RunDirError(f"{where} must be a mapping, got {_type(p)}")
     for name, st in p.items():
+        if _control(name):
+            raise RunDirError(f"{where}: a baseline name has control characters")
         if st is None:
             continue
         if not isinstance(st, dict):
             raise RunDirError(f"{where}.{str(name)[:40]} must be a mapping, got {_type(st)}")
         for k, types in PAIRED_FIELDS.items():
             if k in st and not _ok(st[k], types):
-                raise RunDirError(f"{where}.{str(name)[:40]}.{k} has the wrong type ({_type(st[k])})")
+                raise RunDirError(f"{where}.{str(name)[:40]}.{k} has {_what(st[k])}")
 
 
 GEN_ROW_FIELDS = {"condition": (str,), "task": (str,), "layers": (str,), "metric": (str,), "seeds": (int,),
@@ -172,7 +187,7 @@ def read_generalization(run_dir: str) -> dict | None:
         raise RunDirError(f"{where}: expected a mapping, got {_type(d)}")
     for k in ("rule", "split"):
         if k in d and not _ok(d[k], (str,)):
-            raise RunDirError(f"{where}: '{k}' has the wrong type ({_type(d[k])})")
+            raise RunDirError(f"{where}: '{k}' has {_what(d[k])}")
     rows = d.get("rows")
     if not isinstance(rows, list):
         raise RunDirError(f"{where}: 'rows' must be a list, got {_type(rows)}")
@@ -182,7 +197,7 @@ def read_generalization(run_dir: str) -> dict | None:
             raise RunDirError(f"{w} must be a mapping, got {_type(r)}")
         for k, types in GEN_ROW_FIELDS.items():
             if k in r and not _ok(r[k], types):
-                raise RunDirError(f"{w}.{k} has the wrong type ({_type(r[k])})")
+                raise RunDirError(f"{w}.{k} has {_what(r[k])}")
         for k in ("vs_fa", "vs_bp"):
             if r.get(k) is not None:
                 _check_paired({k: r[k]}, w)

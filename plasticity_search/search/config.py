@@ -138,6 +138,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import sys
 import types
 import typing
@@ -539,15 +540,30 @@ def read_text_file(path: str, what: str = "config", max_bytes: int = MAX_CONFIG_
                           f"position {exc.start})") from None
 
 
+@functools.cache
+def _loader_class():
+    """PyYAML's SafeLoader, reading ``1e-3`` as the number it looks like (YAML 1.2; PyYAML's YAML 1.1 wants a dot
+    in the mantissa, ``1.0e-3``, and read ``lr: 1e-3`` as a string)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                                 re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                                 list("-+0123456789"))
+    return Loader
+
+
 def load_yaml(text: str, what: str = "config"):
     """``yaml.safe_load`` with bounds: at most MAX_YAML_NODES nodes once aliases are expanded (a "billion laughs"
     document of nested aliases is refused before it is built) and MAX_YAML_DEPTH levels of nesting. ConfigError
     (one line, starting with ``what``) for a document over the bounds; yaml.YAMLError for a syntax error."""
-    import yaml
-
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{what}: larger than {MAX_CONFIG_BYTES} characters")
-    loader = yaml.SafeLoader(text)
+    loader = _loader_class()(text)
     try:
         try:
             node = loader.get_single_node()

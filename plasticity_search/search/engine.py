@@ -95,7 +95,7 @@ class Search:
     def check_state(self, state: SearchState) -> None:
         """A one-line ValueError if ``state`` (read from a checkpoint) cannot be this search's: programs out of
         range for its space, populations of another size, NaN or +inf fitness (:func:`.state.check_state`)."""
-        check_state(state, self.space)
+        check_state(state, self.space, (self.cfg.hall_of_fame.per_complexity, 1))
         self.strategy.check_state(state.strategy)
 
     def seed_programs(self) -> list:

@@ -6,6 +6,8 @@ back, exactly: a restored state continues bit-for-bit. The strategy's own state 
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,11 +58,12 @@ def state_from_tree(arrays: dict, meta: dict) -> SearchState:
         raise ValueError(f"damaged search state: {msg}") from None
 
 
-def check_state(state: SearchState, space: Space) -> None:
+def check_state(state: SearchState, space: Space, per: tuple[int, int] | None = None) -> None:
     """A ValueError naming the first thing a resumed search could not run on (a damaged or edited checkpoint
     that :func:`state_from_tree` could read): every program in the strategy state and the archives within range
     for ``space`` (the interpreter would clamp bad indices silently), each population's arrays of one length,
-    fitness without NaN or +inf (a +inf would win every tournament), the archives of ``space``."""
+    fitness without NaN or +inf (a +inf would win every tournament), the archives of ``space`` with ``per`` slots
+    per complexity level (the hall of fame's and the select archive's, if given)."""
     def walk(x, where):
         if isinstance(x, Program):
             check_program(x, space, where, np.shape(x.term_on)[:-1])
@@ -96,11 +99,20 @@ def check_state(state: SearchState, space: Space) -> None:
             raise ValueError(f"generation must be a count >= 0, got {state.generation!r}")
         for name in ("fec", "select"):      # the caches of scored programs: finite, or -inf (a diverged one)
             _fitness_ok(list(getattr(state, name).values()), f"the {name} cache")
+        for k, v in state.counters.items():  # counts, wall time and the early-stop bests: numbers, never NaN/+inf
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v == math.inf:
+                raise ValueError(f"counter '{str(k)[:40]}' must be a number (not NaN or +inf), got {str(v)[:40]!r}")
+            if k.startswith("n_") or k == "elapsed_s":
+                if v < 0:
+                    raise ValueError(f"counter '{k}' must be >= 0, got {v!r}")
         walk(state.strategy, "strategy")
-        for name in ("archive", "select_archive"):
+        for j, name in enumerate(("archive", "select_archive")):
             a = getattr(state, name)
             if a.space != space:
                 raise ValueError(f"{name} belongs to another rule space")
+            want = per[j] if per is not None else a.per
+            if isinstance(a.per, bool) or not isinstance(a.per, int) or a.per != want or not 1 <= a.per <= 10_000:
+                raise ValueError(f"{name} has {str(a.per)[:20]} slots per complexity level, not {want}")
             n = (Archive(space, a.per).levels, a.per)       # [complexity level, slot]
             check_program(a.programs, space, name, n)
             if np.shape(a.fitness) != n or len(a.hashes) != n[0] or any(len(h) != n[1] for h in a.hashes):
