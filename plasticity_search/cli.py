@@ -36,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
 _FORMULA_OPERATORS = re.compile(r"[*/+()^;\s]")
 _NEGATED_NAME = re.compile(r"^-[A-Za-z_][A-Za-z_0-9]*$")     # "-x", "-e_pre": a negated variable
+_RULE_COMMANDS = ("export", "evaluate", "generalize")          # the subcommands that take rules as positionals
 
 
 def _option_strings(parser: argparse.ArgumentParser) -> dict:
@@ -55,11 +56,13 @@ def protect_formulas(argv: list, parser: argparse.ArgumentParser) -> list:
     (``-x``, ``-e_pre``), is no option and does not begin with a known short option (``-o/tmp/x``) gets a leading
     space: argparse then reads it as a positional, and rule resolution strips it."""
     opts = _option_strings(parser)
+    command = next((t for t in argv if isinstance(t, str) and not t.startswith("-")), None)
+    takes_rules = command in _RULE_COMMANDS         # elsewhere "-v" stays a mistyped option, not a formula
     out = []
     for i, tok in enumerate(argv):
         after_option = i > 0 and opts.get(argv[i - 1], False)      # the value of e.g. --out: left to argparse
         if (isinstance(tok, str) and tok.startswith("-") and not tok.startswith("--") and len(tok) > 1
-                and (_FORMULA_OPERATORS.search(tok) or _NEGATED_NAME.match(tok)) and tok not in opts
+                and (_FORMULA_OPERATORS.search(tok) or (takes_rules and _NEGATED_NAME.match(tok))) and tok not in opts
                 and not (tok[:2] in opts and opts[tok[:2]]) and not after_option):
             tok = " " + tok
         out.append(tok)

@@ -228,6 +228,15 @@ def test_control_characters_in_a_run_record_are_refused(run_dir, tmp_path):
     hof["baselines"][0]["name"] = "\u001b[31mEVIL"
     (rd2 / "hall_of_fame.json").write_text(json.dumps(hof))
     _refused(["inspect", str(rd2), "--no-plots"], "control characters")
+    # a tab or a newline is no escape sequence: an error text with a tab, a name with a tab read as before, and
+    # only the error's first line is shown
+    rd3 = _copy(run_dir, tmp_path / "c")
+    rec = json.loads((rd3 / "run.json").read_text())
+    rec.update(name="my\trun", status="failed", error="ValueError: bad\tvalue\nsecond line")
+    (rd3 / "run.json").write_text(json.dumps(rec))
+    code, out, err = _main(["inspect", str(rd3), "--no-plots"])
+    assert code == 0, err
+    assert "stopped on an error: ValueError: bad\tvalue  (continue with" in out and "second line" not in out
 
 
 def test_an_integer_no_float_can_hold_is_refused(run_dir, tmp_path):

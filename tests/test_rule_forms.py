@@ -34,11 +34,12 @@ def _apply(rule, vals, w):
 
 @pytest.mark.parametrize("formula", [
     "step(y)*x", "x*Heaviside(y, 0)", "max(max(y, 0), ybar)*x", "x*Max(0, y, ybar)", "x*Min(y, ybar, theta)",
-    "x/sqrt(y)", "y*sqrt(y)*x", "x*y**(-5/2)", "E*x*y", "exp(1)*x*y - y**2*w", "tanh(1)*sign(w)*x*y",
+    "x/sqrt(y)", "y*sqrt(y)*x", "x*y**(-5/2)", "exp(1)*x*y - y**2*w", "tanh(1)*sign(w)*x*y", "exp(y + 1)*x",
+    "x*y**(31/2)",
 ])
 def test_printed_text_reads_back_as_the_same_rule(formula):
     """The text form of a compiled formula parses back (sympy's own spellings: Heaviside(y, 0), Max of three
-    arguments, y**(-1/2), E), prints the same again, and computes the same dw."""
+    arguments, y**(-1/2); Euler's number as exp(1)), prints the same again, and computes the same dw."""
     rule = resolve_rule(formula)
     text = to_text(rule.program, rule.space)                   # constants to 4 significant digits
     assert to_text(*_prog_space(text)) == text
@@ -79,6 +80,28 @@ def test_heaviside_value_at_zero_must_be_the_step_ops():
     with pytest.raises(RuleError, match="Heaviside's value at 0 must be 0"):
         resolve_rule("x*Heaviside(y, 1)")
     assert to_text(*_prog_space("x*Heaviside(y, 0)")) == to_text(*_prog_space("step(y)*x"))
+    assert to_text(*_prog_space("x*Heaviside(y, 0.0)")) == to_text(*_prog_space("step(y)*x"))
+
+
+def test_eulers_number_prints_as_exp_1_and_a_capital_e_is_no_name():
+    """E prints as exp(1), which reads back; "E" itself stays an unknown name (-E*x is a likely typo of -e*x)."""
+    assert to_text(*_prog_space("exp(1)*x*y")).startswith("2.718")
+    for text in ("E*x", "-E*x"):
+        with pytest.raises(RuleError, match="unknown name 'E'"):
+            resolve_rule(text)
+
+
+def test_subnormal_constants_of_a_rule_file_are_the_zero_the_compiled_rule_uses(tmp_path):
+    import json
+    path = tmp_path / "r.json"
+    path.write_text(export("0.5*x*y", "json"))
+    doc = json.loads(path.read_text())
+    doc["program"]["term_coef"] = [1e-40] * len(doc["program"]["term_coef"])
+    path.write_text(json.dumps(doc))
+    rule = resolve_rule(str(path))
+    assert not np.any(np.asarray(rule.program.term_coef))
+    vals = {"y": jnp.ones((2,)), "x": jnp.ones((3,))}
+    assert not np.any(np.asarray(rule.space.apply(rule.program, vals, jnp.zeros((2, 3)))[0]))
 
 
 def _prog_space(formula):

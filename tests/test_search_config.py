@@ -204,3 +204,21 @@ def test_scientific_notation_is_a_number(tmp_path):
     p.write_text(yaml.safe_dump({**BASE, "network": {"lr": 0.5}}).replace("lr: 0.5", "lr: 1e-3"))
     assert "lr: 1e-3" in p.read_text()
     assert load_config(str(p)).network["lr"] == pytest.approx(1e-3)
+
+
+def test_a_string_that_looks_like_a_number_survives_a_config_dump():
+    """A run writes its config with dump_yaml and reads it back on resume: '1e3' (a name, a seed rule) stays the
+    string it was, while 1e-3 stays a number."""
+    from plasticity_search.runs.configs import dump_yaml
+    from plasticity_search.search.config import load_yaml
+    d = {"name": "1e3", "network": {"lr": 1e-3}, "search": {"seed_rules": ["1e-3", "2E5", ".5e3", "e5"]}}
+    assert load_yaml(dump_yaml(d)) == d
+
+
+def test_control_characters_in_a_config_are_refused():
+    """A run writes its config's names and baselines into its directory, whose readers refuse escape sequences;
+    tab and newline (a multi-line formula) are fine."""
+    from plasticity_search.search.config import load_yaml
+    with pytest.raises(ConfigError, match="control character"):
+        load_yaml('name: "a\\x1b[2Jb"')
+    assert load_yaml('name: "a\\tb"\nfixed: |\n  e*x\n  + y') == {"name": "a\tb", "fixed": "e*x\n+ y"}

@@ -20,7 +20,7 @@ import stat
 
 import numpy as np
 
-from ..limits import FLOAT32_MAX, MAX_INSTRUCTIONS, MAX_TERMS  # noqa: F401  (re-exported; a rule's space as a config's)
+from ..limits import FLOAT32_MAX, FLOAT32_NORMAL_MIN, MAX_INSTRUCTIONS, MAX_TERMS  # noqa: F401  (re-exported; a rule's space as a config's)
 from .program import PROGRAM_DTYPES, Program, RuleError, Space
 
 MAX_JSON_BYTES = 64 << 20      # a rule file or a run's JSON file
@@ -57,7 +57,7 @@ def _unique_keys(pairs):
     out = {}
     for k, v in pairs:
         if k in out:       # JSON parsers disagree on which copy wins; ours would keep the last one silently
-            raise ValueError(f"key '{str(k)[:60]}' appears twice in one object")
+            raise ValueError(f"key {str(k)[:60]!r} appears twice in one object")
         out[k] = v
     return out
 
@@ -186,6 +186,8 @@ def program_from_doc(d, space: Space, where: str = "program") -> Program:
             if f in _INT_FIELDS and not -2**31 <= x < 2**31:
                 raise RuleError(f"{where}.{f}[{i}]: out of range, got {x}")
         arrays[f] = np.asarray(v, dtype=PROGRAM_DTYPES[f]).reshape(n)
+        if f in _FLOAT_FIELDS:      # the compiled rule flushes subnormal numbers to zero: the rule is that rule
+            arrays[f][np.abs(arrays[f]) < FLOAT32_NORMAL_MIN] = 0.0
     prog = Program(**arrays)
     check_program(prog, space, where)
     return prog

@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
+from ..limits import FLOAT32_NORMAL_MIN
 from .ops import OP_BY_NAME, SYMPY_HEADS, formula_functions
 from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
 from .variables import VARIABLES, rule_equation  # noqa: F401 (re-exported; rule_equation is text only)
@@ -29,9 +30,9 @@ MAX_POWER = 16                # |integer exponent| of a power of a variable: x**
 MAX_EXPANDED_TERMS = 2000     # terms of the fully expanded formula (bounds sympy's expand before it runs)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
-# the smallest constant a rule may hold: the compiled rules flush subnormal float32 numbers to zero (XLA on the CPU),
-# so a constant below float32's smallest normal number would act as 0 there and as itself in the exports
-FLOAT32_MIN_NORMAL = float(np.finfo(np.float32).tiny)
+# the smallest constant a formula may hold: the compiled rules flush subnormal float32 numbers to zero (XLA on the
+# CPU), so a constant below float32's smallest normal number would act as 0 there and as itself in the exports
+FLOAT32_MIN_NORMAL = FLOAT32_NORMAL_MIN
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -222,7 +223,7 @@ class _Parser:
                         out = fn(out, a)
                     return out
                 if val == "Heaviside" and len(args) == 2:
-                    if args[1] != 0:
+                    if not args[1].is_zero:
                         raise RuleError(f"Heaviside's value at 0 must be 0 (the step op), got {_shown(args[1])}")
                     return fn(args[0])
                 if len(args) != arity:
@@ -230,8 +231,6 @@ class _Parser:
                 return fn(*args)
             if val in self.names:
                 return self.names[val]
-            if val == "E":          # Euler's number, as sympy prints it (exp(1))
-                return sp.E
             raise RuleError(f"unknown name '{val}' in formula (variables: {', '.join(self.names) or 'none'})")
         raise RuleError(f"unexpected '{val or 'end of formula'}' in formula")
 
@@ -271,7 +270,8 @@ def parse_formula(text: str, space: Space, params: dict[str, float] | None = Non
         elif len(statements) > 1:
             target = "dw" if i == 0 else "delig"
         if target in seen:      # configs refuse a key given twice; a formula would have summed the two silently
-            raise RuleError(f"'{target} = ...' is given twice in the formula")
+            raise RuleError(f"'{target} = ...' is given twice in the formula (a statement without 'dw =' or "
+                            "'delig =' is dw if it comes first, else delig)")
         seen.add(target)
         p = _Parser(toks, names)
         expr = p.expr()
@@ -438,7 +438,7 @@ class _SideCompiler:
             base, ex = e.args
             if ex == sp.Rational(1, 2):
                 return self._emit("sqrt", self.compile(base))
-            if ex.is_Rational and ex.q == 2 and abs(ex.p) <= MAX_POWER:
+            if ex.is_Rational and ex.q == 2 and abs(ex.p) <= 2 * MAX_POWER:     # |exponent| <= MAX_POWER
                 # base**(p/2) = sqrt(base)**p (sympy writes x/sqrt(y) as x*y**(-1/2))
                 return self._int_power(self._emit("sqrt", self.compile(base)), int(ex.p))
             if ex.is_Integer:
@@ -582,6 +582,11 @@ class _TextPrinter(StrPrinter):
 
     def _print_Float(self, e):
         return number_text(float(e), self._digits)
+
+    def _print_Exp1(self, e):
+        # Euler's number as the formula language writes it: "E" would read back as an unknown name (and "-E*x" is
+        # more likely a mistyped "-e*x" than Euler's number, so the parser does not take it)
+        return "exp(1)"
 
 
 class _LatexPrinter(LatexPrinter):

@@ -21,7 +21,8 @@ def resolve_run_rank(spec: str):
         return None
     path, digits = m.group("path"), m.group("rank")
     if len(digits.lstrip("-")) > 9:     # no hall of fame comes near; int() of 4300+ digits is refused by Python
-        raise RunDirError(f"rank '{digits[:20]}...' in '{spec[:60]}...' is out of range (RUN_DIR:RANK)")
+        cut = lambda t, n: t if len(t) <= n else t[:n] + "..."  # noqa: E731
+        raise RunDirError(f"rank '{cut(digits, 20)}' in '{cut(spec, 60)}' is out of range (RUN_DIR:RANK)")
     rank = int(digits)
     if not os.path.exists(path):
         raise RunDirError(f"run directory '{path}' does not exist (in '{spec}', RUN_DIR:RANK)")

@@ -71,7 +71,11 @@ def _default(x):
 
 
 def dump_yaml(cfg_dict: dict, header: str = "") -> str:
-    body = yaml.safe_dump(to_plain(cfg_dict), sort_keys=False, default_flow_style=None, width=120)
+    from ..search.config import yaml_classes
+
+    # the dumper of the config loader: a string such as "1e3" is quoted, since the loader reads 1e3 as a number
+    body = yaml.dump(to_plain(cfg_dict), Dumper=yaml_classes()[1], sort_keys=False, default_flow_style=None,
+                     width=120)
     return "".join(f"# {line}\n" for line in header.splitlines()) + body
 
 

@@ -75,8 +75,8 @@ def format_table(doc: dict) -> str:
     tag = " (provisional: from the newest checkpoint)" if doc.get("provisional") else ""
     lines.append(f"run {doc['run_dir']}  [{doc['status']}, generation {gen}]{tag}")
     if doc.get("error"):
-        lines.append(f"stopped on an error: {doc['error']}  (continue with: plasticity-search run "
-                     f"{doc['run_dir']} --resume)")
+        first = str(doc["error"]).splitlines()[0] if str(doc["error"]).strip() else "(no message)"
+        lines.append(f"stopped on an error: {first}  (continue with: plasticity-search run {doc['run_dir']} --resume)")
     sep = "  "
     lines.append(sep.join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(head, widths)))
                  + sep + head[-1])

@@ -35,8 +35,9 @@ def _type(v) -> str:
 
 
 def _control(v) -> bool:
-    """A string with control characters (a newline, an escape sequence that would clear or recolour a terminal)."""
-    return isinstance(v, str) and any(unicodedata.category(c) == "Cc" for c in v)
+    """A string with control characters other than tab and newline (an escape sequence that would clear or recolour
+    a terminal, a carriage return that overwrites a line): none of the tool's own writes holds one."""
+    return isinstance(v, str) and any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in v)
 
 
 def _ok(v, types) -> bool:
@@ -110,6 +111,9 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
     for k, types in (("choose", (str,)), ("eps", (int, float)), ("info", (dict,)), ("baselines", (list,))):
         if k in d and not _ok(d[k], types):
             raise RunDirError(f"{where}: '{k}' has {_what(d[k])}")
+    for k, v in (d.get("info") or {}).items():     # shown by inspect and the report (the choice, the network)
+        if isinstance(v, str) and not _ok(v, (str,)):
+            raise RunDirError(f"{where}: 'info.{str(k)[:40]!r}' has {_what(v)}")
     try:
         defaults_from_doc(d.get("defaults"), f"{where}: defaults")
     except RuleError as exc:

@@ -540,10 +540,15 @@ def read_text_file(path: str, what: str = "config", max_bytes: int = MAX_CONFIG_
                           f"position {exc.start})") from None
 
 
+# a float in exponent notation without a dot in the mantissa (``1e-3``): a number in YAML 1.2, a string in PyYAML's
+# YAML 1.1. Config files read it as the number, and config dumps quote a string of that form (both in
+# :func:`yaml_classes`), so that a run's config.yaml reads back as written.
+_EXP_FLOAT = (r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$", list("-+.0123456789"))
+
+
 @functools.cache
-def _loader_class():
-    """PyYAML's SafeLoader, reading ``1e-3`` as the number it looks like (YAML 1.2; PyYAML's YAML 1.1 wants a dot
-    in the mantissa, ``1.0e-3``, and read ``lr: 1e-3`` as a string)."""
+def yaml_classes():
+    """(Loader, Dumper): PyYAML's safe ones with ``1e-3`` a float (:data:`_EXP_FLOAT`)."""
     import re
 
     import yaml
@@ -551,10 +556,16 @@ def _loader_class():
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                                 re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-                                 list("-+0123456789"))
-    return Loader
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    for cls in (Loader, Dumper):
+        cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXP_FLOAT[0]), _EXP_FLOAT[1])
+    return Loader, Dumper
+
+
+def _loader_class():
+    return yaml_classes()[0]
 
 
 def load_yaml(text: str, what: str = "config"):
@@ -574,13 +585,32 @@ def load_yaml(text: str, what: str = "config"):
         _check_yaml_size(node, what)
         _check_unique_keys(node, what)
         try:
-            return loader.construct_document(node)
+            doc = loader.construct_document(node)
         except ValueError as exc:       # Python's limit on integer digits: name the problem, not the setting
             if "integer string conversion" not in str(exc):
                 raise
             raise ConfigError(f"{what}: an integer with more than {sys.get_int_max_str_digits()} digits") from None
+        _check_control_characters(doc, what)
+        return doc
     finally:
         loader.dispose()
+
+
+def _check_control_characters(doc, what: str) -> None:
+    """ConfigError for a key or string value with a control character other than tab and newline: a run writes
+    names, baselines and formulas of its config into its directory, whose readers refuse them (an escape sequence
+    would reach the terminal through ``inspect``)."""
+    import unicodedata
+
+    stack = [doc]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack += list(x.keys()) + list(x.values())
+        elif isinstance(x, list):
+            stack += x
+        elif isinstance(x, str) and any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in x):
+            raise ConfigError(f"{what}: the text {x[:40]!r} holds a control character")
 
 
 def _check_unique_keys(root, what: str) -> None:

@@ -101,8 +101,8 @@ def check_state(state: SearchState, space: Space, per: tuple[int, int] | None = 
             _fitness_ok(list(getattr(state, name).values()), f"the {name} cache")
         for k, v in state.counters.items():  # counts, wall time and the early-stop bests: numbers, never NaN/+inf
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v == math.inf:
-                raise ValueError(f"counter '{str(k)[:40]}' must be a number (not NaN or +inf), got {str(v)[:40]!r}")
-            if k.startswith("n_") or k == "elapsed_s":
+                raise ValueError(f"counter {str(k)[:40]!r} must be a number (not NaN or +inf), got {str(v)[:40]!r}")
+            if str(k).startswith("n_") or k == "elapsed_s":
                 if v < 0:
                     raise ValueError(f"counter '{k}' must be >= 0, got {v!r}")
         walk(state.strategy, "strategy")
