@@ -267,3 +267,16 @@ def test_a_counter_that_is_no_count_is_refused(run_dir, tmp_path, counter, value
         with open(ckpt.checkpoint_path(str(rd), g), "wb") as f:
             f.write(_encode_raw(arrays, meta))
     _refused(_resume(rd), f"counter '{counter}'")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda h: h["entries"][0].update(rank=-3), "rank must be >= 0"),
+    (lambda h: h["entries"][0].update(complexity=-7), "complexity must be >= 0"),
+    (lambda h: h.update(eps=-1), "'eps' must be >= 0"),
+])
+def test_negative_ranks_complexities_and_eps_are_refused(run_dir, tmp_path, edit, needle):
+    rd = _copy(run_dir, tmp_path)
+    hof = json.loads((rd / "hall_of_fame.json").read_text())
+    edit(hof)
+    (rd / "hall_of_fame.json").write_text(json.dumps(hof))
+    _refused(["inspect", str(rd), "--no-plots"], needle)

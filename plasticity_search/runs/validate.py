@@ -111,6 +111,8 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
     for k, types in (("choose", (str,)), ("eps", (int, float)), ("info", (dict,)), ("baselines", (list,))):
         if k in d and not _ok(d[k], types):
             raise RunDirError(f"{where}: '{k}' has {_what(d[k])}")
+    if isinstance(d.get("eps"), (int, float)) and not isinstance(d["eps"], bool) and d["eps"] < 0:
+        raise RunDirError(f"{where}: 'eps' must be >= 0, got {d['eps']}")
     for k, v in (d.get("info") or {}).items():     # shown by inspect and the report (the choice, the network)
         if isinstance(v, str) and not _ok(v, (str,)):
             raise RunDirError(f"{where}: 'info.{str(k)[:40]!r}' has {_what(v)}")
@@ -134,6 +136,9 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
                          ("instances", (list,)), ("model", (str,))):
             if k in e and not _ok(e[k], types):
                 raise RunDirError(f"{w}.{k} has {_what(e[k])}")
+        for k in ("rank", "complexity"):            # shown in every table: counts, never negative
+            if isinstance(e.get(k), int) and e[k] < 0:
+                raise RunDirError(f"{w}.{k} must be >= 0, got {e[k]}")
         for split, m in (e.get("metrics") or {}).items():
             if not _ok(m, (dict, int, float)):
                 raise RunDirError(f"{w}.metrics.{split} has {_what(m)}")
