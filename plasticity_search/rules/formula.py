@@ -30,9 +30,6 @@ MAX_POWER = 16                # |integer exponent| of a power of a variable: x**
 MAX_EXPANDED_TERMS = 2000     # terms of the fully expanded formula (bounds sympy's expand before it runs)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
-# the smallest constant a formula may hold: the compiled rules flush subnormal float32 numbers to zero (XLA on the
-# CPU), so a constant below float32's smallest normal number would act as 0 there and as itself in the exports
-FLOAT32_MIN_NORMAL = FLOAT32_NORMAL_MIN
 
 
 def symbol(name: str) -> sp.Symbol:
@@ -51,13 +48,15 @@ _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<na
 
 
 def _check_const(value: sp.Expr) -> sp.Expr:
-    """A numeric constant must be finite and representable in float32 (rules run in float32)."""
+    """A numeric constant must be finite and representable in float32 (rules run in float32), and 0 or at least
+    float32's smallest normal number: the compiled rules flush subnormal numbers to zero (XLA on the CPU), so a
+    smaller constant would act as 0 there and as itself in the exports."""
     if value.is_Number and not value.is_zero:
         m = abs(float(value)) if value.is_finite else float("inf")
-        if not FLOAT32_MIN_NORMAL <= m <= FLOAT32_MAX:
+        if not FLOAT32_NORMAL_MIN <= m <= FLOAT32_MAX:
             shown = str(sp.N(value, 4)) if value.is_finite else "infinity"
             raise RuleError(f"constant {shown[:40]} is out of the float32 range "
-                            f"({FLOAT32_MIN_NORMAL:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
+                            f"({FLOAT32_NORMAL_MIN:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
                             "flushed to zero by the compiled rules)")
     return value
 
@@ -523,9 +522,9 @@ def assemble(space: Space, post: "_SideCompiler", pre: "_SideCompiler", rows) ->
     """Program arrays from compiled side programs and term rows (coef, p_reg, q_reg, syn_index, target)."""
     consts = [c for comp in (post, pre) for (_, _, _, c) in comp.instr] + [row[0] for row in rows]
     for c in consts:
-        if not np.isfinite(c) or abs(c) > FLOAT32_MAX or 0 < abs(c) < FLOAT32_MIN_NORMAL:
+        if not np.isfinite(c) or abs(c) > FLOAT32_MAX or 0 < abs(c) < FLOAT32_NORMAL_MIN:
             raise RuleError(f"constant {c:.4g} is out of the float32 range "
-                            f"({FLOAT32_MIN_NORMAL:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
+                            f"({FLOAT32_NORMAL_MIN:.3g} <= |c| <= {FLOAT32_MAX:.4g}, or 0: smaller numbers are "
                             "flushed to zero by the compiled rules)")
     prog = {k: np.array(v) for k, v in space.empty()._asdict().items()}
     for side, comp in (("post", post), ("pre", pre)):

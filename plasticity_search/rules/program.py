@@ -389,12 +389,10 @@ class Space:
                 # the per-term factor choice is folded into the post vectors (vector-level work), so the
                 # per-synapse work is multiply-adds only (no per-synapse selects)
                 sel = ((term_s == s_idx) & (term_tgt == tgt))[:, None]
-                if exact:
-                    acc = _outer_sum(jnp.where(sel, P, 0.0), jnp.where(sel, Q, 0.0))
-                    acc = acc if s.name == "1" else jnp.where(jnp.any(sel), s.jax(w, elig), 0.0) * acc
-                else:
-                    acc = _outer_sum(jnp.where(sel, P, 0.0), Q)
-                    acc = acc if s.name == "1" else s.jax(w, elig) * acc
+                acc = _outer_sum(jnp.where(sel, P, 0.0), jnp.where(sel, Q, 0.0) if exact else Q)
+                if s.name != "1":
+                    f = s.jax(w, elig)
+                    acc = (jnp.where(jnp.any(sel), f, 0.0) if exact else f) * acc
                 total = acc if total is None else total + acc
             out.append(total)
         return out[0], (out[1] if self.elig else jnp.zeros_like(w))

@@ -14,8 +14,8 @@ _EXPONENT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$", re.ASCII)
 
 
 def read_value(text: str, what: str):
-    """One command-line value as YAML, with the config's bounded safe loader (no code runs, no tags); ``1e-3``,
-    which YAML 1.1 reads as a string, is the number it looks like. ConfigError for a document over the bounds,
+    """One command-line value as YAML, with the config's bounded safe loader (no code runs, no tags; it reads
+    ``1e-3`` as a number); a quoted ``"1e-3"`` is taken as that number too. ConfigError for a document over the bounds,
     yaml.YAMLError for a syntax error."""
     from ..search.config import load_yaml
 

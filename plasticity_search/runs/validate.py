@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 
+from ..errors import has_control_characters
 from ..rules.program import RuleError
 from .rundir import CHECKPOINT_DIR, GEN_JSON, HOF_JSON, RunDirError, open_run_dir
 
@@ -35,9 +35,9 @@ def _type(v) -> str:
 
 
 def _control(v) -> bool:
-    """A string with control characters other than tab and newline (an escape sequence that would clear or recolour
-    a terminal, a carriage return that overwrites a line): none of the tool's own writes holds one."""
-    return isinstance(v, str) and any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in v)
+    """A string with control characters (:func:`~..errors.has_control_characters`): none of the tool's own writes
+    holds one."""
+    return isinstance(v, str) and has_control_characters(v)
 
 
 def _ok(v, types) -> bool:

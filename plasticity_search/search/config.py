@@ -564,17 +564,13 @@ def yaml_classes():
     return Loader, Dumper
 
 
-def _loader_class():
-    return yaml_classes()[0]
-
-
 def load_yaml(text: str, what: str = "config"):
     """``yaml.safe_load`` with bounds: at most MAX_YAML_NODES nodes once aliases are expanded (a "billion laughs"
     document of nested aliases is refused before it is built) and MAX_YAML_DEPTH levels of nesting. ConfigError
     (one line, starting with ``what``) for a document over the bounds; yaml.YAMLError for a syntax error."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{what}: larger than {MAX_CONFIG_BYTES} characters")
-    loader = _loader_class()(text)
+    loader = yaml_classes()[0](text)
     try:
         try:
             node = loader.get_single_node()
@@ -600,7 +596,7 @@ def _check_control_characters(doc, what: str) -> None:
     """ConfigError for a key or string value with a control character other than tab and newline: a run writes
     names, baselines and formulas of its config into its directory, whose readers refuse them (an escape sequence
     would reach the terminal through ``inspect``)."""
-    import unicodedata
+    from ..errors import has_control_characters
 
     stack = [doc]
     while stack:
@@ -609,7 +605,7 @@ def _check_control_characters(doc, what: str) -> None:
             stack += list(x.keys()) + list(x.values())
         elif isinstance(x, list):
             stack += x
-        elif isinstance(x, str) and any(unicodedata.category(c) == "Cc" and c not in "\t\n" for c in x):
+        elif isinstance(x, str) and has_control_characters(x):
             raise ConfigError(f"{what}: the text {x[:40]!r} holds a control character")
 
 

@@ -104,7 +104,7 @@ def check_state(state: SearchState, space: Space, per: tuple[int, int] | None = 
                 raise ValueError(f"counter {str(k)[:40]!r} must be a number (not NaN or +inf), got {str(v)[:40]!r}")
             if str(k).startswith("n_") or k == "elapsed_s":
                 if v < 0:
-                    raise ValueError(f"counter '{k}' must be >= 0, got {v!r}")
+                    raise ValueError(f"counter {str(k)[:40]!r} must be >= 0, got {v!r}")
         walk(state.strategy, "strategy")
         for j, name in enumerate(("archive", "select_archive")):
             a = getattr(state, name)
