@@ -163,17 +163,7 @@ def _rewrite_checkpoints(rd, edit):
         arrays, meta = ckpt.decode(ckpt.checkpoint_path(str(rd), g))
         edit(meta)
         with open(ckpt.checkpoint_path(str(rd), g), "wb") as f:
-            f.write(_encode_raw(arrays, meta))
-
-
-def _encode_raw(arrays, meta):
-    """The npz bytes of a checkpoint without encode's checks (a tampered file, as an attacker writes it)."""
-    import io as _io
-    out = dict(arrays)
-    out[ckpt.META_KEY] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    buf = _io.BytesIO()
-    np.savez(buf, **out)
-    return buf.getvalue()
+            f.write(ckpt.encode(arrays, meta))     # encode checks names and dtypes only
 
 
 def _tree_item(tree, key):
@@ -265,7 +255,7 @@ def test_a_counter_that_is_no_count_is_refused(run_dir, tmp_path, counter, value
             counters["items"].append({"t": "float"})
         arrays[name] = np.asarray(value, np.asarray(arrays[name]).dtype)
         with open(ckpt.checkpoint_path(str(rd), g), "wb") as f:
-            f.write(_encode_raw(arrays, meta))
+            f.write(ckpt.encode(arrays, meta))     # encode checks names and dtypes only
     _refused(_resume(rd), f"counter '{counter}'")
 
 
