@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
-from ..limits import FLOAT32_NORMAL_MIN
+from ..limits import FLOAT32_MAX, FLOAT32_NORMAL_MIN
 from .ops import OP_BY_NAME, SYMPY_HEADS, formula_functions
 from .program import TARGET_ELIG, TARGET_W, Program, RuleError, Space, liveness
 from .variables import VARIABLES, rule_equation  # noqa: F401 (re-exported; rule_equation is text only)
@@ -28,7 +28,6 @@ MAX_FORMULA_CHARS = 4000
 MAX_DEPTH = 64
 MAX_POWER = 16                # |integer exponent| of a power of a variable: x**16 at most (x**-16 at least)
 MAX_EXPANDED_TERMS = 2000     # terms of the fully expanded formula (bounds sympy's expand before it runs)
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).smallest_subnormal)
 
 
