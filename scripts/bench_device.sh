@@ -11,10 +11,10 @@
 # `quick` shrinks every size (a smoke run of the script itself on a CPU). `search` runs only the end-to-end search
 # (population 2048, 1024 children) and the quickstart's phases, each with this tree and with the older tree in
 # BEFORE (e.g. `git archive REV plasticity_search scripts search_spaces | tar -x -C DIR`), one after the other; this
-# tree's search again with a CPU's call plan (`--plan padding`: the effect of the accelerator's fewest-calls plan
-# alone); and the batch knee at 64 and 1024 with XLA's default command buffers and with while loops and
-# conditionals captured too (CUDA graphs: a call of 200 steps cost at least 8.8 ms on the H200, about 44 us a step)
-# and without autotuning (`--xla_gpu_autotune_level=0`: compile time, which dominated the H200's cold quickstart).
+# tree's search with `search.generations_per_call: 4` (generations on the device, 24 of them) and with the FEC
+# cache off on the host path (`--no-fec`: what the device generations gain beyond evaluating every child); and the
+# batch knee at 64 and 1024 with XLA's default command buffers and with while loops and conditionals captured too
+# (CUDA graphs: a call of 200 steps cost at least 8.8 ms on the H200, about 44 us a step).
 # `search profile` adds a cProfile of this tree's steady search (where a generation's host time goes).
 set -u
 OUT=${OUT:-bench_out}
@@ -36,16 +36,16 @@ if [ "$Q" = search ]; then
   [ "$Q" = quick ] && { g=3; c=64; p=128; kn="16 64"; }
   CB="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,CONDITIONAL,WHILE"
   python -c "import jax; print(jax.devices(), jax.__version__)"
-  part search_after 90 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 3 --json
-  part search_padding 90 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 3 --plan padding --json
-  part search_before 90 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --population $p --children $c --generations $g --repeats 3 --json
-  part knee_default 45 python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
-  part knee_cmdbuf 45 env XLA_FLAGS="${XLA_FLAGS:-} $CB" python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
-  part knee_autotune0 45 env XLA_FLAGS="${XLA_FLAGS:-} --xla_gpu_autotune_level=0" python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
+  part search_device 85 python scripts/bench_search.py --population $p --children $c --generations $((3 * g)) --generations-per-call 4 --repeats 3 --json
+  part search_after 85 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 3 --json
+  part search_nofec 85 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 3 --no-fec --json
+  part search_before 85 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --population $p --children $c --generations $g --repeats 3 --json
+  part knee_default 40 python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
+  part knee_cmdbuf 40 env XLA_FLAGS="${XLA_FLAGS:-} $CB" python scripts/bench_search.py --knee $kn --steps 200 --repeats 3 --json
   [ "${2:-}" = profile ] || [ "${3:-}" = profile ] && \
     part profile 70 python scripts/bench_search.py --population $p --children $c --generations $g --repeats 1 --profile 40 --json
-  part quickstart_after 95 python scripts/bench_search.py --config $qs --json
-  part quickstart_before 95 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --config "$B/$qs" --json
+  part quickstart_after 80 python scripts/bench_search.py --config $qs --json
+  part quickstart_before 80 env PYTHONPATH="$B:$PYTHONPATH" python "$B/scripts/bench_search.py" --config "$B/$qs" --json
   ls -la "$OUT"; exit 0
 fi
 python -c "import jax; print(jax.devices(), jax.__version__)"

@@ -98,6 +98,48 @@ def knee(cfg, sizes, repeats: int) -> list[dict]:
     return rows
 
 
+def device_parts(cfg, repeats: int) -> dict:
+    """``search.generations_per_call``: one generation inside the compiled block (blocks of 1 and of 10, per
+    generation) against its parts called on their own: the search evaluator on ``children`` random programs, the
+    mutation (``ask``) and the traced complexity; medians of ``repeats`` alternating rounds, in ms."""
+    import dataclasses
+
+    import jax
+    import numpy as np
+
+    from plasticity_search.rules import random_population
+    from plasticity_search.rules.program import complexities_traced
+    from plasticity_search.search.engine import Search
+    from plasticity_search.search.regevo import jitted
+
+    s = cfg.search
+    if s.generations_per_call < 2:
+        cfg = dataclasses.replace(cfg, search=dataclasses.replace(s, fec=False, generations_per_call=10))
+    search = Search(cfg)
+    state = search.init()
+    ev, dg = search.evaluator("search"), search.device_generations
+    pops = [jax.tree.map(np.asarray, random_population(jax.random.key(i), search.space, cfg.search.children, 3))
+            for i in range(3)]
+    ask = jitted(search.strategy.regevo, "ask")
+    cplx = jax.jit(lambda p: complexities_traced(p, search.space))
+    parts = {
+        "evaluate": lambda r: ev.evaluate(pops[r % 3]),
+        "block_of_1": lambda r: dg.run(state.key, state.strategy, 1),
+        "block_of_10_per_generation": lambda r: dg.run(state.key, state.strategy, 10),
+        "ask": lambda r: jax.block_until_ready(ask(state.key, state.strategy)),
+        "complexity": lambda r: jax.block_until_ready(cplx(pops[r % 3])),
+    }
+    times: dict = {k: [] for k in parts}
+    for r in range(repeats + 1):           # round 0 compiles
+        for k, fn in parts.items():
+            t0 = time.perf_counter()
+            fn(r)
+            dt = time.perf_counter() - t0
+            if r:
+                times[k].append(dt / (10 if k == "block_of_10_per_generation" else 1))
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
 def phases(path: str, plots: bool = True) -> dict:
     """A real ``run`` of a config file: wall time before the first generation (setup, compile, initial
     population), in generations (first generation start to last generation end) and after (finalize, baselines,
@@ -109,20 +151,20 @@ def phases(path: str, plots: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         plan = plan_run(path, out=os.path.join(tmp, "run"), wandb="disabled", plots=plots)
         marks: dict = {}
-        orig_step = engine.Search.step
+        orig_steps = engine.Search.steps         # what the runner calls: one or more generations
 
-        def step(self, state):
+        def steps(self, state):
             marks.setdefault("first_step", time.perf_counter())
-            out = orig_step(self, state)
+            out = orig_steps(self, state)
             marks["last_step_end"] = time.perf_counter()
             return out
 
-        engine.Search.step = step
+        engine.Search.steps = steps
         t0 = time.perf_counter()
         try:
             res = execute(plan, progress=False, log=lambda s: None)
         finally:
-            engine.Search.step = orig_step
+            engine.Search.steps = orig_steps
         total = time.perf_counter() - t0
         lines = [json.loads(x) for x in open(os.path.join(plan.run_dir, "metrics.jsonl"))]
     steps = sum(float(m["wall_time_s"]) for m in lines)
@@ -225,8 +267,11 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
                          for f in os.listdir(os.path.join(run_dir, "checkpoints")))
     evaluated = [int(m["n_evaluated"]) for m in lines]
     step_s = [float(m["wall_time_s"]) for m in lines]
-    n_steady = evaluated[-1] - evaluated[0]
-    steady_s = stamps[-1] - stamps[0]
+    # steady state from the end of the first call (its last line: with search.generations_per_call a call writes
+    # that many lines at once) to the end of the last
+    i0 = int(lines[0].get("generations_per_call", 1)) - 1
+    n_steady = evaluated[-1] - evaluated[i0]
+    steady_s = stamps[-1] - stamps[i0]
     out = {"profile": profile_rows(prof, profile)} if prof is not None else {}
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     out["generation_s"] = {"median": statistics.median(gaps) if gaps else None, "each": gaps}
@@ -234,7 +279,8 @@ def whole_search(cfg_dict: dict, profile: int = 0) -> dict:
     out["eval_calls_per_generation"] = {"median": statistics.median(per_gen) if per_gen else None, "each": per_gen}
     return {**out, "generations": res.generations_done, "total_s": total, "first_generation_end_s": stamps[0] - t0,
             "finalize_s": t0 + total - stamps[-1], "steady_s": steady_s,
-            "steady_step_s": sum(step_s[1:]), "evaluated_steady": n_steady,
+            "steady_step_s": sum(step_s[i0 + 1:]), "evaluated_steady": n_steady,
+            "steady_generations": len(lines) - i0 - 1,
             "candidates_per_s": n_steady / steady_s if steady_s > 0 else 0.0,
             "fec_hit_rate": lines[-1].get("fec_hit_rate"), "checkpoint_bytes": ckpt_bytes}
 
@@ -263,6 +309,11 @@ def main() -> None:
     ap.add_argument("--plan", choices=("auto", "padding", "calls"), default="auto",
                     help="how evaluations are planned into compiled calls: this platform's default "
                          "(search/autosize.py PLAN), least padding (a CPU's) or fewest calls (an accelerator's)")
+    ap.add_argument("--generations-per-call", type=int, default=1, metavar="K",
+                    help="search.generations_per_call: K generations in one compiled call (implies --no-fec)")
+    ap.add_argument("--no-fec", action="store_true", help="search.fec: false (every child evaluated)")
+    ap.add_argument("--device-parts", action="store_true",
+                    help="only time one generation inside the device block against its parts (ms)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -287,9 +338,16 @@ def main() -> None:
                   f"(checkpoints, metrics, logging) {r['between_steps_share']:.0%}")
         return
     d = config(args)
+    if args.generations_per_call > 1 or args.no_fec:
+        d["search"]["fec"] = False
+        d["search"]["generations_per_call"] = args.generations_per_call
     if args.hidden_layers:
         d["network"]["hidden"] = list(args.hidden_layers)
     cfg = load_config(d)
+    if args.device_parts:
+        r = device_parts(cfg, args.repeats)
+        print(json.dumps({"device": jax.devices()[0].device_kind, "children": args.children, "ms": r}, indent=2))
+        return
     if args.chunk_check:
         print(json.dumps({"device": jax.devices()[0].device_kind, **chunk_check(cfg, args.chunk_check)}, indent=2))
         return
@@ -313,7 +371,8 @@ def main() -> None:
 
     out = {"device": jax.devices()[0].device_kind, "platform": jax.default_backend(), "plan": plan_policy(),
            "population": args.population, "children": args.children, "hidden": args.hidden, "steps": args.steps,
-           "seeds": args.seeds,
+           "seeds": args.seeds, "fec": d["search"].get("fec", True),
+           "generations_per_call": args.generations_per_call,
            "inner": {**inner, "candidate_steps_per_s": inner["candidates_per_s"] * per_cand},
            "search": {**e2e, "candidate_steps_per_s": e2e["candidates_per_s"] * per_cand},
            "end_to_end_over_inner": e2e["candidates_per_s"] / inner["candidates_per_s"]}
@@ -326,7 +385,7 @@ def main() -> None:
           f"{out['inner']['candidate_steps_per_s']:12.0f} cand-steps/s  (compile {inner['compile_s']:.1f} s)")
     print(f"whole search     : {e2e['candidates_per_s']:10.1f} cand/s  "
           f"{out['search']['candidate_steps_per_s']:12.0f} cand-steps/s  (steady {e2e['steady_s']:.1f} s over "
-          f"{e2e['generations'] - 1} generations, engine steps {e2e['steady_step_s']:.1f} s, fec hits "
+          f"{e2e['steady_generations']} generations, engine steps {e2e['steady_step_s']:.1f} s, fec hits "
           f"{e2e['fec_hit_rate']:.2f})")
     gen = e2e["generation_s"]
     print(f"generations      : median {1e3 * (gen['median'] or 0):.1f} ms; each "

@@ -517,7 +517,7 @@ def test_a_run_that_fails_mid_way_says_so_and_resumes(finished, tmp_path, capsys
 
     d = _copy_run(finished, tmp_path)
     calls = {"n": 0}
-    step = engine.Search.step
+    step = engine.Search.steps
 
     def failing(self, state):
         calls["n"] += 1
@@ -525,7 +525,7 @@ def test_a_run_that_fails_mid_way_says_so_and_resumes(finished, tmp_path, capsys
             raise RuntimeError("RESOURCE_EXHAUSTED: out of memory while trying to allocate 17 GiB\nmore detail")
         return step(self, state)
 
-    monkeypatch.setattr(engine.Search, "step", failing)
+    monkeypatch.setattr(engine.Search, "steps", failing)
     with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):
         cli.main(["run", d, "--resume", "--generations", str(GENERATIONS + 3), "--wandb", "disabled",
                   "--no-curves"])
@@ -540,7 +540,7 @@ def test_a_run_that_fails_mid_way_says_so_and_resumes(finished, tmp_path, capsys
     doc = json.loads(capsys.readouterr().out)
     assert doc["status"] == "failed" and doc["error"].startswith("RuntimeError: RESOURCE_EXHAUSTED")
 
-    monkeypatch.setattr(engine.Search, "step", step)
+    monkeypatch.setattr(engine.Search, "steps", step)
     assert cli.main(["run", d, "--resume", "--wandb", "disabled", "--no-curves"]) == 0
     rec = _json(os.path.join(d, "run.json"))
     assert rec["status"] == "finished" and rec.get("error") is None

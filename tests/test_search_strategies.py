@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from plasticity_search.rate import InnerConfig, InnerLoop, instance_keys, task_batch
 from plasticity_search.rate import default_network
@@ -155,6 +156,7 @@ def test_metagrad_on_a_known_rule_gets_finite_gradients_where_unused_ops_are_und
     np.testing.assert_allclose(thetas[0], thetas[1], rtol=1e-5, atol=1e-6)   # the same step in both spaces
 
 
+@pytest.mark.slow      # 25 s; the meta-gradient step's parity across spaces (above) stays in the default run
 def test_interpreter_gradient_is_the_selected_ops_gradient():
     """Every op of the menu is computed and one selected, and dead registers are computed too. Their zero
     cotangent times an op's undefined derivative (sqrt, log, div at a negative or zero input) used to make the

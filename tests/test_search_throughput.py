@@ -43,7 +43,8 @@ def _searched(s):
 
 
 # --- chunked evaluation ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("tasks", [PCA, DIGITS], ids=["pca", "digits"])
+@pytest.mark.parametrize("tasks", [PCA, pytest.param(DIGITS, marks=pytest.mark.slow)],   # digits: 18 s
+                         ids=["pca", "digits"])
 def test_tiny_chunk_gives_the_same_hall_of_fame(tasks):
     """Every candidate is computed independently of its batch: 64 children evaluated in calls of 16, 17 (-> 16) or
     32 give exactly the hall of fame of one call of 64 (buckets are powers of two from 16, see evaluator.buckets)."""

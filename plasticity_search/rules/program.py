@@ -595,6 +595,38 @@ def complexities(pop: Program, space: Space) -> np.ndarray:
     return (live_post.sum(1) + live_pre.sum(1) + terms.sum(1) + nontrivial.sum(1)).astype(np.int64)
 
 
+def complexities_traced(pop: Program, space: Space):
+    """:func:`complexities` as JAX operations (int32 [n]; jittable, for a search's generations run on the device,
+    ``search.generations_per_call``): the same liveness walk, per program, vmapped. Equal to :func:`complexities`
+    (tests/test_device_generations.py)."""
+    import jax
+    import jax.numpy as jnp
+
+    arity = jnp.asarray([OP_BY_NAME[name].arity for name in space.ops] or [0], jnp.int32)
+    nontriv_syn = jnp.asarray([name != "1" for name in space.syn] or [False])
+
+    def one(prog: Program):
+        terms = prog.term_on.astype(bool) & (prog.term_coef != 0)
+        total = terms.sum() + (terms & nontriv_syn[jnp.clip(prog.term_s, 0, nontriv_syn.shape[0] - 1)]).sum()
+        for side in ("post", "pre"):
+            op, a, b = (getattr(prog, f"{side}_{x}").astype(jnp.int32) for x in ("op", "a", "b"))
+            n_in = space.n_inputs(side)
+            L = op.shape[0]
+            idx = (prog.term_p if side == "post" else prog.term_q).astype(jnp.int32)
+            hit = terms & (idx >= n_in) & (idx - n_in < L)
+            live = jnp.zeros(L + 1, bool).at[jnp.where(hit, idx - n_in, L)].set(True).at[L].set(False)
+            for i in range(L - 1, -1, -1):
+                ar = arity[jnp.clip(op[i], 0, arity.shape[0] - 1)] if space.ops else jnp.int32(0)
+                for operand, need in ((a[i], ar >= 1), (b[i], ar >= 2)):
+                    o = jnp.clip(operand, 0, n_in + i - 1)
+                    h = live[i] & need & (o >= n_in)
+                    live = live.at[jnp.where(h, o - n_in, L)].set(True).at[L].set(False)
+            total = total + live[:L].sum()
+        return total.astype(jnp.int32)
+
+    return jax.vmap(one)(pop)
+
+
 def complexity(prog: Program, space: Space) -> int:
     """A readable size: live vector instructions + active terms + non-trivial per-synapse factors
     (:func:`complexities` on a population of one).

@@ -336,7 +336,7 @@ def _follow(plan: RunPlan, eng) -> RunResult:
         state, done = search.init(), 0
     while not dist.agree(search.done(state)):
         state, _ = search.step(state)
-        done += 1
+        done = state.generation
     hof_json = json_safe(search.finalize(state).to_json())
     stopped_by = search.stop_reason(state) or "generations"
     return RunResult(plan.run_dir, hof_json, done, time.perf_counter() - t0, None, stopped_by)
@@ -430,18 +430,22 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             bar.update(done)
             bar.phase("search")
             every = cfg.budget.checkpoint_every_s       # None: checkpoints <= 5% of the wall time (below)
-            last_ckpt, ckpt_cost = time.perf_counter(), 0.0
+            last_ckpt, ckpt_cost, calls = time.perf_counter(), 0.0, 0
             while not dist.agree(search.done(state)):
-                state, metrics = search.step(state)
-                metrics = json_safe(dict(metrics))
-                done += 1
-                append_metrics(run_dir, metrics)                  # then the checkpoint that has seen it
+                state, generations = search.steps(state)     # one, or search.generations_per_call
+                calls += 1
+                for metrics in generations:
+                    metrics = json_safe(dict(metrics))
+                    done += 1
+                    append_metrics(run_dir, metrics)              # then the checkpoint that has seen it
+                    wb.log_generation(done, metrics)
                 now = time.perf_counter()
-                # default: after generation 1, then whenever the last checkpoint's cost is at most 1/19 of the
-                # time since, i.e. checkpoints take <= 5% of the wall time (a growing checkpoint of a fast run is
-                # written less often); budget.checkpoint_every_s sets an interval instead (0: every generation)
+                # default: after the first generation (call), then whenever the last checkpoint's cost is at most
+                # 1/19 of the time since, i.e. checkpoints take <= 5% of the wall time (a growing checkpoint of a
+                # fast run is written less often); budget.checkpoint_every_s sets an interval instead (0: every
+                # generation, or every call of search.generations_per_call)
                 due = (now - last_ckpt >= every) if every is not None else (
-                    done <= 1 or now - last_ckpt >= 19.0 * ckpt_cost)
+                    calls <= 1 or now - last_ckpt >= 19.0 * ckpt_cost)
                 if due or search.done(state):
                     # a resume from an older checkpoint replays the generations since (deterministic) and
                     # truncates metrics.jsonl to the checkpoint's count: the same run either way
@@ -452,7 +456,6 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     write_run_record(run_dir, rec)
                     last_ckpt = time.perf_counter()
                     ckpt_cost = last_ckpt - now
-                wb.log_generation(done, metrics)
                 bar.update(done, metrics)
                 if spec is not None and not search.done(state):
                     spec.after_generation(state)       # near the end: the finalize computed ahead

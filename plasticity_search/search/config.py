@@ -51,6 +51,9 @@ Schema (keys and defaults; ``null`` = YAML None)::
                                  # first-stage fitness is below threshold keep it and skip the full evaluation
       restart_after: null        # re-draw the population after this many generations without improvement of its
                                  # best member (the FEC cache and the hall-of-fame archive are kept)
+      generations_per_call: 1    # K > 1: K generations in one compiled call on the device (regularized evolution
+                                 # with fec: false, no hurdle or restarts; search/device_generations.py): the host
+                                 # offers the archive, re-scores select and checks early stopping once per call
     coefficients:                # evosax / metagrad strategies, and the constant refinement of `hybrid`
       structure: null            # family (shervani_tabar, volterra), known rule name, or formula: its constants
       init: null                 # initial parameter vector (default: the family's / rule's values)
@@ -230,6 +233,7 @@ class SearchSection:
     fec: bool = True
     hurdle: Optional[HurdleConfig] = None
     restart_after: Optional[int] = None
+    generations_per_call: int = 1
 
 
 @dataclass(frozen=True)
@@ -817,7 +821,7 @@ NUMBER_LIMITS = {
     "space.n_terms": (1, MAX_TERMS, False),
     "search.population": (2, MAX_POPULATION, False), "search.tournament": (1, MAX_POPULATION, False),
     "search.children": (1, MAX_POPULATION, False), "search.init_terms": (1, MAX_TERMS, False),
-    "search.restart_after": (1, MAX_GENERATIONS, False),
+    "search.restart_after": (1, MAX_GENERATIONS, False), "search.generations_per_call": (1, MAX_GENERATIONS, False),
     "search.hurdle.steps": (1, MAX_STEPS, False), "search.hurdle.seeds": (1, MAX_SEEDS, False),
     "coefficients.std_init": (0, None, True), "coefficients.lr": (0, None, True),
     "coefficients.clip_norm": (0, None, True), "coefficients.truncation": (1, MAX_STEPS, False),
@@ -1107,7 +1111,32 @@ def _check_search(cfg: SearchConfig, space, model: str) -> SearchConfig:
     if s.hurdle is not None:
         _at_least("search.hurdle.steps", s.hurdle.steps, 1)
         _at_least("search.hurdle.seeds", s.hurdle.seeds, 1)
+    _at_least("search.generations_per_call", s.generations_per_call, 1)
+    why = generations_per_call_refusal(cfg, cfg.budget.chunk, cfg.budget.devices)
+    if why is not None:
+        raise _err("search.generations_per_call", why)
     return dataclasses.replace(cfg, search=dataclasses.replace(s, mutation=full))
+
+
+def generations_per_call_refusal(cfg: SearchConfig, chunk: int | None = None, devices=None) -> str | None:
+    """Why ``search.generations_per_call > 1`` (generations on the device, :mod:`.device_generations`) cannot run
+    with this config, ``chunk`` (the evaluation's largest call) and ``devices`` (a mesh); None if it can."""
+    s = cfg.search
+    if s.generations_per_call <= 1:
+        return None
+    if s.strategy != "regularized_evolution":
+        return f"runs regularized evolution only, not {s.strategy}"
+    if s.fec:
+        return "evaluates every child on the device: set search.fec: false"
+    if s.hurdle is not None:
+        return "has no hurdle stage: set search.hurdle: null"
+    if s.restart_after is not None:
+        return "has no restarts: set search.restart_after: null"
+    if devices is not None:
+        return "runs on one device: set budget.devices: null"
+    if chunk is not None and s.children > chunk:
+        return f"evaluates a generation's {s.children} children in one call; the evaluation's calls hold {chunk}"
+    return None
 
 
 def _check_network_keys(cfg: SearchConfig) -> dict:

@@ -3,7 +3,8 @@
     search = Search(cfg)
     state = search.init()
     while not search.done(state):
-        state, metrics = search.step(state)        # one generation; JSON-able metrics
+        state, metrics = search.step(state)        # one generation (search.generations_per_call: one call's);
+                                                   # JSON-able metrics of its last generation (steps(): of each)
     hof = search.finalize(state)                   # Pareto set re-scored on select and final tasks
 
 or simply ``run_search(cfg) -> HallOfFame``. ``state_to_tree`` / ``state_from_tree`` (:mod:`.state`) turn a
@@ -32,13 +33,16 @@ import jax
 import numpy as np
 
 from ..rate.online import check_space
+from ..rules.fec import fec_hashes
+from ..rules.program import Program
 from . import finalize as fin
 from .canonical import canonical, snap_variants
-from .config import SearchConfig, load_config, rule_in_space
+from .config import SearchConfig, generations_per_call_refusal, load_config, rule_in_space
+from .device_generations import DeviceGenerations
 from .evaluator import Evaluator, SplitEval
 from .fitness import WORST, FitnessFn, json_float
 from .hall_of_fame import Archive, HallOfFame
-from .state import TREE_SCHEMA, SearchState, check_state, copy_state, state_from_tree, state_to_tree
+from .state import TREE_SCHEMA, SearchState, check_state, copy_state, state_from_tree, state_to_tree, take
 from .strategies import STRATEGIES
 
 
@@ -77,6 +81,13 @@ class Search:
         self.evaluators = Evaluator(cfg, self.space, self.model, self.fit, self.network, self.tasks, self.chunk,
                                     self.devices, self.spiking)
         self.ahead = None                        # end-of-run work computed while searching (.ahead.Ahead)
+        self.device_generations = None           # search.generations_per_call > 1: the compiled block
+        why = generations_per_call_refusal(cfg, self.chunk, self.devices)
+        if why is not None:
+            raise ValueError(f"search.generations_per_call: {why}")
+        if cfg.search.generations_per_call > 1:
+            self.device_generations = DeviceGenerations(self.strategy.regevo, self.evaluator("search"), self.space,
+                                                        self.fit)
 
     # --- evaluators (built lazily: task data is generated on first use) ------------------------------------------
     def evaluator(self, split: str, chunk: int | None = None) -> SplitEval | None:
@@ -127,6 +138,19 @@ class Search:
         return state
 
     def step(self, state: SearchState) -> tuple[SearchState, dict]:
+        """One call's generations (one, or ``search.generations_per_call``); the last generation's metrics."""
+        state, metrics = self.steps(state)
+        return state, metrics[-1]
+
+    def steps(self, state: SearchState) -> tuple[SearchState, list[dict]]:
+        """The generations of one call: one from the host, or up to ``search.generations_per_call`` on the device
+        (:mod:`.device_generations`; fewer where the budget's generations end); a metrics dict per generation."""
+        if self.device_generations is None:
+            state, metrics = self._host_step(state)
+            return state, [metrics]
+        return self._device_steps(state)
+
+    def _host_step(self, state: SearchState) -> tuple[SearchState, dict]:
         t0 = time.perf_counter()
         # wall time between steps of this process (checkpoints, logging, progress) counts towards
         # budget.time_limit_s too; the time a killed run spent stopped does not
@@ -167,6 +191,55 @@ class Search:
         }
         metrics.update(extra)
         metrics.update(more)
+        self._last_end = time.perf_counter()
+        return state, metrics
+
+    def _device_steps(self, state: SearchState) -> tuple[SearchState, list[dict]]:
+        """Up to ``search.generations_per_call`` generations in one compiled call, then the host's work once: every
+        child offered to the archive generation by generation, the select re-scoring, the early-stop statistic."""
+        t0 = time.perf_counter()
+        between = t0 - self._last_end if self._last_end is not None else 0.0
+        state = copy_state(state)
+        g0 = state.generation
+        n = max(1, min(self.cfg.search.generations_per_call, self.cfg.generations - g0))
+        key, state.strategy, children, fit, cplx, best, median = self.device_generations.run(
+            state.key, state.strategy, n)
+        state.key = key
+        c = state.counters
+        ever = []
+        for j in range(n):
+            progs = Program(*[x[j] for x in children])
+            can = np.flatnonzero(state.archive.can_enter(fit[j], cplx[j]))
+            hashes: list = [None] * len(fit[j])         # hashed only where add looks: the few that can enter
+            for i, h in zip(can, fec_hashes(take(progs, can), self.space) if can.size else ()):
+                hashes[i] = h
+            state.archive.add(progs, fit[j], cplx[j], hashes)
+            ever.append(state.archive.best())
+        n_children = int(fit.shape[1])
+        c["n_candidates"] = c.get("n_candidates", 0) + n * n_children
+        c["n_evaluated"] = c.get("n_evaluated", 0) + n * n_children
+        select_before = json_float(max(state.select.values()) if state.select else WORST)
+        self.evaluators.rescore_select(state, *self.strategy.select_pool(state.strategy, None))
+        state.generation = g0 + n
+        self._track_best(state)
+        dt = time.perf_counter() - t0
+        c["elapsed_s"] = c.get("elapsed_s", 0.0) + between + dt
+        select_after = json_float(max(state.select.values()) if state.select else WORST)
+        metrics = []
+        for j in range(n):
+            metrics.append({
+                "generation": g0 + j + 1,
+                "best_fitness": json_float(best[j]),
+                "median_fitness": json_float(median[j]),
+                "best_fitness_ever": json_float(ever[j][0]),
+                "best_complexity": ever[j][1],
+                "best_select_fitness": select_after if j == n - 1 else select_before,
+                "fec_hit_rate": 0.0,
+                "candidates_per_s": n * n_children / dt if dt > 0 else 0.0,
+                "n_evaluated": int(c["n_evaluated"]) - (n - 1 - j) * n_children,
+                "wall_time_s": dt / n,           # the call's time, shared evenly by its generations
+                "generations_per_call": n,
+            })
         self._last_end = time.perf_counter()
         return state, metrics
 

@@ -67,11 +67,8 @@ class Archive:
     def add(self, programs: Program, fitness, complexity, hashes) -> None:
         """Offer candidates (numpy Program [n], raw search fitness [n], complexity [n], FEC hashes [n])."""
         fitness = np.asarray(fitness, np.float64)
-        # a candidate at or below the worst slot of its level cannot enter it (slots only get better, and the
-        # slot of the same program holds at least that): the loop below sees only the others (a large batch of
-        # children offers about a thousand candidates per generation, a handful of which can enter)
         levels = np.minimum(np.asarray(complexity, np.int64), self.levels - 1)
-        can = np.isfinite(fitness) & (fitness > self.fitness.min(axis=1)[levels])
+        can = self.can_enter(fitness, complexity)
         for i in np.flatnonzero(can)[np.argsort(-fitness[can], kind="stable")]:
             f, c = fitness[i], int(levels[i])
             row_h = self.hashes[c]
@@ -83,6 +80,15 @@ class Archive:
             j = int(np.argmin(self.fitness[c]))
             if f > self.fitness[c, j]:
                 self._put(c, j, programs, i, f, hashes[i])
+
+    def can_enter(self, fitness, complexity) -> np.ndarray:
+        """Which candidates :meth:`add` would look at: a candidate at or below the worst slot of its level cannot
+        enter it (slots only get better, and the slot of the same program holds at least that), so only the others
+        need their hashes (a large batch of children offers about a thousand candidates per generation, a handful
+        of which can enter)."""
+        fitness = np.asarray(fitness, np.float64)
+        levels = np.minimum(np.asarray(complexity, np.int64), self.levels - 1)
+        return np.isfinite(fitness) & (fitness > self.fitness.min(axis=1)[levels])
 
     def replace(self, old_hash: str, programs: Program, i: int, fitness: float, new_hash: str) -> bool:
         """Put program ``i`` of ``programs`` in the slot of the program hashed ``old_hash`` (whatever the fitness
