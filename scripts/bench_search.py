@@ -99,7 +99,7 @@ def knee(cfg, sizes, repeats: int) -> list[dict]:
 
 
 def device_parts(cfg, repeats: int) -> dict:
-    """``search.generations_per_call``: one generation inside the compiled block (blocks of 1 and of 10, per
+    """``search.generations_per_call``: one generation inside the compiled block of 10 (calls of 1 and of 10, per
     generation) against its parts called on their own: the search evaluator on ``children`` random programs, the
     mutation (``ask``) and the traced complexity; medians of ``repeats`` alternating rounds, in ms."""
     import dataclasses
@@ -145,7 +145,6 @@ def phases(path: str, plots: bool = True) -> dict:
     population), in generations (first generation start to last generation end) and after (finalize, baselines,
     generalization, report)."""
     from plasticity_search.runs.runner import execute, plan_run
-    import plasticity_search.runs.runner as runner
     import plasticity_search.search.engine as engine
 
     with tempfile.TemporaryDirectory() as tmp:

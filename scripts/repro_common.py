@@ -55,8 +55,8 @@ def _work(config: str, seed: int, overrides: dict) -> dict:
     state = search.init()
     metrics = []
     while not search.done(state):
-        state, m = search.step(state)
-        metrics.append(m)
+        state, m = search.steps(state)
+        metrics += m
     hof = search.finalize(state)
     out = {"seed": seed, "config": cfg.to_dict(), "hall_of_fame": hof.to_json(), "metrics": metrics,
            "counters": {k: v for k, v in state.counters.items()}}

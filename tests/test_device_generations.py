@@ -147,34 +147,47 @@ def test_configs_it_cannot_run_are_refused_in_one_line(override, needle):
     assert "search.generations_per_call" in msg and needle in msg and "\n" not in msg
 
 
-def test_run_writes_a_line_per_generation_and_resumes(tmp_path):
-    """Through the command line: a run of 3 generations in calls of 2 + 1 writes 3 metrics lines and a checkpoint
-    after each call; extended to 5 generations it continues from its checkpoint (calls of 2) as the run of 5 does."""
+def test_several_processes_are_refused():
+    from plasticity_search.search.config import generations_per_call_refusal
+    cfg = load_config(CFG)
+    assert generations_per_call_refusal(cfg) is None
+    assert generations_per_call_refusal(cfg, processes=2) == "runs in one process"
+
+
+def test_run_writes_a_line_per_generation_and_an_extension_is_the_longer_run(tmp_path):
+    """Through the command line: a run of 4 generations in calls of 2 writes 4 metrics lines and a checkpoint after
+    each call; extended to 5 generations (calls end at multiples of K, so it makes the calls of a run of 5: 2 + 2 +
+    1) it writes the metrics lines and the hall of fame of the run of 5, select re-scoring included."""
     import yaml
 
     from plasticity_search.cli import main
 
-    cfg = dict(CFG, budget={"generations": 3, "checkpoint_every_s": 0})
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    def run(gens, d, *extra):
+        path = tmp_path / f"c{gens}.yaml"
+        path.write_text(yaml.safe_dump(dict(CFG, budget={"generations": gens, "checkpoint_every_s": 0})))
+        assert main(["run", str(path), "--out", str(d), "--wandb", "disabled", "--no-curves", *extra]) == 0
+
+    def read(d):
+        lines = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+        hof = json.loads((d / "hall_of_fame.json").read_text())
+        hof["info"] = {k: v for k, v in hof["info"].items() if "time" not in k and "wall" not in k}
+        return _lines(lines), lines, hof
+
     d = tmp_path / "run"
-    assert main(["run", str(path), "--out", str(d), "--wandb", "disabled", "--no-curves"]) == 0
-    lines = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
-    assert [m["generation"] for m in lines] == [1, 2, 3]
-    assert sorted(p.name for p in (d / "checkpoints").iterdir())[-1].startswith("ckpt-00000003")
-    assert json.loads((d / "run.json").read_text())["generations_done"] == 3
-    assert main(["run", str(d), "--resume", "--generations", "5", "--wandb", "disabled",
-                 "--no-curves"]) == 0
-    ext = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines()]
+    run(4, d)
+    _, lines, _ = read(d)
+    assert [m["generation"] for m in lines] == [1, 2, 3, 4]
+    assert [m["generations_per_call"] for m in lines] == [2, 2, 2, 2]
+    assert [p.name for p in sorted((d / "checkpoints").iterdir())] == ["ckpt-00000002.npz", "ckpt-00000004.npz"]
+    assert json.loads((d / "run.json").read_text())["generations_done"] == 4
+    assert main(["run", str(d), "--resume", "--generations", "5", "--wandb", "disabled", "--no-curves"]) == 0
     d5 = tmp_path / "run5"
-    path5 = tmp_path / "c5.yaml"
-    path5.write_text(yaml.safe_dump(dict(CFG, budget={"generations": 5, "checkpoint_every_s": 0})))
-    assert main(["run", str(path5), "--out", str(d5), "--wandb", "disabled", "--no-curves"]) == 0
-    straight = [json.loads(x) for x in (d5 / "metrics.jsonl").read_text().splitlines()]
-    keep = ("generation", "best_fitness", "median_fitness", "best_fitness_ever", "n_evaluated")
-    # the calls differ (2 + 1 + 2 against 2 + 2 + 1): the evolution does not depend on them
-    assert [m["generation"] for m in ext] == [1, 2, 3, 4, 5]
-    assert [{k: m[k] for k in keep} for m in ext] == [{k: m[k] for k in keep} for m in straight]
+    run(5, d5)
+    ext, ext_raw, ext_hof = read(d)
+    straight, _, straight_hof = read(d5)
+    assert [m["generation"] for m in ext_raw] == [1, 2, 3, 4, 5]
+    assert ext == straight
+    assert ext_hof["entries"] == straight_hof["entries"] and ext_hof["best"] == straight_hof["best"]
 
 
 def test_refused_on_the_command_line_with_exit_2(tmp_path, capsys):

@@ -79,9 +79,9 @@ class SearchProgress:
         if self.mode != "lines" or metrics is None:
             return
         now = time.perf_counter()
-        if self._gen_t0 is None:
-            self._gen_t0, self._gen_done0 = now, self.done - 1
-        first = self.done == self._gen_done0 + 1
+        if self._gen_t0 is None:     # the rate counts the generations after the first update (which may bring
+            self._gen_t0, self._gen_done0 = now, self.done      # several: search.generations_per_call)
+        first = self.done == self._gen_done0
         if not (first or self.done >= self.total or now - self._last_line >= self.every_s):
             return
         rate = (self.done - self._gen_done0) / max(now - self._gen_t0, 1e-9) if not first else None

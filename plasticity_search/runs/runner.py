@@ -239,6 +239,10 @@ def plan_run_shared(config: str, **kw) -> RunPlan:
     if dist.is_main_process():
         try:
             plan = plan_run(config, **kw)
+            from ..search.config import generations_per_call_refusal
+            why = generations_per_call_refusal(plan.cfg, processes=jax.process_count())
+            if why is not None:
+                raise RunError(f"search.generations_per_call: {why}")
         except BaseException as exc:
             dist.broadcast_json({"error": first_line(exc)})
             raise
@@ -430,22 +434,21 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
             bar.update(done)
             bar.phase("search")
             every = cfg.budget.checkpoint_every_s       # None: checkpoints <= 5% of the wall time (below)
-            last_ckpt, ckpt_cost, calls = time.perf_counter(), 0.0, 0
+            last_ckpt, ckpt_cost = time.perf_counter(), 0.0
             while not dist.agree(search.done(state)):
                 state, generations = search.steps(state)     # one, or search.generations_per_call
-                calls += 1
                 for metrics in generations:
                     metrics = json_safe(dict(metrics))
                     done += 1
                     append_metrics(run_dir, metrics)              # then the checkpoint that has seen it
                     wb.log_generation(done, metrics)
                 now = time.perf_counter()
-                # default: after the first generation (call), then whenever the last checkpoint's cost is at most
-                # 1/19 of the time since, i.e. checkpoints take <= 5% of the wall time (a growing checkpoint of a
-                # fast run is written less often); budget.checkpoint_every_s sets an interval instead (0: every
-                # generation, or every call of search.generations_per_call)
+                # default: after a fresh run's first generation (its first call), then whenever the last
+                # checkpoint's cost is at most 1/19 of the time since, i.e. checkpoints take <= 5% of the wall time
+                # (a growing checkpoint of a fast run is written less often); budget.checkpoint_every_s sets an
+                # interval instead (0: every generation, or every call of search.generations_per_call)
                 due = (now - last_ckpt >= every) if every is not None else (
-                    calls <= 1 or now - last_ckpt >= 19.0 * ckpt_cost)
+                    done - len(generations) == 0 or now - last_ckpt >= 19.0 * ckpt_cost)
                 if due or search.done(state):
                     # a resume from an older checkpoint replays the generations since (deterministic) and
                     # truncates metrics.jsonl to the checkpoint's count: the same run either way

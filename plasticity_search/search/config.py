@@ -54,6 +54,7 @@ Schema (keys and defaults; ``null`` = YAML None)::
       generations_per_call: 1    # K > 1: K generations in one compiled call on the device (regularized evolution
                                  # with fec: false, no hurdle or restarts; search/device_generations.py): the host
                                  # offers the archive, re-scores select and checks early stopping once per call
+                                 # (calls end at multiples of K), not each generation
     coefficients:                # evosax / metagrad strategies, and the constant refinement of `hybrid`
       structure: null            # family (shervani_tabar, volterra), known rule name, or formula: its constants
       init: null                 # initial parameter vector (default: the family's / rule's values)
@@ -1005,6 +1006,12 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
     _check_hybrid(cfg)
     _check_budget(cfg)
     _check_evaluation_memory(cfg, model)
+    if cfg.search.generations_per_call > 1:         # the evaluation's calls as the search will plan them
+        from .autosize import eval_chunk
+        why = generations_per_call_refusal(cfg, eval_chunk(cfg.search.children, cfg.budget.chunk, cfg),
+                                           cfg.budget.devices)
+        if why is not None:
+            raise _err("search.generations_per_call", why)
     _check_discovery(cfg, model)
     return cfg
 
@@ -1112,18 +1119,19 @@ def _check_search(cfg: SearchConfig, space, model: str) -> SearchConfig:
         _at_least("search.hurdle.steps", s.hurdle.steps, 1)
         _at_least("search.hurdle.seeds", s.hurdle.seeds, 1)
     _at_least("search.generations_per_call", s.generations_per_call, 1)
-    why = generations_per_call_refusal(cfg, cfg.budget.chunk, cfg.budget.devices)
-    if why is not None:
-        raise _err("search.generations_per_call", why)
     return dataclasses.replace(cfg, search=dataclasses.replace(s, mutation=full))
 
 
-def generations_per_call_refusal(cfg: SearchConfig, chunk: int | None = None, devices=None) -> str | None:
+def generations_per_call_refusal(cfg: SearchConfig, chunk: int | None = None, devices=None,
+                                 processes: int = 1) -> str | None:
     """Why ``search.generations_per_call > 1`` (generations on the device, :mod:`.device_generations`) cannot run
-    with this config, ``chunk`` (the evaluation's largest call) and ``devices`` (a mesh); None if it can."""
+    with this config, ``chunk`` (the evaluation's largest call, :func:`.autosize.eval_chunk`), ``devices`` (a
+    mesh) and ``processes``; None if it can."""
     s = cfg.search
     if s.generations_per_call <= 1:
         return None
+    if processes > 1:
+        return "runs in one process"
     if s.strategy != "regularized_evolution":
         return f"runs regularized evolution only, not {s.strategy}"
     if s.fec:

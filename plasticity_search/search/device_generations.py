@@ -14,7 +14,9 @@ H200). With K generations per call the host works once per K generations:
   that can enter it), the select re-scoring runs once on the population's best, and early stopping
   (``budget.patience``, ``target_fitness``, ``time_limit_s``) is checked once per call;
 * the generations' keys are the host path's (``key, k_step, _ = split(key, 3)`` per generation), so a run's keys do
-  not depend on K; its results do (the select re-scoring runs every K generations, and the search is not FEC-cached).
+  not depend on K; its results do (the select re-scoring runs every K generations, and the search is not FEC-cached);
+* calls end at multiples of K (and at the budget's end), so a run extended with ``--generations`` from a budget
+  that is a multiple of K makes the calls the longer run makes.
 
 Only regularized evolution without hurdle, restarts or a device mesh; the batch of children must fit one call
 (``budget.chunk``). Pure: ``block(key, regevo_state, instances) -> (key, regevo_state, per-generation outputs)``.
@@ -32,14 +34,31 @@ from .regevo import RegEvoState, RegularizedEvolution
 
 
 class DeviceGenerations:
-    """The compiled block of generations for one search (its regularized evolution and search split)."""
+    """The compiled block of ``per_call`` generations for one search (its regularized evolution and search split).
+    A call runs the block's generations ``j < n`` (``n`` a traced argument: one compile for every call, the last
+    call of a budget that is no multiple of K included; the generations past ``n`` leave key and population as they
+    are, are not computed, and their outputs are dropped)."""
 
-    def __init__(self, regevo: RegularizedEvolution, split, space, fitness):
-        self.regevo, self.space, self.fitness = regevo, space, fitness
+    def __init__(self, regevo: RegularizedEvolution, split, space, fitness, per_call: int):
+        self.regevo, self.space, self.fitness, self.per_call = regevo, space, fitness, int(per_call)
         self.fns = [fn for _, fn, _ in split.items]
         self.instances = [inst for _, _, inst in split.items]
+        # jitted per instance (not a class-level jit with ``self`` static, whose cache would keep every search,
+        # its task data and compiled evaluators alive for the life of the process)
+        self._block = jax.jit(self._block_fn)
 
-    def _generation(self, carry, _, instances):
+    def _generation(self, carry, j, n, instances):
+        """Generation ``j`` of the block: run when ``j < n``, else skipped (a real conditional: a call of fewer
+        generations computes only those; key and population unchanged, outputs zero)."""
+        run = partial(self._one_generation, instances=instances)
+        shapes = jax.eval_shape(run, carry)[1]
+
+        def skip(c):
+            return c, jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)
+
+        return jax.lax.cond(j < n, run, skip, carry)
+
+    def _one_generation(self, carry, instances):
         key, state = carry
         key, k_step, _ = jax.random.split(key, 3)
         children = self.regevo.ask(k_step, state)
@@ -50,8 +69,9 @@ class DeviceGenerations:
             per.append(jnp.reshape(f, (f.shape[0], -1)))
             every.append(metrics)
         allf = jnp.concatenate(per, axis=1).astype(jnp.float32)
-        ok = jnp.all(jnp.isfinite(allf), axis=1)
-        fit = jnp.where(ok, jnp.mean(jnp.where(ok[:, None], allf, 0.0), axis=1), -jnp.inf)
+        mean = jnp.mean(jnp.where(jnp.isfinite(allf), allf, 0.0), axis=1)
+        ok = jnp.all(jnp.isfinite(allf), axis=1) & jnp.isfinite(mean)     # a float32 sum may overflow: the worst
+        fit = jnp.where(ok, mean, -jnp.inf)
         cplx = complexities_traced(children, self.space)
         sel = jnp.where(ok, fit - jnp.float32(self.fitness.complexity_penalty) * cplx.astype(jnp.float32), -jnp.inf)
         state, m = self.regevo.tell(state, children, sel)
@@ -60,23 +80,21 @@ class DeviceGenerations:
         # 64-8-10, 1024 children: 35-44 ms against 19-21 ms with every metric kept; BENCHMARKS.md, issue 13)
         return (key, state), (children, fit, cplx, m["best_fitness"], m["median_fitness"], every)
 
-    @partial(jax.jit, static_argnums=(0, 3))
-    def _block(self, key, state: RegEvoState, n: int, instances):
-        return jax.lax.scan(partial(self._generation, instances=instances), (key, state), None, length=n)
+    def _block_fn(self, key, state: RegEvoState, n, instances):
+        return jax.lax.scan(partial(self._generation, n=n, instances=instances), (key, state),
+                            jnp.arange(self.per_call, dtype=jnp.int32))
 
     def run(self, key, state: RegEvoState, n: int):
-        """``n`` generations from ``state`` with the search's key ``key``: (key after them, state, children
-        [n, C] as numpy, raw fitness [n, C] float64 with -inf for the worst, complexity [n, C], best and median
-        selection fitness of the population after each generation [n])."""
-        (key, state), out = self._block(key, state, n, self.instances)
+        """``n`` (1..per_call) generations from ``state`` with the search's key ``key``: (key after them, state,
+        children [n, C] as numpy, raw fitness [n, C] float64 with -inf for the worst, complexity [n, C], best and
+        median selection fitness of the population after each generation [n])."""
+        if not 1 <= n <= self.per_call:
+            raise ValueError(f"generations in a call: 1..{self.per_call}, got {n}")
+        (key, state), out = self._block(key, state, jnp.int32(n), self.instances)
         children, fit, cplx, best, median = jax.device_get(out[:5])
-        return key, state, children, np.asarray(fit, np.float64), np.asarray(cplx, np.int64), best, median
-
-    def __hash__(self):
-        return id(self)
-
-    def __eq__(self, other):
-        return self is other
+        children = type(children)(*[x[:n] for x in children])
+        return (key, state, children, np.asarray(fit[:n], np.float64), np.asarray(cplx[:n], np.int64), best[:n],
+                median[:n])
 
 
 __all__ = ["DeviceGenerations"]

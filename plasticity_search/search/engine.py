@@ -20,8 +20,9 @@ The engine is built from parts and knows no strategy by name:
   child equal to an evaluated program reuses its fitness) and the archive;
 * the end (:mod:`.finalize`): hall of fame, baselines, snapping and canonical programs.
 
-Each generation the ``hall_of_fame.select_top_k`` best new candidates are re-scored on the ``select`` tasks; the best
-select fitness drives early stopping (``budget.patience``, ``budget.target_fitness``).
+Each generation (with ``search.generations_per_call``: each call) the ``hall_of_fame.select_top_k`` best new
+candidates are re-scored on the ``select`` tasks; the best select fitness drives early stopping (``budget.patience``,
+``budget.target_fitness``).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ class Search:
             raise ValueError(f"search.generations_per_call: {why}")
         if cfg.search.generations_per_call > 1:
             self.device_generations = DeviceGenerations(self.strategy.regevo, self.evaluator("search"), self.space,
-                                                        self.fit)
+                                                        self.fit, cfg.search.generations_per_call)
 
     # --- evaluators (built lazily: task data is generated on first use) ------------------------------------------
     def evaluator(self, split: str, chunk: int | None = None) -> SplitEval | None:
@@ -143,8 +144,9 @@ class Search:
         return state, metrics[-1]
 
     def steps(self, state: SearchState) -> tuple[SearchState, list[dict]]:
-        """The generations of one call: one from the host, or up to ``search.generations_per_call`` on the device
-        (:mod:`.device_generations`; fewer where the budget's generations end); a metrics dict per generation."""
+        """The generations of one call: one from the host, or up to ``search.generations_per_call`` = K on the
+        device (:mod:`.device_generations`; calls end at multiples of K and at the budget's end); a metrics dict per
+        generation."""
         if self.device_generations is None:
             state, metrics = self._host_step(state)
             return state, [metrics]
@@ -201,7 +203,8 @@ class Search:
         between = t0 - self._last_end if self._last_end is not None else 0.0
         state = copy_state(state)
         g0 = state.generation
-        n = max(1, min(self.cfg.search.generations_per_call, self.cfg.generations - g0))
+        K = self.cfg.search.generations_per_call
+        n = max(1, min(K - g0 % K, self.cfg.generations - g0))      # calls end at multiples of K
         key, state.strategy, children, fit, cplx, best, median = self.device_generations.run(
             state.key, state.strategy, n)
         state.key = key
@@ -297,9 +300,10 @@ def run_search(cfg, progress_fn: Callable[[dict], None] | None = None, state: Se
     search = Search(cfg)
     state = search.init() if state is None else state
     while not search.done(state):
-        state, metrics = search.step(state)
+        state, generations = search.steps(state)
         if progress_fn is not None:
-            progress_fn(metrics)
+            for metrics in generations:
+                progress_fn(metrics)
     hof = search.finalize(state)
     return (hof, state) if return_state else hof
 
