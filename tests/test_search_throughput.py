@@ -124,7 +124,8 @@ def test_plan_with_fewest_calls():
     assert autosize.plan_policy("tpu") == "calls"
 
 
-@pytest.mark.parametrize("tasks", [PCA, DIGITS], ids=["pca", "digits"])
+@pytest.mark.parametrize("tasks", [PCA, pytest.param(DIGITS, marks=pytest.mark.slow)],   # digits: 20 s
+                         ids=["pca", "digits"])
 def test_fewest_calls_plan_gives_the_same_hall_of_fame(tasks, monkeypatch):
     """The accelerator's plan, forced on the CPU: FEC-thinned batches of the 64 children run in one call of 64
     instead of 32 + 16 and the like; every candidate's results are the same, so is the hall of fame."""

@@ -23,14 +23,18 @@ Only regularized evolution without hurdle, restarts or a device mesh; the batch 
 """
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..rules.program import complexities_traced
+from ..rules.fec import fec_hashes
+from ..rules.program import Program, complexities_traced
+from .fitness import WORST, json_float
 from .regevo import RegEvoState, RegularizedEvolution
+from .state import copy_state, take
 
 
 class DeviceGenerations:
@@ -79,6 +83,56 @@ class DeviceGenerations:
         # CPU compiler fused the inner loop differently and a generation's evaluation took 1.7-2x as long (digits
         # 64-8-10, 1024 children: 35-44 ms against 19-21 ms with every metric kept; BENCHMARKS.md, issue 13)
         return (key, state), (children, fit, cplx, m["best_fitness"], m["median_fitness"], every)
+
+    def steps(self, search, state):
+        """One call for :meth:`..engine.Search.steps` (``search``: the engine): up to K generations on the device
+        (calls end at multiples of K and at the budget's end), then the host's work once: every child offered to
+        the archive generation by generation, the select re-scoring, the early-stop statistic. Returns the new
+        state and one metrics dict per generation."""
+        t0 = time.perf_counter()
+        between = t0 - search.last_end if search.last_end is not None else 0.0
+        state = copy_state(state)
+        g0 = state.generation
+        n = max(1, min(self.per_call - g0 % self.per_call, search.cfg.generations - g0))
+        key, state.strategy, children, fit, cplx, best, median = self.run(state.key, state.strategy, n)
+        state.key = key
+        c = state.counters
+        ever = []
+        for j in range(n):
+            progs = Program(*[x[j] for x in children])
+            can = np.flatnonzero(state.archive.can_enter(fit[j], cplx[j]))
+            hashes: list = [None] * len(fit[j])         # hashed only where add looks: the few that can enter
+            for i, h in zip(can, fec_hashes(take(progs, can), self.space) if can.size else ()):
+                hashes[i] = h
+            state.archive.add(progs, fit[j], cplx[j], hashes)
+            ever.append(state.archive.best())
+        n_children = int(fit.shape[1])
+        c["n_candidates"] = c.get("n_candidates", 0) + n * n_children
+        c["n_evaluated"] = c.get("n_evaluated", 0) + n * n_children
+        select_before = json_float(max(state.select.values()) if state.select else WORST)
+        search.evaluators.rescore_select(state, *search.strategy.select_pool(state.strategy, None))
+        state.generation = g0 + n
+        search.track_best(state)
+        dt = time.perf_counter() - t0
+        c["elapsed_s"] = c.get("elapsed_s", 0.0) + between + dt
+        select_after = json_float(max(state.select.values()) if state.select else WORST)
+        metrics = []
+        for j in range(n):
+            metrics.append({
+                "generation": g0 + j + 1,
+                "best_fitness": json_float(best[j]),
+                "median_fitness": json_float(median[j]),
+                "best_fitness_ever": json_float(ever[j][0]),
+                "best_complexity": ever[j][1],
+                "best_select_fitness": select_after if j == n - 1 else select_before,
+                "fec_hit_rate": 0.0,
+                "candidates_per_s": n * n_children / dt if dt > 0 else 0.0,
+                "n_evaluated": int(c["n_evaluated"]) - (n - 1 - j) * n_children,
+                "wall_time_s": dt / n,           # the call's time, shared evenly by its generations
+                "generations_per_call": n,
+            })
+        search.last_end = time.perf_counter()
+        return state, metrics
 
     def _block_fn(self, key, state: RegEvoState, n, instances):
         return jax.lax.scan(partial(self._generation, n=n, instances=instances), (key, state),

@@ -34,8 +34,6 @@ import jax
 import numpy as np
 
 from ..rate.online import check_space
-from ..rules.fec import fec_hashes
-from ..rules.program import Program
 from . import finalize as fin
 from .canonical import canonical, snap_variants
 from .config import SearchConfig, generations_per_call_refusal, load_config, rule_in_space
@@ -43,7 +41,7 @@ from .device_generations import DeviceGenerations
 from .evaluator import Evaluator, SplitEval
 from .fitness import WORST, FitnessFn, json_float
 from .hall_of_fame import Archive, HallOfFame
-from .state import TREE_SCHEMA, SearchState, check_state, copy_state, state_from_tree, state_to_tree, take
+from .state import TREE_SCHEMA, SearchState, check_state, copy_state, state_from_tree, state_to_tree
 from .strategies import STRATEGIES
 
 
@@ -78,7 +76,7 @@ class Search:
         self.strategy = cls(self)
         from .autosize import eval_chunk
         self.chunk = eval_chunk(self.strategy.chunk, cfg.budget.chunk, cfg)   # budget.chunk, memory
-        self._last_end: float | None = None      # end of this process's last init/step (wall-time budget)
+        self.last_end: float | None = None      # end of this process's last init/step (wall-time budget)
         self.evaluators = Evaluator(cfg, self.space, self.model, self.fit, self.network, self.tasks, self.chunk,
                                     self.devices, self.spiking)
         self.ahead = None                        # end-of-run work computed while searching (.ahead.Ahead)
@@ -135,7 +133,7 @@ class Search:
         state.key = key
         state.counters.pop("_step_evaluated", None)
         state.counters["elapsed_s"] = time.perf_counter() - t0
-        self._last_end = time.perf_counter()
+        self.last_end = time.perf_counter()
         return state
 
     def step(self, state: SearchState) -> tuple[SearchState, dict]:
@@ -150,13 +148,13 @@ class Search:
         if self.device_generations is None:
             state, metrics = self._host_step(state)
             return state, [metrics]
-        return self._device_steps(state)
+        return self.device_generations.steps(self, state)
 
     def _host_step(self, state: SearchState) -> tuple[SearchState, dict]:
         t0 = time.perf_counter()
         # wall time between steps of this process (checkpoints, logging, progress) counts towards
         # budget.time_limit_s too; the time a killed run spent stopped does not
-        between = t0 - self._last_end if self._last_end is not None else 0.0
+        between = t0 - self.last_end if self.last_end is not None else 0.0
         strat = self.strategy
         state = copy_state(state)
         state.counters["_step_evaluated"] = 0
@@ -169,7 +167,7 @@ class Search:
         best, median, more = strat.report(state.strategy, x, ev)
         state.key = key
         state.generation += 1
-        self._track_best(state)
+        self.track_best(state)
         elapsed = state.counters.get("elapsed_s", 0.0) + between
         state.counters["elapsed_s"] = elapsed + time.perf_counter() - t0
         if self.done(state):            # the generation that ends the search: the strategy's final local search
@@ -193,57 +191,7 @@ class Search:
         }
         metrics.update(extra)
         metrics.update(more)
-        self._last_end = time.perf_counter()
-        return state, metrics
-
-    def _device_steps(self, state: SearchState) -> tuple[SearchState, list[dict]]:
-        """Up to ``search.generations_per_call`` generations in one compiled call, then the host's work once: every
-        child offered to the archive generation by generation, the select re-scoring, the early-stop statistic."""
-        t0 = time.perf_counter()
-        between = t0 - self._last_end if self._last_end is not None else 0.0
-        state = copy_state(state)
-        g0 = state.generation
-        K = self.cfg.search.generations_per_call
-        n = max(1, min(K - g0 % K, self.cfg.generations - g0))      # calls end at multiples of K
-        key, state.strategy, children, fit, cplx, best, median = self.device_generations.run(
-            state.key, state.strategy, n)
-        state.key = key
-        c = state.counters
-        ever = []
-        for j in range(n):
-            progs = Program(*[x[j] for x in children])
-            can = np.flatnonzero(state.archive.can_enter(fit[j], cplx[j]))
-            hashes: list = [None] * len(fit[j])         # hashed only where add looks: the few that can enter
-            for i, h in zip(can, fec_hashes(take(progs, can), self.space) if can.size else ()):
-                hashes[i] = h
-            state.archive.add(progs, fit[j], cplx[j], hashes)
-            ever.append(state.archive.best())
-        n_children = int(fit.shape[1])
-        c["n_candidates"] = c.get("n_candidates", 0) + n * n_children
-        c["n_evaluated"] = c.get("n_evaluated", 0) + n * n_children
-        select_before = json_float(max(state.select.values()) if state.select else WORST)
-        self.evaluators.rescore_select(state, *self.strategy.select_pool(state.strategy, None))
-        state.generation = g0 + n
-        self._track_best(state)
-        dt = time.perf_counter() - t0
-        c["elapsed_s"] = c.get("elapsed_s", 0.0) + between + dt
-        select_after = json_float(max(state.select.values()) if state.select else WORST)
-        metrics = []
-        for j in range(n):
-            metrics.append({
-                "generation": g0 + j + 1,
-                "best_fitness": json_float(best[j]),
-                "median_fitness": json_float(median[j]),
-                "best_fitness_ever": json_float(ever[j][0]),
-                "best_complexity": ever[j][1],
-                "best_select_fitness": select_after if j == n - 1 else select_before,
-                "fec_hit_rate": 0.0,
-                "candidates_per_s": n * n_children / dt if dt > 0 else 0.0,
-                "n_evaluated": int(c["n_evaluated"]) - (n - 1 - j) * n_children,
-                "wall_time_s": dt / n,           # the call's time, shared evenly by its generations
-                "generations_per_call": n,
-            })
-        self._last_end = time.perf_counter()
+        self.last_end = time.perf_counter()
         return state, metrics
 
     def done(self, state: SearchState) -> bool:
@@ -262,7 +210,7 @@ class Search:
             return "patience"
         return None
 
-    def _track_best(self, state: SearchState) -> None:
+    def track_best(self, state: SearchState) -> None:
         """The early-stop statistic: the best select fitness so far (search fitness without select tasks); a gain
         of at most ``budget.min_delta`` does not count as an improvement."""
         best = max(state.select.values()) if self.tasks["select"] and state.select else state.archive.best()[0]
