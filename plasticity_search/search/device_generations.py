@@ -18,8 +18,10 @@ H200). With K generations per call the host works once per K generations:
 * calls end at multiples of K (and at the budget's end), so a run extended with ``--generations`` from a budget
   that is a multiple of K makes the calls the longer run makes.
 
-Only regularized evolution without hurdle, restarts or a device mesh; the batch of children must fit one call
-(``budget.chunk``). Pure: ``block(key, regevo_state, instances) -> (key, regevo_state, per-generation outputs)``.
+Only regularized evolution without hurdle, restarts or a device mesh, in one process; the batch of children must
+fit one call (``budget.chunk``, lowered to what fits in memory). The compiled block is pure:
+``(key, regevo_state, n, instances) -> ((key, regevo_state), per-generation outputs)``; :meth:`DeviceGenerations.steps`
+does a call's host work.
 """
 from __future__ import annotations
 
