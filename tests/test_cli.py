@@ -1,5 +1,6 @@
 """Smoke runs of the CLI in a subprocess: output formats, errors are one line with exit code 2."""
 import json
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,8 @@ import pytest
 
 from plasticity_search.rules import RULES, compile_formula, parse_formula
 from plasticity_search.rules.known import SPACES
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
 def run(*args, **kw):
@@ -66,6 +69,7 @@ def test_export_injection_rejected(tmp_path):
     (["export", "e*(x", "--to", "latex"], "expected ')'"),
     (["export", "e*x", "--to", "pdf"], "invalid choice"),
     (["frobnicate"], "invalid choice"),
+    (["run", os.path.join(ROOT, "search_spaces", "delta.yaml"), "--out", ""], "--out: empty path"),
 ])
 def test_bad_input_one_line_exit_2(args, needle):
     r = run(*args)

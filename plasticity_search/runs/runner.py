@@ -122,6 +122,8 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
         raise RunError("--devices applies to new runs; a resumed run keeps its config's budget.devices")
     if sets and resume:
         raise RunError("--set applies to new runs; a resumed run keeps its config (see RUN_DIR/config.yaml)")
+    if out is not None and not out.strip():
+        raise RunError("--out: empty path (leave it out for runs/<name>-<timestamp>)")
     sets = dict(sets or {})
     mode = resolve_mode(wandb)
 
