@@ -246,7 +246,8 @@ def cmd_generalize(args) -> int:
     if cfg_path is None:
         raise UsageError("--config CONFIG.yaml is needed (the network and task of the comparison) unless RULE is "
                          "RUN_DIR:RANK")
-    cfg = configs.load(cfg_path)
+    # a run's own config must be the one it ran with (the rule's comparison is labelled with its tasks)
+    cfg = configs.load(cfg_path) if args.config is not None else configs.load_run_config(os.path.dirname(cfg_path))
     if rule.model != "rate" or cfg.model != "rate":
         raise UsageError("generalize compares rate rules on rate tasks")
     if args.seeds is not None:

@@ -158,13 +158,13 @@ def _damaged_state_meta() -> dict:
 def _make_run(path: str, cfg_file: str, finished: bool) -> str:
     from plasticity_search.runs import checkpoint as ckpt
     from plasticity_search.runs import configs, rundir
-    from plasticity_search.runs.runner import _config_sha
+    from plasticity_search.runs.configs import config_sha
 
     cfg = configs.load(cfg_file)
     plain = configs.to_plain(cfg.to_dict())
     gen_key = configs.find_key(plain, "generations")
     text = configs.dump_yaml(plain, "fuzz base run")
-    sha = _config_sha(text, gen_key)
+    sha = config_sha(text, gen_key)
     rec = rundir.new_run_record("fuzz", seed=0, generations=2, config_sha256=sha,
                                 wandb={"mode": "disabled", "id": "abcd1234"})
     rec.update(status="finished" if finished else "running", generations_done=2, pid=0)

@@ -671,3 +671,27 @@ def test_a_checkpoint_with_damaged_caches_or_counts_is_refused(finished, tmp_pat
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and needle in err, err
     assert {n: os.path.getmtime(os.path.join(d, n)) for n in os.listdir(d)} == snapshot
+
+
+def test_a_config_edited_after_the_run_is_refused_where_results_are_read_with_it(finished, tmp_path, capsys):
+    """config.yaml edited after the run (here the network's learning rate): `generalize RUN:RANK` (which runs the
+    comparison on the run's network and tasks) and a running run's provisional hall of fame (programs decoded in
+    the config's space) refuse it in one line, as a resume does; unedited, both read it."""
+    from plasticity_search.runs.configs import load_run_config
+    from plasticity_search.runs.results import provisional_hall_of_fame
+    from plasticity_search.runs.rundir import RunDirError
+
+    d = _copy_run(finished, tmp_path)
+    assert load_run_config(d).network["lr"] == 0.05
+    assert provisional_hall_of_fame(d)["entries"]
+    path = os.path.join(d, "config.yaml")
+    text = _text(path)
+    assert "lr: 0.05" in text
+    with open(path, "w") as f:
+        f.write(text.replace("lr: 0.05", "lr: 0.5", 1))
+    with pytest.raises(RunDirError, match="was edited after the run started"):
+        provisional_hall_of_fame(d)
+    capsys.readouterr()
+    assert cli.main(["generalize", f"{d}:0", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was edited after the run started" in err[0]

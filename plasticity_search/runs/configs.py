@@ -79,6 +79,45 @@ def dump_yaml(cfg_dict: dict, header: str = "") -> str:
     return "".join(f"# {line}\n" for line in header.splitlines()) + body
 
 
+def budget_free(cfg_dict: dict, gen_key: str) -> dict:
+    """The config without its generation budget (what must not change on resume)."""
+    d = to_plain(cfg_dict)
+    parts = gen_key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.get(p, {})
+    if isinstance(cur, dict):
+        cur.pop(parts[-1], None)
+    return d
+
+
+def config_sha(yaml_text: str, gen_key: str) -> str:
+    """Fingerprint of a run's config.yaml *as written* (without the generation budget, which may be extended):
+    edits are caught, while a newer version that adds config defaults still resumes old runs."""
+    from .checkpoint import config_hash
+
+    return config_hash(budget_free(_search_config().load_yaml(yaml_text, "run config") or {}, gen_key))
+
+
+def load_run_config(run_dir: str):
+    """A run's ``config.yaml`` as a SearchConfig, refused in one line (:class:`.rundir.RunDirError`) if it was
+    edited after the run started (its fingerprint is not run.json's ``config_sha256``): what reads a run's results
+    with its config (a running run's provisional hall of fame, ``generalize RUN_DIR:RANK``) would otherwise label
+    them with another config's space, network or tasks. Runs without a recorded fingerprint load as they are."""
+    from .rundir import CONFIG_FILE, read_run_record
+
+    path = os.path.join(run_dir, CONFIG_FILE)
+    cfg = load(path, what="run config")
+    want = (read_run_record(run_dir) or {}).get("config_sha256")
+    if want is not None:
+        text = _search_config().read_text_file(path, "run config")
+        gen_key = find_key(to_plain(cfg.to_dict()), "generations") or "generations"
+        if config_sha(text, gen_key) != want:
+            raise RunDirError(f"'{path}' was edited after the run started (it no longer matches the run's "
+                              "record); its results belong to the config the run started with")
+    return cfg
+
+
 def find_key(d: dict, leaf: str, prefix: str = "") -> str | None:
     """Dotted path of the first key named ``leaf`` (depth first, top level first)."""
     if leaf in d:

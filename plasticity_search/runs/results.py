@@ -150,15 +150,15 @@ def provisional_hall_of_fame(run_dir: str) -> dict:
     Pareto set of the engine's archive by *search* fitness (``metrics`` hold only ``search``)."""
     from ..search import engine as eng
     from . import checkpoint as ckpt
-    from .configs import load
-    from .rundir import CONFIG_FILE, json_safe
+    from .configs import load_run_config
+    from .rundir import json_safe
 
     loaded = ckpt.load_latest(run_dir)
     if loaded is None:
         raise ResultsError(f"run '{run_dir}' has no results yet (its first generation has not finished; "
                            "try again shortly)")
     arrays, meta = loaded
-    cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
+    cfg = load_run_config(run_dir)          # refused if edited since the run started
     search = eng.Search(cfg)
     try:
         state = eng.state_from_tree(arrays, meta["state_meta"])

@@ -92,18 +92,6 @@ class RunPlan:
                    already_finished=d["already_finished"])
 
 
-def _budget_free(cfg_dict: dict, gen_key: str) -> dict:
-    """The config without its generation budget (what must not change on resume)."""
-    d = configs.to_plain(cfg_dict)
-    parts = gen_key.split(".")
-    cur = d
-    for p in parts[:-1]:
-        cur = cur.get(p, {})
-    if isinstance(cur, dict):
-        cur.pop(parts[-1], None)
-    return d
-
-
 def plan_run(config: str, *, out: str | None = None, seed: int | None = None, generations: int | None = None,
              resume: bool = False, wandb: str | None = None, plots: bool = True, curves: bool = True,
              devices: int | None = None, sets: dict | None = None) -> RunPlan:
@@ -185,7 +173,7 @@ def plan_run(config: str, *, out: str | None = None, seed: int | None = None, ge
             ov[gen_key] = generations
         given = configs.load(saved.to_dict(), ov) if ov else saved
     given_d = configs.to_plain(given.to_dict())
-    changed = configs.diff(_budget_free(saved_d, gen_key), _budget_free(given_d, gen_key))
+    changed = configs.diff(configs.budget_free(saved_d, gen_key), configs.budget_free(given_d, gen_key))
     if changed:
         k, a, b = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
@@ -361,7 +349,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
     if plan.fresh:
         text = configs.dump_yaml(plan.cfg_dict, header)
         rec = new_run_record(cfg.name, seed=int(cfg.seed), generations=int(cfg.generations),
-                             config_sha256=_config_sha(text, plan.gen_key),
+                             config_sha256=configs.config_sha(text, plan.gen_key),
                              wandb={"mode": plan.wandb_mode, "id": secrets.token_hex(4)}, argv=sys.argv[1:],
                              curves=bool(plan.curves))
         create_run_dir(run_dir, {CONFIG_FILE: text, "run.json": _json_text(rec)})
@@ -371,7 +359,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
     try:
         rec = read_run_record(run_dir)
         with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-            cfg_sha = _config_sha(f.read(), plan.gen_key)
+            cfg_sha = configs.config_sha(f.read(), plan.gen_key)
         if rec.get("config_sha256") not in (None, cfg_sha):
             raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
         # whatever can refuse a resume is checked before anything is written (run.json, wandb, metrics)
@@ -591,7 +579,7 @@ def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:
     from ..search.config import read_text_file
 
     text = read_text_file(os.path.join(run_dir, CONFIG_FILE), "run config")
-    cfg_sha = _config_sha(text, gen_key)
+    cfg_sha = configs.config_sha(text, gen_key)
     if rec.get("config_sha256") not in (None, cfg_sha):
         raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
     loaded = ckpt.load_latest(run_dir)
@@ -600,14 +588,6 @@ def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:
     if loaded is not None:
         _state_from_checkpoint(default_engine(), run_dir, *loaded)     # missing arrays, damaged state tree
         check_metrics(run_dir, int(loaded[1]["n_metrics"]))
-
-
-def _config_sha(yaml_text: str, gen_key: str) -> str:
-    """Fingerprint of a run's config.yaml *as written* (without the generation budget, which may be extended):
-    edits are caught, while a newer version that adds config defaults still resumes old runs."""
-    from ..search.config import load_yaml
-
-    return ckpt.config_hash(_budget_free(load_yaml(yaml_text, "run config") or {}, gen_key))
 
 
 def _now() -> str:
