@@ -241,13 +241,15 @@ def cmd_generalize(args) -> int:
     spec = args.rule.strip()
     rule = resolve_rule_spec(spec)
     cfg_path = args.config
-    if cfg_path is None and is_run_rank(spec):
-        cfg_path = os.path.join(spec.rsplit(":", 1)[0], CONFIG_FILE)
-    if cfg_path is None:
+    if cfg_path is not None:
+        cfg = configs.load(cfg_path)
+    elif is_run_rank(spec):
+        run_dir = spec.rsplit(":", 1)[0]
+        cfg_path = os.path.join(run_dir, CONFIG_FILE)
+        cfg = configs.load_run_config(run_dir)      # the config it ran with (the comparison is labelled with it)
+    else:
         raise UsageError("--config CONFIG.yaml is needed (the network and task of the comparison) unless RULE is "
                          "RUN_DIR:RANK")
-    # a run's own config must be the one it ran with (the rule's comparison is labelled with its tasks)
-    cfg = configs.load(cfg_path) if args.config is not None else configs.load_run_config(os.path.dirname(cfg_path))
     if rule.model != "rate" or cfg.model != "rate":
         raise UsageError("generalize compares rate rules on rate tasks")
     if args.seeds is not None:

@@ -99,22 +99,28 @@ def config_sha(yaml_text: str, gen_key: str) -> str:
     return config_hash(budget_free(_search_config().load_yaml(yaml_text, "run config") or {}, gen_key))
 
 
-def load_run_config(run_dir: str):
-    """A run's ``config.yaml`` as a SearchConfig, refused in one line (:class:`.rundir.RunDirError`) if it was
-    edited after the run started (its fingerprint is not run.json's ``config_sha256``): what reads a run's results
-    with its config (a running run's provisional hall of fame, ``generalize RUN_DIR:RANK``) would otherwise label
-    them with another config's space, network or tasks. Runs without a recorded fingerprint load as they are."""
-    from .rundir import CONFIG_FILE, read_run_record
+def check_unedited(run_dir: str, rec: dict | None, gen_key: str, advice: str) -> str:
+    """The fingerprint (:func:`config_sha`) of ``run_dir``'s config.yaml; a one-line :class:`.rundir.RunDirError`
+    ending in ``advice`` if the run's record ``rec`` (run.json) holds another one: the file was edited after the run
+    started. Records without a fingerprint pass."""
+    from .rundir import CONFIG_FILE
 
     path = os.path.join(run_dir, CONFIG_FILE)
-    cfg = load(path, what="run config")
-    want = (read_run_record(run_dir) or {}).get("config_sha256")
-    if want is not None:
-        text = _search_config().read_text_file(path, "run config")
-        gen_key = find_key(to_plain(cfg.to_dict()), "generations") or "generations"
-        if config_sha(text, gen_key) != want:
-            raise RunDirError(f"'{path}' was edited after the run started (it no longer matches the run's "
-                              "record); its results belong to the config the run started with")
+    sha = config_sha(_search_config().read_text_file(path, "run config"), gen_key)
+    if (rec or {}).get("config_sha256") not in (None, sha):
+        raise RunDirError(f"'{path}' was edited after the run started; {advice}")
+    return sha
+
+
+def load_run_config(run_dir: str):
+    """A run's ``config.yaml`` as a SearchConfig, refused in one line if it was edited after the run started
+    (:func:`check_unedited`): what reads a run's results with its config (a running run's provisional hall of fame,
+    ``generalize RUN_DIR:RANK``) would otherwise label them with another config's space, network or tasks."""
+    from .rundir import CONFIG_FILE, read_run_record
+
+    cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
+    check_unedited(run_dir, read_run_record(run_dir), find_key(to_plain(cfg.to_dict()), "generations") or
+                   "generations", "its results belong to the config the run started with")
     return cfg
 
 

@@ -358,10 +358,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
     started = False
     try:
         rec = read_run_record(run_dir)
-        with open(os.path.join(run_dir, CONFIG_FILE)) as f:
-            cfg_sha = configs.config_sha(f.read(), plan.gen_key)
-        if rec.get("config_sha256") not in (None, cfg_sha):
-            raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
+        cfg_sha = configs.check_unedited(run_dir, rec, plan.gen_key, "start a new run")
         # whatever can refuse a resume is checked before anything is written (run.json, wandb, metrics)
         search = eng.Search(cfg)
         loaded = ckpt.load_latest(run_dir, on_skip=lambda path, why: log(
@@ -576,12 +573,7 @@ def _state_from_checkpoint(eng, run_dir: str, arrays: dict, meta: dict, search=N
 def _check_resume(run_dir: str, rec: dict, gen_key: str) -> None:
     """What makes a resume impossible, found before anything is written: config.yaml edited since the run
     started, no readable checkpoint, a checkpoint of another config."""
-    from ..search.config import read_text_file
-
-    text = read_text_file(os.path.join(run_dir, CONFIG_FILE), "run config")
-    cfg_sha = configs.config_sha(text, gen_key)
-    if rec.get("config_sha256") not in (None, cfg_sha):
-        raise RunError(f"'{run_dir}/{CONFIG_FILE}' was edited after the run started; start a new run")
+    cfg_sha = configs.check_unedited(run_dir, rec, gen_key, "start a new run")
     loaded = ckpt.load_latest(run_dir)
     if loaded is not None and loaded[1].get("config_sha256") != cfg_sha:
         raise RunError(f"checkpoint in '{run_dir}' belongs to a different config; start a new run")
