@@ -453,6 +453,35 @@ def test_hostile_config_files(case, tmp_path, monkeypatch, no_execute):
     assert snapshot(str(tmp_path)) == before
 
 
+@pytest.mark.parametrize("line,needle", [
+    ("seed: 010", "'010' is octal in YAML 1.1"),                     # was seed 8 (YAML 1.2: 10)
+    ("seed: 1:00", "'1:00' is a base-60 number"),                     # was seed 60 (YAML 1.2: a string)
+    ("budget: {generations: 0b11}", "'0b11' is a binary number"),     # was 3
+    ("generalization: {at_end: off}", "'off' is a boolean in YAML 1.1"),
+])
+def test_yaml_11_only_scalars_refused(line, needle, tiny_cfg, tmp_path, monkeypatch, no_execute):
+    """An audit found ``seed: 010`` run as seed 8 and ``lr: 1:30`` as 90 (PyYAML reads YAML 1.1; editors and other
+    YAML tools read 1.2): a plain scalar the two versions read differently is refused, with what to write, in the
+    file and in ``--set``. Values both versions read alike stay accepted."""
+    monkeypatch.chdir(tmp_path)
+    key = line.split(":")[0]
+    cfg = {k: v for k, v in tiny_cfg.items() if k != key}
+    p = tmp_path / "c.yaml"
+    _write_cfg(p, cfg)
+    p.write_text(p.read_text() + line + "\n")
+    before = snapshot(str(tmp_path))
+    text = assert_refused(call(["run", p, "--out", tmp_path / "out"]))
+    assert needle in text and "c.yaml" in text and "line " in text, text
+    assert snapshot(str(tmp_path)) == before
+    if key == "seed":
+        _write_cfg(p, tiny_cfg)
+        text = assert_refused(call(["run", p, "--set", line.replace(": ", "="), "--out", tmp_path / "out"]))
+        assert needle in text and "--set seed" in text, text
+    from plasticity_search.search.config import load_yaml
+    assert load_yaml("a: [0x10, 00, 1_000, .inf, true, '010', \"on\", 1e-3, 0.5, -0]\n") == {
+        "a": [16, 0, 1000, float("inf"), True, "010", "on", 1e-3, 0.5, 0]}
+
+
 @pytest.mark.parametrize("extra,needle", [
     ("seed: 5\n", "'seed' appears twice"),                            # a second top-level key: last one won
     ("budget:\n  generations: 1\n", "'budget' appears twice"),        # a second block replaced the whole first
@@ -510,6 +539,18 @@ RUN_CASES = {   # name: (base run, damage, needle)
     "hall_of_fame.json is a list": ("finished", lambda d: _put(d, "hall_of_fame.json", "[1, 2]"), "hall_of_fame"),
     "hall_of_fame.json entries wrong": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
         {**_hof(), "entries": [1]})), "entries[0]"),
+    "hall_of_fame.json eps null": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
+        {**_hof(), "eps": None})), "'eps' has the wrong type (null)"),
+    "hall_of_fame.json defaults null": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
+        {**_hof(), "defaults": None})), "'defaults' has the wrong type (null)"),
+    "hall_of_fame.json metric a string": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
+        _hof_with(lambda h: h["entries"][0]["metrics"]["select"].update(fitness="high")))),
+        "entries[0].metrics.select['fitness'] has the wrong type (str)"),
+    "hall_of_fame.json metric a boolean": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
+        _hof_with(lambda h: h["entries"][1]["metrics"]["final"].update(final_loss=True)))),
+        "entries[1].metrics.final['final_loss'] has the wrong type (bool)"),
+    "hall_of_fame.json instance a list": ("finished", lambda d: _put(d, "hall_of_fame.json", json.dumps(
+        _hof_with(lambda h: h["entries"][0].update(instances=[0.5, [1]])))), "entries[0].instances[1] has"),
     "hall_of_fame.json garbage": ("finished", lambda d: _put(d, "hall_of_fame.json", "garbage{"), "hall_of_fame"),
     "hall_of_fame.json nested deep": ("finished", lambda d: _put(d, "hall_of_fame.json", DEEP), "nested"),
     "run.json wrong shape": ("interrupted", lambda d: _put(d, "run.json", json.dumps(_wrong_run_json(d))),
@@ -522,6 +563,12 @@ RUN_CASES = {   # name: (base run, damage, needle)
     "random bytes in every checkpoint": ("interrupted", lambda d: _every_checkpoint(d, _random_bytes),
                                          "not an npz archive"),
 }
+
+
+def _hof_with(change) -> dict:
+    h = _hof()
+    change(h)
+    return h
 
 
 def _put(d, rel, text):

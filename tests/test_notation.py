@@ -88,6 +88,13 @@ def test_number_text_is_the_shortest_float32_spelling():
     assert number_text(float(np.float32(0.2178))) == "0.2178"
     assert number_text(0.48134571) == "0.4813" and number_text(1.5e-5) == "1.5e-05"
     assert number_text(float("nan")) == "nan"
+    # rounded at or above 10^DIGITS: exponent form, not trailing zeros that claim more digits (123456.7 was shown as
+    # 123500.0); the text reads back as the rounded constant
+    assert [number_text(v) for v in (123456.7, -12345.6, 1e6, 3.0e10, 9999.9, 1234.5)] == [
+        "1.235e5", "-1.235e4", "1e6", "3e10", "1e4", "1234.0"]
+    assert float(number_text(123456.7)) == 123500.0
+    rule = resolve_rule("123456.7*e*x")
+    assert to_text(rule.program, rule.space) == "1.235e5*e*x"
 
 
 def test_exported_sympy_with_functions_runs():

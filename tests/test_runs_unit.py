@@ -85,6 +85,25 @@ def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):
     assert meta["generation"] == 1 and (arrays["a"] == 1).all()
 
 
+def test_a_stray_newer_checkpoint_does_not_outlive_the_run(tmp_path):
+    """An audit left a damaged ckpt-99999999.npz: each resume passed over it, and pruning by number kept it as one
+    of the newest two, so the run kept one checkpoint of its own. Saving generation g removes every file above g."""
+    d = str(tmp_path)
+    os.makedirs(os.path.join(d, rundir.CHECKPOINT_DIR))
+    for g in (1, 2):
+        ckpt.save(d, g, {"a": np.full(3, g)}, {}, n_metrics=g, cfg_sha="x")
+    with open(ckpt.checkpoint_path(d, 99999999), "wb") as f:
+        f.write(b"garbage")
+    seen = []
+    assert ckpt.load_latest(d, on_skip=lambda path, why: seen.append(path))[1]["generation"] == 2
+    assert seen == [ckpt.checkpoint_path(d, 99999999)]
+    ckpt.save(d, 3, {"a": np.full(3, 3)}, {}, n_metrics=3, cfg_sha="x")
+    assert ckpt.list_generations(d) == [2, 3]
+    ckpt.save(d, 2, {"a": np.full(3, 7)}, {}, n_metrics=2, cfg_sha="x")     # a run gone back to generation 2
+    assert ckpt.list_generations(d) == [2]
+    assert (ckpt.load_latest(d)[0]["a"] == 7).all()
+
+
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
     p = str(tmp_path / "f.json")
     rundir.atomic_write_text(p, "old")

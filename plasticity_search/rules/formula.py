@@ -560,6 +560,9 @@ def number_text(x: float, digits: int | None = DIGITS) -> str:
         x = float(str(np.float32(x)))
     if digits is not None:
         x = float(f"{x:.{digits}g}")
+        if abs(x) >= 10 ** digits:      # 123456.7 -> 1.235e5, not 123500.0 (which claims seven digits)
+            m, ex = f"{x:.{digits - 1}e}".split("e")
+            return f"{m.rstrip('0').rstrip('.')}e{int(ex)}"
     return repr(x)
 
 

@@ -111,6 +111,9 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
     for k, types in (("choose", (str,)), ("eps", (int, float)), ("info", (dict,)), ("baselines", (list,))):
         if k in d and not _ok(d[k], types):
             raise RunDirError(f"{where}: '{k}' has {_what(d[k])}")
+    for k in ("choose", "eps", "info", "defaults"):      # written as values, never null; a reader has no default
+        if k in d and d[k] is None:
+            raise RunDirError(f"{where}: '{k}' has the wrong type (null)")
     if isinstance(d.get("eps"), (int, float)) and not isinstance(d["eps"], bool) and d["eps"] < 0:
         raise RunDirError(f"{where}: 'eps' must be >= 0, got {d['eps']}")
     for k, v in (d.get("info") or {}).items():     # shown by inspect and the report (the choice, the network)
@@ -127,6 +130,8 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
                          ("metrics", (dict,))):
             if k in b and not _ok(b[k], types):
                 raise RunDirError(f"{where}: baselines[{j}].{k} has {_what(b[k])}")
+        _check_numbers(b.get("metrics"), f"{where}: baselines[{j}].metrics")
+        _check_numbers(b.get("instances"), f"{where}: baselines[{j}].instances")
     for i, e in enumerate(es):
         w = f"{where}: entries[{i}]"
         if not isinstance(e, dict):
@@ -141,7 +146,9 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
                 raise RunDirError(f"{w}.{k} must be >= 0, got {e[k]}")
         for split, m in (e.get("metrics") or {}).items():
             if not _ok(m, (dict, int, float)):
-                raise RunDirError(f"{w}.metrics.{split} has {_what(m)}")
+                raise RunDirError(f"{w}.metrics.{str(split)[:40]} has {_what(m)}")
+            _check_numbers(m, f"{w}.metrics.{str(split)[:40]}")
+        _check_numbers(e.get("instances"), f"{w}.instances")
         missing = [k for k in ENTRY_KEYS if k not in e]
         if missing:
             raise RunDirError(f"{w} has no '{missing[0]}'")
@@ -154,6 +161,19 @@ def check_hall_of_fame(d, where: str, texts: bool = True) -> dict:
         if texts:     # the program's formula, not the file's text (an edited 'formula' labelled another rule)
             e["formula"], e["latex"] = entry_text(prog, space)
     return d
+
+
+def _check_numbers(c, where: str) -> None:
+    """A metrics mapping ({name: value}) or an instance list holds finite numbers or null (non-finite values are
+    written as null): a string or a list there was shown as a score, a boolean as 1.0."""
+    if not isinstance(c, (dict, list)):
+        return
+    for k, v in c.items() if isinstance(c, dict) else enumerate(c):
+        if _control(k):
+            raise RunDirError(f"{where}: a name has control characters")
+        if v is not None and (isinstance(v, bool) or not _ok(v, (int, float))):
+            raise RunDirError(f"{where}[{str(k)[:40]!r}] has {_what(v)}" if isinstance(k, str)
+                              else f"{where}[{k}] has {_what(v)}")
 
 
 PAIRED_FIELDS = {"delta": (int, float), "lo": (int, float), "hi": (int, float), "se": (int, float),

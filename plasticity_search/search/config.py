@@ -584,7 +584,7 @@ def load_yaml(text: str, what: str = "config"):
         if node is None:
             return None
         _check_yaml_size(node, what)
-        _check_unique_keys(node, what)
+        _check_nodes(node, what)
         try:
             doc = loader.construct_document(node)
         except ValueError as exc:       # Python's limit on integer digits: name the problem, not the setting
@@ -614,9 +614,27 @@ def _check_control_characters(doc, what: str) -> None:
             raise ConfigError(f"{what}: the text {x[:40]!r} holds a control character")
 
 
-def _check_unique_keys(root, what: str) -> None:
+# plain scalars that PyYAML (YAML 1.1) reads as another value than YAML 1.2 does (the version other tools, editors
+# and ruamel.yaml read): a config means one thing wherever it is read, so these are refused with what to write.
+# Same in both and accepted: true/false, 0x10, 00, .inf, .nan, ~/null, 1e-3 (see _EXP_FLOAT); also accepted, as the
+# number it plainly means, 1_000 (a string in YAML 1.2).
+_YAML11_ONLY = (
+    (r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$", "a boolean in YAML 1.1 and a string in YAML 1.2: write "
+     "true or false, or quote it for the text"),
+    (r"^[-+]?0[0-7_]*[1-7]", "octal in YAML 1.1 and decimal in YAML 1.2: write the number without its leading zero"),
+    (r"^[-+]?0b[01_]+$", "a binary number in YAML 1.1 and a string in YAML 1.2: write it in decimal"),
+    (r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$", "a base-60 number in YAML 1.1 and a string in YAML 1.2: "
+     "write the number in decimal, or quote it for the text"),
+)
+
+
+def _check_nodes(root, what: str) -> None:
     """ConfigError for a key written twice in one mapping (YAML forbids it; PyYAML would keep the last one
-    silently, so a second ``seed:`` or ``budget:`` block would replace the first without a word)."""
+    silently, so a second ``seed:`` or ``budget:`` block would replace the first without a word), and for a plain
+    scalar that YAML 1.1 and 1.2 read differently (:data:`_YAML11_ONLY`: ``seed: 010`` was seed 8, ``lr: 1:30``
+    was 90)."""
+    import re
+
     import yaml
 
     seen_nodes: set[int] = set()
@@ -638,6 +656,13 @@ def _check_unique_keys(root, what: str) -> None:
                 stack += [k, v]
         elif isinstance(n, yaml.SequenceNode):
             stack += list(n.value)
+        elif isinstance(n, yaml.ScalarNode) and n.style is None and n.tag in _RESOLVED_TAGS:
+            for pattern, why in _YAML11_ONLY:
+                if re.match(pattern, n.value):
+                    raise ConfigError(f"{what}: line {n.start_mark.line + 1}: '{n.value[:40]}' is {why}")
+
+
+_RESOLVED_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def _check_yaml_size(root, what: str) -> None:
