@@ -6,7 +6,9 @@
 Every rule runs under the settings of ``search_spaces/stdp_pattern.yaml`` (its ``spiking:`` section: learning rate,
 trace time constants, weight bounds), on the same seeds (same streams, same initial weights), on the final split.
 Prints per rule the snr (mean ± std over seeds, and per seed), the output rate, and the paired difference to no
-plasticity (``snr_before`` of the same instances) and to ``stdp_add`` with 95% intervals. Default rules:
+plasticity (``snr_before`` of the same instances) and to ``stdp_add`` with 95% intervals; then the spike-based
+detection (hit rate - false-alarm rate of the spiking neuron on the test stream) with its paired difference to
+``stdp_add``. Default rules:
 
 * timing rules: ``stdp_add``, ``stdp_mult`` (pair STDP, causal order);
 * rate rules: ``0.01*sx`` (potentiate every input spike), ``-1.4*sy + 0.7*tx`` and ``0.6429*sx - 1.366*sy*tx`` (the
@@ -54,16 +56,22 @@ def table(rules=DEFAULT_RULES, seeds: int = 5, steps=None, split: str = "final",
     ev = make_evaluator(space, task, cfg.spiking_eval_config())
     m, _ = ev(stack(progs), make_instances(task, range(seeds), split, steps))
     m = {k: np.asarray(v, np.float64) for k, v in m.items()}
-    ref = m["snr"][rules.index("stdp_add")]
+    ref_i = rules.index("stdp_add")
+    ref = m["snr"][ref_i]
     rows = []
     for i, r in enumerate(rules):
         snr = m["snr"][i]
         rows.append({"rule": r, "kind": KIND.get(r, ""), "snr_mean": float(np.mean(snr)),
                      "snr_std": float(np.std(snr)), "snr": [float(x) for x in snr], "rate_hz": float(np.mean(m["rate_hz"][i])),
                      "vs_before": paired_difference(snr, m["snr_before"][i]),
-                     "vs_stdp_add": paired_difference(snr, ref)})
+                     "vs_stdp_add": paired_difference(snr, ref),
+                     "detection": [float(x) for x in m["detection"][i]],
+                     "hit_rate": float(np.mean(m["hit_rate"][i])),
+                     "false_alarm_rate": float(np.mean(m["false_alarm_rate"][i])),
+                     "detection_vs_stdp_add": paired_difference(m["detection"][i], m["detection"][ref_i])})
     out = {"seeds": seeds, "split": split, "settings": cfg.spiking_eval_config(),
-           "snr_before": [float(x) for x in m["snr_before"][0]], "rows": rows}
+           "snr_before": [float(x) for x in m["snr_before"][0]],
+           "detection_before": [float(x) for x in m["detection_before"][0]], "rows": rows}
     return out
 
 
@@ -95,6 +103,14 @@ def main(argv=None) -> int:
         print(f"| `{r['rule']}` | {r['kind']} | {r['snr_mean']:.2f} ± {r['snr_std']:.2f} | "
               f"{', '.join(f'{x:.2f}' for x in r['snr'])} | {r['rate_hz']:.1f} | {f(r['vs_before'])} | "
               f"{f(r['vs_stdp_add'])} |")
+    print(f"\nspike-based detection (hit rate - false-alarm rate of the spiking neuron on the test stream); "
+          f"no plasticity: {np.mean(out['detection_before']):.3f} {np.round(out['detection_before'], 3).tolist()}")
+    print("| rule | detection (mean ± std) | per seed | hit rate | false-alarm rate | Δ detection vs stdp_add |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| `{r['rule']}` | {np.mean(r['detection']):.3f} ± {np.std(r['detection']):.3f} | "
+              f"{', '.join(f'{x:.3f}' for x in r['detection'])} | {r['hit_rate']:.3f} | "
+              f"{r['false_alarm_rate']:.3f} | {f(r['detection_vs_stdp_add'])} |")
     return 0
 
 

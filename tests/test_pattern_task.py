@@ -56,6 +56,31 @@ def test_pattern_is_in_the_timing_only():
     assert (d.x_stream >= 0).all() and d.x_stream.max() <= task.seg_steps - 1      # 10 Hz: once per segment
 
 
+def test_detection_is_hits_minus_false_alarms_of_the_spiking_neuron():
+    """The spike-based metric replays the test stream through the LIF neuron (threshold, reset): weights of 0 never
+    fire (hits = false alarms = 0), weights of 1 fire in every segment (both 1): detection 0 either way. A rate
+    rule that drives the neuron to fire everywhere scores exactly 0 though its snr is finite."""
+    import jax.numpy as jnp
+
+    from plasticity_search.rules.resolve import resolve_rule
+    from plasticity_search.spiking.network import NetSpec
+    from plasticity_search.spiking.simulate import _fired_per_segment, _lif
+    from plasticity_search.spiking.spiking_model import evaluate_rule
+
+    task = make("stdp_pattern")
+    data = task.sample(3, "search", 8)
+    spec = NetSpec((task.n_in, 1), lif=_lif(task), readout="spikes", gains=(task.gain,))
+    ws = jnp.stack([jnp.zeros(task.n_in), jnp.ones(task.n_in)])
+    fired = np.asarray(_fired_per_segment(spec, ws, jnp.asarray(data.x_eval), task.seg_steps))
+    assert fired.shape == (task.n_eval, 2)
+    assert (fired[:, 0] == 0).all() and (fired[:, 1] == 1).all()
+    res, _ = evaluate_rule(resolve_rule("0.01*sx"), "stdp_pattern", seeds=2, split="search", steps=100)
+    assert res["hit_rate"]["values"] == [1.0, 1.0] and res["false_alarm_rate"]["values"] == [1.0, 1.0]
+    assert res["detection"]["values"] == [0.0, 0.0] and np.isfinite(res["snr"]["values"]).all()
+    for k in ("detection", "detection_before"):
+        assert all(-1.0 <= v <= 1.0 for v in res[k]["values"])
+
+
 def test_pattern_task_rejects_bad_settings():
     for kw in ({"rate_hz": 20.0}, {"rate_hz": 0.0}, {"pattern_frac": 0.0}, {"period": 1}, {"jitter_ms": -1.0}):
         with pytest.raises(TaskError):
@@ -142,3 +167,7 @@ def test_rate_and_untimed_hebbian_rules_are_at_chance_and_stdp_is_not():
         r = rows[rule]
         assert r["vs_before"]["lo"] < 0, r                     # not better than no plasticity
         assert r["vs_stdp_add"]["hi"] < 0, r                   # worse than pair STDP
+        assert r["detection"] == [0.0] * 5, r                  # the spiking neuron: silent or firing everywhere
+        assert r["detection_vs_stdp_add"]["hi"] < 0, r
+    # spike-based detection: pair STDP fires in every pattern segment and in a quarter of the background ones
+    assert min(add["detection"]) > 0.5 and add["hit_rate"] > 0.95 and add["false_alarm_rate"] < 0.35, add

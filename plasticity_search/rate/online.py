@@ -49,7 +49,8 @@ METRICS = {
 METRIC_SIGN = {"online_accuracy": 1, "final_accuracy": 1, "final_loss": -1, "online_mse": -1, "final_mse": -1,
                "pc1_alignment": 1, "weight_norm": 0, "finite": 1,
                # metrics of the spiking tasks (plasticity_search.tasks.spike_tasks), for searches on them
-               "snr": 1, "snr_before": 0, "rate_hz": 0, "neg_rmse": 1, "neg_rmse_before": 0, "total_reward": 1,
+               "snr": 1, "snr_before": 0, "rate_hz": 0, "detection": 1, "detection_before": 0, "hit_rate": 0,
+               "false_alarm_rate": 0, "neg_rmse": 1, "neg_rmse_before": 0, "total_reward": 1,
                "late_accuracy": 1}
 
 

@@ -197,7 +197,33 @@ def _run_pattern(task: PatternTask, space, prog, hyper, data, key):
     keep = jnp.arange(n_seg) >= 1                                        # skip the first test segment
     snr = _snr(peaks, pat & keep, (~pat) & keep)
     rate = n_spk / (data.x_stream.shape[0] * T * task.dt / 1000.0)
-    return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate}
+    fired = _fired_per_segment(spec, ws, data.x_eval, T)                 # [n_seg, 2]: the LIF spiked in it
+    hit = _mean_rows(fired, pat & keep)
+    fa = _mean_rows(fired, (~pat) & keep)
+    return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate, "detection": hit[1] - fa[1],
+                      "detection_before": hit[0] - fa[0], "hit_rate": hit[1], "false_alarm_rate": fa[1]}
+
+
+def _fired_per_segment(spec: NetSpec, ws, x_eval, seg_steps):
+    """Whether the LIF neuron (threshold, reset, refractory: as in training) fired at least once in each test
+    segment, replayed from rest with each frozen weight vector of ``ws`` [K, n_in]: [n_seg, K] float32."""
+
+    def one(w):
+        def seg(state, x_row):
+            def step(state, k):
+                state, fw = forward(spec, state, times_to_spikes(x_row, k))
+                return state, fw.s[-1][0]
+            state, s = lax.scan(step, state, jnp.arange(seg_steps))
+            return state, jnp.max(s)
+        return lax.scan(seg, init_state(spec, (w[None, :],)), x_eval)[1]
+
+    return jax.vmap(one, out_axes=1)(ws)
+
+
+def _mean_rows(x, rows):
+    """Mean of ``x`` [n, K] over the selected rows, per column."""
+    rows = rows.astype(jnp.float32)[:, None]
+    return jnp.sum(x * rows, 0) / jnp.sum(rows)
 
 
 def _snr(us, sig, bg):

@@ -147,6 +147,12 @@ class PatternTask(SpikingTask):
     with ``m_k = max u`` in test segment k (100 ms), ``snr = (mean m_k over pattern segments - mean m_k over
     background segments) / std(m_k over background segments)`` (the first test segment is skipped);
     ``snr_before`` is the same for the initial weights, ``rate_hz`` the neuron's mean firing rate during training.
+    The snr admits silent solutions (a higher peak membrane in pattern windows that never reaches threshold), so the
+    test stream is also replayed through the spiking neuron itself (threshold, reset, refractory period, from
+    rest): ``hit_rate`` is the fraction of pattern segments in which it fires at least once, ``false_alarm_rate``
+    that of background segments, and ``detection = hit_rate - false_alarm_rate`` (Youden's J, in [-1, 1]: 0 for a
+    silent neuron and for one that fires in every segment; 1 for a detector in Masquelier et al.'s sense);
+    ``detection_before`` is the same for the initial weights.
     With equal rates, weights that ignore timing give a pattern peak that is one more draw from the background's
     distribution: snr is about 0 on average over seeds (about +-1 per seed). The peak, not the mean, of the
     membrane is what decides a detection: pair STDP makes the neuron respond at one time in the pattern and
@@ -183,7 +189,7 @@ class PatternTask(SpikingTask):
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return ("snr", "snr_before", "rate_hz")
+        return ("snr", "snr_before", "rate_hz", "detection", "detection_before", "hit_rate", "false_alarm_rate")
 
     @property
     def seg_steps(self) -> int:
