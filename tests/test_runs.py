@@ -695,3 +695,9 @@ def test_a_config_edited_after_the_run_is_refused_where_results_are_read_with_it
     assert cli.main(["generalize", f"{d}:0", "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "was edited after the run started" in err[0]
+    # runs side by side: the config differences would be the edited file's (the run's own table still shows)
+    other = _copy_run(finished, tmp_path / "other")
+    assert cli.main(["inspect", d, other, "--json"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was edited after the run started" in err[0]
+    assert cli.main(["inspect", d, "--no-plots"]) == 0

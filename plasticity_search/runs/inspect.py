@@ -161,7 +161,8 @@ def cmd_inspect(args) -> int:
 # several runs side by side: ``inspect RUN_A RUN_B ...``
 # --------------------------------------------------------------------------------------------------------------
 def _config_of(run_dir: str) -> dict:
-    """The run's ``config.yaml`` as a plain mapping (bounded reader; one line if it is missing or damaged)."""
+    """The run's ``config.yaml`` as a plain mapping (bounded reader; one line if it is missing or damaged, or was
+    edited after the run started: the side-by-side would show another config than the one its results came from)."""
     from ..search.config import ConfigError, load_yaml, read_text_file
     from .rundir import CONFIG_FILE, RunDirError
 
@@ -177,6 +178,11 @@ def _config_of(run_dir: str) -> dict:
             from None
     if not isinstance(doc, dict):
         raise RunDirError(f"'{path}' must hold a mapping of keys")
+    from .configs import check_unedited, find_key
+    from .rundir import read_run_record
+
+    check_unedited(run_dir, read_run_record(run_dir), find_key(doc, "generations") or "generations",
+                   "its results belong to the config the run started with")
     return doc
 
 
