@@ -125,7 +125,8 @@ def _evaluate_one(spec: str, task, args) -> dict:
                    **{k: curve[k] for k in ("readout_rule", "readout_lr") if k in curve})
     else:       # spiking: the rule's simulation settings (a run's rule carries the run's), --lr replacing its lr
         from .spiking.plasticity import hyper_dict
-        out["lr"] = hyper_dict(rule.defaults, **({} if args.lr is None else {"lr": args.lr}))["lr"]
+        out["settings"] = hyper_dict(rule.defaults, **({} if args.lr is None else {"lr": args.lr}))
+        out["lr"] = out["settings"]["lr"]
     out.update(steps=(args.steps or task.default_steps) if curve is not None else args.steps, seeds=args.seeds,
                split=args.split, metrics=metrics)
     if curve is not None:
@@ -211,6 +212,12 @@ def _print_comparison(results: list[dict], task, args) -> int:
         print("lr       each rule's own (they differ; --lr sets one for all)")
     elif lrs[0] is not None:
         print(f"lr       {lrs[0]:g} for every rule")
+    # spiking: a run's rule also carries the run's trace time constants and weight bounds, a formula the defaults
+    mixed = [k for k in (first.get("settings") or {}) if k != "lr"
+             and len({repr((r.get("settings") or {}).get(k)) for r in results}) > 1]
+    if mixed:
+        print(f"settings each rule's own {', '.join(mixed)} (they differ: not the same simulation; a run's rule "
+              "carries its run's settings, a formula the defaults)")
     w = max(len(r["rule"]) for r in results)
     for r, p in zip(results, paired):
         v = r["metrics"][metric]
@@ -218,11 +225,17 @@ def _print_comparison(results: list[dict], task, args) -> int:
         fb = f"  [{r['feedback']} feedback]" if r.get("feedback") else ""
         if mixed_lr and r.get("lr") is not None:
             fb += f"  [lr {r['lr']:g}]"
+        if mixed:
+            fb += "  [" + ", ".join(f"{k} {_setting(r['settings'][k])}" for k in mixed) + "]"
         d = ("reference" if r is first else f"Δ {format_delta(p)}" if direction == 0
              else f"Δ {format_delta_verdict(p)}")
         print(f"  {r['rule']:<{w}}  {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}"
               f"   {d:<40} {rule_equation(r['formula'])}{fb}")
     return 0
+
+
+def _setting(v) -> str:
+    return "none" if v is None else f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, list) else f"{v:g}"
 
 
 def cmd_generalize(args) -> int:

@@ -246,6 +246,32 @@ def test_evaluate_compares_rules_on_the_same_seeds():
     assert "\nlr       " in out and "for every rule" in out      # one learning rate, said once
 
 
+def test_evaluate_names_spiking_settings_that_differ_between_rules(tmp_path):
+    """A run's spiking rule carries its run's weight bounds and time constants, a formula the defaults: comparing
+    them said "lr 0.03 for every rule" and nothing else, while one rule ran with w in [0, 1] and the other unbounded
+    (an audit's comparison of a searched rule with a rescaled stdp_add: 0.98 against 0.38, an artefact). The
+    settings that differ are now named, per rule."""
+    code, out, err = _main(["export", "sy*tx - 1.05*sx*ty", "--to", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    doc["defaults"] = {"w_bounds": [0.0, 1.0], "tau_plus": 20.0}
+    path = tmp_path / "bounded.json"
+    path.write_text(json.dumps(doc))
+    argv = ["evaluate", str(path), "sy*tx - 1.05*sx*ty", "--task", "stdp_pattern", "--seeds", "2", "--steps", "8",
+            "--lr", "0.03", "--metric", "detection"]
+    code, out, err = _main(argv)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("settings each rule's own w_bounds (they differ") for line in lines), out
+    assert "tau_plus" not in out                                   # 20 is the default: the same in both
+    assert sum("[w_bounds [0, 1]]" in line for line in lines) == 1 and sum("[w_bounds none]" in line
+                                                                            for line in lines) == 1, out
+    code, out, err = _main(["evaluate", str(path), str(path), "--task", "stdp_pattern", "--seeds", "2", "--steps", "8",
+                            "--metric", "detection", "--json"])
+    assert code == 0 and "settings each" not in out
+    assert [r["settings"]["w_bounds"] for r in json.loads(out)["rules"]] == [[0.0, 1.0], [0.0, 1.0]]
+
+
 # --- sparse checkpoints: a resume replays from an older checkpoint to the same result ----------------------------
 def test_sparse_checkpoints_resume_exactly(tmp_path):
     import os

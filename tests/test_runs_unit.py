@@ -74,13 +74,18 @@ def test_checkpoint_roundtrip_keeps_last_two_and_refuses_pickle(tmp_path):
     assert not [n for n in os.listdir(os.path.join(d, rundir.CHECKPOINT_DIR)) if ".tmp-" in n]
 
 
-def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):
-    d = str(tmp_path)
+def _two_checkpoints_and(d: str, damaged: int, data: bytes) -> None:
+    """Checkpoints 1 and 2 of a run in ``d``, then ``data`` written as checkpoint ``damaged``."""
     os.makedirs(os.path.join(d, rundir.CHECKPOINT_DIR))
     for g in (1, 2):
         ckpt.save(d, g, {"a": np.full(3, g)}, {}, n_metrics=g, cfg_sha="x")
-    with open(ckpt.checkpoint_path(d, 2), "wb") as f:
-        f.write(b"PK\x03\x04garbage")
+    with open(ckpt.checkpoint_path(d, damaged), "wb") as f:
+        f.write(data)
+
+
+def test_damaged_newest_checkpoint_falls_back_to_previous(tmp_path):
+    d = str(tmp_path)
+    _two_checkpoints_and(d, 2, b"PK\x03\x04garbage")
     arrays, meta = ckpt.load_latest(d)
     assert meta["generation"] == 1 and (arrays["a"] == 1).all()
 
@@ -89,11 +94,7 @@ def test_a_stray_newer_checkpoint_does_not_outlive_the_run(tmp_path):
     """An audit left a damaged ckpt-99999999.npz: each resume passed over it, and pruning by number kept it as one
     of the newest two, so the run kept one checkpoint of its own. Saving generation g removes every file above g."""
     d = str(tmp_path)
-    os.makedirs(os.path.join(d, rundir.CHECKPOINT_DIR))
-    for g in (1, 2):
-        ckpt.save(d, g, {"a": np.full(3, g)}, {}, n_metrics=g, cfg_sha="x")
-    with open(ckpt.checkpoint_path(d, 99999999), "wb") as f:
-        f.write(b"garbage")
+    _two_checkpoints_and(d, 99999999, b"garbage")
     seen = []
     assert ckpt.load_latest(d, on_skip=lambda path, why: seen.append(path))[1]["generation"] == 2
     assert seen == [ckpt.checkpoint_path(d, 99999999)]

@@ -145,10 +145,35 @@ def test_nan_fitness_is_worst():
     # an exploding seed rule in a real search: -inf internally, a finite number in JSON output
     search = Search(tiny(**{"search.seed_rules": ["1000*y*x"], "budget.generations": 1}))
     state = search.init()
-    assert float(state.strategy.fitness[0]) == -np.inf
+    assert float(state.strategy.fitness[-1]) == -np.inf         # a seed rule: the youngest member
     _, m = search.step(state)
     assert all(np.isfinite(v) for v in m.values() if isinstance(v, float))
     assert search.hall_of_fame(state).to_json()["entries"]
+
+
+def test_seed_rules_are_the_youngest_members_and_outlive_the_first_generation():
+    """A seed rule took the first slot, whose birth is the oldest: with aging the first generation's children
+    replaced it (a search seeded with pair STDP lost it after one generation, BENCHMARKS.md "A spike-based
+    detection metric"). Seed rules now take the last slots; with population 8 and 4 children they survive one
+    generation and age out in the second, and with aging off a seed that is the best member stays."""
+    from plasticity_search.rules.program import index
+
+    def holds(state, prog):
+        pop = state.strategy.population
+        return any(all(np.array_equal(np.asarray(a)[i], np.asarray(b)) for a, b in zip(pop, prog))
+                   for i in range(np.shape(pop.term_on)[0]))
+
+    for aging, survives in ((True, [True, False]), (False, [True, True])):
+        search = Search(tiny(**{"search.seed_rules": ["y*(x - y*w)"], "search.aging": aging}))
+        state = search.init()
+        seed = index(state.strategy.population, 7)
+        assert int(np.argmax(np.asarray(state.strategy.birth))) == 7
+        assert float(state.strategy.fitness[7]) == float(np.max(state.strategy.fitness))     # Oja's rule, on pca
+        seen = []
+        for _ in range(2):
+            state, _ = search.step(state)
+            seen.append(holds(state, seed))
+        assert seen == survives, (aging, seen)
 
 
 def test_hurdle_stops_bad_candidates_early():

@@ -1,7 +1,7 @@
 """Regularized evolution over programs (:mod:`..regevo`), with restarts on stagnation and an optional local search.
 
 * ``regularized_evolution``: per generation ``search.children`` candidates by tournament + mutation; FEC-cached.
-  ``search.seed_rules`` take the first slots of the initial population. With ``search.restart_after`` a fresh
+  ``search.seed_rules`` take the last slots of the initial population (its youngest members). With ``search.restart_after`` a fresh
   random population replaces one that found no better member for that many generations.
 * ``hybrid``: the same, with a local search plugged in (as hal-cgp's ``local_search``): every ``hybrid.every``
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
@@ -48,7 +48,11 @@ class Evolution(Strategy):
 
     def initial(self, key) -> Program:
         pop = Program(*[np.array(x) for x in jitted(self.regevo, "initialize")(key)])
-        for i, prog in enumerate(self.ctx.seed_programs()):
+        seeds = self.ctx.seed_programs()
+        for i, prog in enumerate(seeds, start=self.regevo.population_size - len(seeds)):
+            # the last slots: the youngest members (births count up with the slot), so with aging the seed rules
+            # are the last of the initial population to age out (the first slots were replaced by the first
+            # generation's children, before a seed rule's offspring had a second chance)
             if self.fixed is not None:          # a seed rule keeps its other slots; the fixed ones are the part's
                 prog = self.fixed.apply(prog)
             for dst, src in zip(pop, prog):
