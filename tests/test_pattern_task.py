@@ -199,8 +199,10 @@ def test_the_detection_search_starts_from_stdp_add_at_its_learning_rate():
     assert cfg.fitness.metric == "detection" and cfg.search.aging is False
     ref_lr = base.spiking_eval_config()["rule_defaults"]["lr"]
     assert cfg.spiking_eval_config()["rule_defaults"] == {**base.spiking_eval_config()["rule_defaults"], "lr": 0.03}
+    def coefs(prog):
+        return np.array(sorted(float(c) for c, on in zip(np.asarray(prog.term_coef), np.asarray(prog.term_on)) if on))
+
     for formula, name in zip(cfg.baselines, ("stdp_add", "stdp_mult")):
         a, b = resolve_rule(formula).program, RULES[name].compile()[0]
-        coefs = lambda p: sorted(float(c) for c, on in zip(np.asarray(p.term_coef), np.asarray(p.term_on)) if on)  # noqa: E731
-        np.testing.assert_allclose(np.array(coefs(a)) * 0.03, np.array(coefs(b)) * ref_lr, rtol=1e-6)
+        np.testing.assert_allclose(coefs(a) * 0.03, coefs(b) * ref_lr, rtol=1e-6)
     assert cfg.search.seed_rules == (cfg.baselines[0],)

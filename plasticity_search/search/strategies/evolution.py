@@ -1,8 +1,9 @@
 """Regularized evolution over programs (:mod:`..regevo`), with restarts on stagnation and an optional local search.
 
 * ``regularized_evolution``: per generation ``search.children`` candidates by tournament + mutation; FEC-cached.
-  ``search.seed_rules`` take the last slots of the initial population (its youngest members). With ``search.restart_after`` a fresh
-  random population replaces one that found no better member for that many generations.
+  ``search.seed_rules`` take the last slots of the initial population (its youngest members). With
+  ``search.restart_after`` a fresh random population replaces one that found no better member for that many
+  generations.
 * ``hybrid``: the same, with a local search plugged in (as hal-cgp's ``local_search``): every ``hybrid.every``
   generations the ``hybrid.top_k`` best distinct members are handed to :mod:`.refine`, and a refined program that is
   fitter replaces its parent in the population (Lamarckian). With ``hybrid.final_steps`` the search ends with a
