@@ -478,8 +478,8 @@ def test_yaml_11_only_scalars_refused(line, needle, tiny_cfg, tmp_path, monkeypa
         text = assert_refused(call(["run", p, "--set", line.replace(": ", "="), "--out", tmp_path / "out"]))
         assert needle in text and "--set seed" in text, text
     from plasticity_search.search.config import load_yaml
-    assert load_yaml("a: [0x10, 00, 1_000, .inf, true, '010', \"on\", 1e-3, 0.5, -0]\n") == {
-        "a": [16, 0, 1000, float("inf"), True, "010", "on", 1e-3, 0.5, 0]}
+    assert load_yaml("a: [0x10, 00, 07, 07.5, 010e3, 1_000, .inf, true, '010', \"on\", 1e-3, 0.5, -0]\n") == {
+        "a": [16, 0, 7, 7.5, 10000.0, 1000, float("inf"), True, "010", "on", 1e-3, 0.5, 0]}
 
 
 @pytest.mark.parametrize("extra,needle", [

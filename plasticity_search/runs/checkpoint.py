@@ -119,17 +119,17 @@ def check_meta(meta: dict) -> dict:
 
 def save(run_dir: str, generation: int, arrays: dict, state_meta: dict, *, n_metrics: int, cfg_sha: str,
          keep: int = 2, extra: dict | None = None) -> str:
-    """Write checkpoint ``generation`` atomically; delete all but the newest ``keep`` up to it and every one
-    numbered above it (left by a timeline the run has gone back from: a damaged newer file that a resume passed
-    over would otherwise outlive every checkpoint the run writes after it). Returns its path."""
+    """Write checkpoint ``generation`` atomically; delete all but the newest ``keep`` of those numbered up to it.
+    A file numbered above it is one a resume passed over (damaged or unreadable, and named when passed over): it
+    is left alone, and no longer counts among the newest, which left a run one checkpoint of its own beside a
+    damaged ``ckpt-99999999.npz``. Returns its path."""
     meta = {"schema": CKPT_SCHEMA, "generation": int(generation), "n_metrics": int(n_metrics),
             "config_sha256": cfg_sha, "state_meta": state_meta, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             **(extra or {})}
     path = checkpoint_path(run_dir, generation)
     atomic_write_bytes(path, encode(arrays, meta))
-    gens = list_generations(run_dir)
-    older = [g for g in gens if g <= generation]
-    for g in (older[:-keep] if keep > 0 else []) + [g for g in gens if g > generation]:
+    older = [g for g in list_generations(run_dir) if g <= generation]
+    for g in older[:-keep] if keep > 0 else []:
         try:
             os.remove(checkpoint_path(run_dir, g))
         except OSError:

@@ -616,12 +616,14 @@ def _check_control_characters(doc, what: str) -> None:
 
 # plain scalars that PyYAML (YAML 1.1) reads as another value than YAML 1.2 does (the version other tools, editors
 # and ruamel.yaml read): a config means one thing wherever it is read, so these are refused with what to write.
-# Same in both and accepted: true/false, 0x10, 00, .inf, .nan, ~/null, 1e-3 (see _EXP_FLOAT); also accepted, as the
-# number it plainly means, 1_000 (a string in YAML 1.2).
+# Same in both and accepted: true/false, 0x10, 00, 07, 07.5, .inf, .nan, ~/null, 1e-3 (see _EXP_FLOAT); also
+# accepted, as the number it plainly means, 1_000 (a string in YAML 1.2). Strings in YAML 1.1 that 1.2 reads as
+# numbers (08, 0o17) or dates (2026-11-30) are not checked here: the config's type checks refuse them in one line.
 _YAML11_ONLY = (
     (r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$", "a boolean in YAML 1.1 and a string in YAML 1.2: write "
      "true or false, or quote it for the text"),
-    (r"^[-+]?0[0-7_]*[1-7]", "octal in YAML 1.1 and decimal in YAML 1.2: write the number without its leading zero"),
+    (r"^[-+]?0[0-7_]*[1-7][0-7_]*[0-7]$", "octal in YAML 1.1 and decimal in YAML 1.2: write the number without its "
+     "leading zero"),
     (r"^[-+]?0b[01_]+$", "a binary number in YAML 1.1 and a string in YAML 1.2: write it in decimal"),
     (r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$", "a base-60 number in YAML 1.1 and a string in YAML 1.2: "
      "write the number in decimal, or quote it for the text"),
