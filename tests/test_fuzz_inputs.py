@@ -506,9 +506,13 @@ def test_duplicate_config_keys_refused(extra, needle, tiny_cfg, tmp_path, monkey
 DEEP = "[" * 100_000 + "]" * 100_000
 
 
-def _wrong_run_json(d):
+def _run_json(d) -> dict:
     with open(os.path.join(d, "run.json")) as f:
-        rec = json.load(f)
+        return json.load(f)
+
+
+def _wrong_run_json(d):
+    rec = _run_json(d)
     rec.update(wandb="x", elapsed_s="soon")
     return rec
 
@@ -555,6 +559,10 @@ RUN_CASES = {   # name: (base run, damage, needle)
     "hall_of_fame.json nested deep": ("finished", lambda d: _put(d, "hall_of_fame.json", DEEP), "nested"),
     "run.json wrong shape": ("interrupted", lambda d: _put(d, "run.json", json.dumps(_wrong_run_json(d))),
                              "run.json"),
+    "run.json generations out of range": ("interrupted", lambda d: _put(d, "run.json", json.dumps(
+        {**_run_json(d), "generations": 10 ** 29})), "'generations' must be in [0, 10000000]"),
+    "run.json seed out of range": ("interrupted", lambda d: _put(d, "run.json", json.dumps(
+        {**_run_json(d), "seed": 2 ** 40})), "'seed' must be in [0,"),
     "run.json nested deep": ("interrupted", lambda d: _put(d, "run.json", DEEP), "nested"),
     "checkpoints is a file": ("interrupted", lambda d: (shutil.rmtree(os.path.join(d, "checkpoints")),
                                                         _put(d, "checkpoints", "x")), "checkpoints"),

@@ -63,9 +63,17 @@ def check_run_record(rec: dict, path: str) -> dict:
     for k, types in RUN_FIELDS.items():
         if k in rec and not _ok(rec[k], types):
             raise RunDirError(f"{where}: '{k}' has {_what(rec[k])}")
-    for k in ("generations_done", "generations", "seed", "pid"):
-        if isinstance(rec.get(k), int) and rec[k] < 0:
-            raise RunDirError(f"{where}: '{k}' must be >= 0, got {rec[k]}")
+    from ..limits import MAX_GENERATIONS
+    from ..tasks.base import MAX_SEED
+
+    # ranges: what a config may hold (a generation count of 10^29 was shown as the run's budget and planned from)
+    for k, hi in (("generations_done", MAX_GENERATIONS), ("generations", MAX_GENERATIONS), ("seed", MAX_SEED - 1),
+                  ("pid", 2 ** 31 - 1)):
+        v = rec.get(k)
+        if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v <= hi:
+            raise RunDirError(f"{where}: '{k}' must be in [0, {hi}], got {str(v)[:40]}")
+    if isinstance(rec.get("elapsed_s"), (int, float)) and rec["elapsed_s"] < 0:
+        raise RunDirError(f"{where}: 'elapsed_s' must be >= 0, got {rec['elapsed_s']}")
     wb = rec.get("wandb")
     if isinstance(wb, dict):
         for k in ("mode", "id", "dir"):
