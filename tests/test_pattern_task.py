@@ -149,17 +149,22 @@ def test_pairing_window_is_computed_before_clipping_and_marks_the_clipped_offset
     assert os.path.getsize(png) > 1000
 
 
-@pytest.mark.slow
-def test_rate_and_untimed_hebbian_rules_are_at_chance_and_stdp_is_not():
-    """The table of BENCHMARKS.md "stdp_pattern: a task that needs timing" (5 final seeds, the settings of
-    search_spaces/stdp_pattern.yaml): rules without a causal timing term do no better than no plasticity (95%
-    interval of the paired difference to snr_before covers 0 or lies below), pair STDP does, and beats each of them."""
+def _chance_script():
+    """scripts/stdp_pattern_chance.py as a module (its table() scores rules under stdp_pattern.yaml's settings)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("stdp_pattern_chance",
                                                   os.path.join(ROOT, "scripts", "stdp_pattern_chance.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    out = mod.table(seeds=5)
+    return mod
+
+
+@pytest.mark.slow
+def test_rate_and_untimed_hebbian_rules_are_at_chance_and_stdp_is_not():
+    """The table of BENCHMARKS.md "stdp_pattern: a task that needs timing" (5 final seeds, the settings of
+    search_spaces/stdp_pattern.yaml): rules without a causal timing term do no better than no plasticity (95%
+    interval of the paired difference to snr_before covers 0 or lies below), pair STDP does, and beats each of them."""
+    out = _chance_script().table(seeds=5)
     rows = {r["rule"]: r for r in out["rows"]}
     add = rows["stdp_add"]
     assert add["vs_before"]["lo"] > 0 and add["snr_mean"] > 3.0, add
@@ -178,12 +183,7 @@ def test_more_depression_makes_pair_stdp_a_more_reliable_detector():
     """BENCHMARKS.md "A spike-based detection metric": the tuned ratio search_spaces/stdp_pattern_detection.yaml
     found (A-/A+ about 1.08 instead of stdp_add's 1.05) beats stdp_add on detection over 20 final seeds, with
     false alarms below 5%."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("stdp_pattern_chance",
-                                                  os.path.join(ROOT, "scripts", "stdp_pattern_chance.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    rows = {r["rule"]: r for r in mod.table(["0.01*sy*tx - 0.01082*sx*ty"], seeds=20)["rows"]}
+    rows = {r["rule"]: r for r in _chance_script().table(["0.01*sy*tx - 0.01082*sx*ty"], seeds=20)["rows"]}
     tuned = rows["0.01*sy*tx - 0.01082*sx*ty"]
     assert tuned["detection_vs_stdp_add"]["lo"] > 0 and tuned["false_alarm_rate"] < 0.05, tuned
 
@@ -199,6 +199,7 @@ def test_the_detection_search_starts_from_stdp_add_at_its_learning_rate():
     assert cfg.fitness.metric == "detection" and cfg.search.aging is False
     ref_lr = base.spiking_eval_config()["rule_defaults"]["lr"]
     assert cfg.spiking_eval_config()["rule_defaults"] == {**base.spiking_eval_config()["rule_defaults"], "lr": 0.03}
+
     def coefs(prog):
         return np.array(sorted(float(c) for c, on in zip(np.asarray(prog.term_coef), np.asarray(prog.term_on)) if on))
 

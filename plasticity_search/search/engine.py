@@ -109,7 +109,8 @@ class Search:
         self.strategy.check_state(state.strategy)
 
     def seed_programs(self) -> list:
-        """``search.seed_rules`` compiled into the search space (the last, youngest members of an initial population)."""
+        """``search.seed_rules`` compiled into the search space (the last, youngest members of an initial
+        population)."""
         return [rule_in_space(spec, self.space, self.model) for spec in self.cfg.search.seed_rules]
 
     def _es(self, n: int, population: int):

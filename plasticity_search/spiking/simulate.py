@@ -228,12 +228,8 @@ def _mean_rows(x, rows):
 
 def _snr(us, sig, bg):
     """(mean of ``us`` over ``sig`` rows - mean over ``bg`` rows) / std over ``bg`` rows, per column."""
-    sig = sig.astype(jnp.float32)[:, None]
-    bg = bg.astype(jnp.float32)[:, None]
-    m_sig = jnp.sum(us * sig, 0) / jnp.sum(sig)
-    m_bg = jnp.sum(us * bg, 0) / jnp.sum(bg)
-    sd_bg = jnp.sqrt(jnp.sum(((us - m_bg) ** 2) * bg, 0) / jnp.sum(bg))
-    return (m_sig - m_bg) / sd_bg
+    m_bg = _mean_rows(us, bg)
+    return (_mean_rows(us, sig) - m_bg) / jnp.sqrt(_mean_rows((us - m_bg) ** 2, bg))
 
 
 # ---------------------------------------------------------------------------------------------------------------
