@@ -120,17 +120,16 @@ def _evaluate_one(spec: str, task, args) -> dict:
     metrics = {k: {s: ([_f(x) for x in v[s]] if s == "values" else _f(x)) for s, x in v.items()}
                for k, v in summary.items()}
     out = {"rule": rule.name, "formula": rule.formula, "task": task.name, "kind": task.kind, "feedback": feedback}
-    if curve is not None:
+    if name == "rate":
         out.update(network=curve["network"], lr=curve["lr"],
                    **{k: curve[k] for k in ("readout_rule", "readout_lr") if k in curve})
     else:       # spiking: the rule's simulation settings (a run's rule carries the run's), --lr replacing its lr
         from .spiking.plasticity import hyper_dict
         out["settings"] = hyper_dict(rule.defaults, **({} if args.lr is None else {"lr": args.lr}))
         out["lr"] = out["settings"]["lr"]
-    out.update(steps=(args.steps or task.default_steps) if curve is not None else args.steps, seeds=args.seeds,
+    out.update(steps=(args.steps or task.default_steps) if name == "rate" else args.steps, seeds=args.seeds,
                split=args.split, metrics=metrics)
-    if curve is not None:
-        out["curve"] = {"mean": curve["mean"], "std": curve["std"]}
+    out["curve"] = {k: curve[k] for k in ("mean", "std", "metric", "unit") if k in curve}
     if feedback == "bp" and args.feedback != "bp":
         out["rule"] = BP_BASELINE
     return out

@@ -8,7 +8,8 @@ trace time constants, weight bounds), on the same seeds (same streams, same init
 Prints per rule the snr (mean ± std over seeds, and per seed), the output rate, and the paired difference to no
 plasticity (``snr_before`` of the same instances) and to ``stdp_add`` with 95% intervals; then the spike-based
 detection (hit rate - false-alarm rate of the spiking neuron on the test stream) with its paired difference to
-``stdp_add``. Default rules:
+``stdp_add``; then the learning curve, the same detection while learning (the neuron's own spikes in each training
+segment, per twentieth of the stream; mean over seeds, plastic weights). Default rules:
 
 * timing rules: ``stdp_add``, ``stdp_mult`` (pair STDP, causal order);
 * rate rules: ``0.01*sx`` (potentiate every input spike), ``-1.4*sy + 0.7*tx`` and ``0.6429*sx - 1.366*sy*tx`` (the
@@ -54,8 +55,9 @@ def table(rules=DEFAULT_RULES, seeds: int = 5, steps=None, split: str = "final",
         progs.append(pad(rr.program, rr.space, space))
     task = make("stdp_pattern")
     ev = make_evaluator(space, task, cfg.spiking_eval_config())
-    m, _ = ev(stack(progs), make_instances(task, range(seeds), split, steps))
+    m, curves = ev(stack(progs), make_instances(task, range(seeds), split, steps))
     m = {k: np.asarray(v, np.float64) for k, v in m.items()}
+    curves = np.asarray(curves, np.float64)                # [P, S, C]: online detection per window of segments
     ref_i = rules.index("stdp_add")
     ref = m["snr"][ref_i]
     rows = []
@@ -68,8 +70,10 @@ def table(rules=DEFAULT_RULES, seeds: int = 5, steps=None, split: str = "final",
                      "detection": [float(x) for x in m["detection"][i]],
                      "hit_rate": float(np.mean(m["hit_rate"][i])),
                      "false_alarm_rate": float(np.mean(m["false_alarm_rate"][i])),
-                     "detection_vs_stdp_add": paired_difference(m["detection"][i], m["detection"][ref_i])})
+                     "detection_vs_stdp_add": paired_difference(m["detection"][i], m["detection"][ref_i]),
+                     "online_detection": [None if not np.isfinite(x) else float(x) for x in curves[i].mean(0)]})
     out = {"seeds": seeds, "split": split, "settings": cfg.spiking_eval_config(),
+           "window_segments": (steps or task.default_steps) // curves.shape[-1],
            "snr_before": [float(x) for x in m["snr_before"][0]],
            "detection_before": [float(x) for x in m["detection_before"][0]], "rows": rows}
     return out
@@ -111,6 +115,17 @@ def main(argv=None) -> int:
         print(f"| `{r['rule']}` | {np.mean(r['detection']):.3f} ± {np.std(r['detection']):.3f} | "
               f"{', '.join(f'{x:.3f}' for x in r['detection'])} | {r['hit_rate']:.3f} | "
               f"{r['false_alarm_rate']:.3f} | {f(r['detection_vs_stdp_add'])} |")
+    n_win = len(rows[0]["online_detection"])
+    shown = sorted({0, 1, n_win // 4, n_win // 2, n_win - 1} & set(range(n_win)))
+    print(f"\nonline detection while learning (hits - false alarms of the neuron's spikes per window of "
+          f"{out['window_segments']} training segments; mean over seeds)")
+    print("| rule | " + " | ".join(f"window {k + 1}" for k in shown) + " | first window >= 0.5 |")
+    print("|---|" + "---|" * (len(shown) + 1))
+    for r in rows:
+        c = r["online_detection"]
+        first = next((k + 1 for k, x in enumerate(c) if x is not None and x >= 0.5), None)
+        print(f"| `{r['rule']}` | " + " | ".join("-" if c[k] is None else f"{c[k]:.3f}" for k in shown)
+              + f" | {'never' if first is None else first} |")
     return 0
 
 

@@ -162,7 +162,7 @@ def _run_reward(task, formula, seeds=(0,)):
     out = []
     for s in seeds:
         data = task.sample(s, "search")
-        ws, m = jax.jit(lambda d, k: run_reward(task, rule.space, rule.program, hyper, d, k))(
+        ws, m, _ = jax.jit(lambda d, k: run_reward(task, rule.space, rule.program, hyper, d, k))(
             jax.tree.map(np.asarray, data), instance_key(s, "search"))
         out.append((data, np.asarray(ws[0]), {k: float(v) for k, v in m.items()}))
     return out

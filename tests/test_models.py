@@ -51,7 +51,9 @@ def test_both_models_evaluate_through_the_contract(task_name, rule, settings):
     evaluate = model.make_evaluator(r.space, task, model.model_config(settings, 200))
     metrics, curves = evaluate(stack([r.program, r.program]), inst)
     assert all(np.shape(v) == (2, 2) for v in metrics.values())
-    assert (curves is None) == (model_name(task) == "spiking")
-    summary, _ = model.evaluate_rule(r, task, seeds=2, steps=200, split="select")
+    assert np.shape(curves)[:2] == (2, 2) and np.shape(curves)[2] >= 1
+    summary, curve = model.evaluate_rule(r, task, seeds=2, steps=200, split="select")
+    np.testing.assert_allclose(curve["mean"], np.mean(np.asarray(curves, np.float64)[0], 0), rtol=1e-5)
+    assert curve["metric"] and curve["unit"]
     metric = task.metrics[0] if model_name(task) == "spiking" else "final_mse"
     np.testing.assert_allclose(summary[metric]["values"], np.asarray(metrics[metric])[0], rtol=1e-5)

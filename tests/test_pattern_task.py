@@ -118,6 +118,12 @@ def test_tiny_spiking_run_reports_baselines_with_paired_differences():
                 theirs = np.array([b for b in hof.baselines if b["name"] == name][0]["instances"], float)
                 assert p["delta"] == pytest.approx(np.mean(mine - theirs))
     assert "baseline stdp_add" in hof.table()
+    # learning curves of the top rules and the baselines on the final instances, as for rate runs: online
+    # detection per window of training segments (8 segments: windows of one, where detection is undefined: NaN)
+    (title, panel), = hof.info["curves"].items()
+    assert title == "stdp_pattern [final]" and panel["xlabel"] == "segments"
+    assert panel["metric"] == "online detection (hits - false alarms)" and panel["x"] == list(range(1, 9))
+    assert {"baseline stdp_add", "baseline stdp_mult"} < set(panel["series"]) and "rank 0: " in " ".join(panel["series"])
     # the run's STDP windows: its top rules next to stdp_add under the run's settings (lr 3, bounds [0, 1])
     from plasticity_search.runs.curves import stdp_windows
     win = stdp_windows("tiny", hof.to_json(), top=1)

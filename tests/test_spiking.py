@@ -259,6 +259,10 @@ def test_evaluate_cli_lr_reaches_spiking_rules(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["lr"] == resolve_rule("bp_stdp").defaults["lr"]
     assert out["metrics"]["neg_rmse"]["mean"] > out["metrics"]["neg_rmse_before"]["mean"]
+    # the learning curve: the readout's squared error per window of 15 ms steps, falling as bp_stdp learns
+    c = out["curve"]
+    assert c["metric"] == "online MSE" and c["unit"] == "time steps (ms)" and len(c["mean"]) == 20
+    assert c["mean"][-1] < c["mean"][0]
 
 
 # ------------------------------------------------------------------------------------------------------- tasks

@@ -22,6 +22,7 @@ from ..limits import check_run_args, check_widths
 from ..rules.program import Program, RuleError, Space, stack
 from ..rules.resolve import as_rule, resolve_rule
 from ..tasks import Instances, Task, TaskData, make
+from ..tasks.base import CURVE_METRIC
 from .mlp import default_network, parse_network_spec
 from .online import InnerConfig, compiled_population
 
@@ -98,7 +99,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
                   network: str | None = None, lr: float | None = None, batch_size: int = 1,
                   readout_rule: str | None = None, readout_lr: float | None = None):
     """Score one resolved rule on a rate task over ``seeds`` seeds: ``({metric: {"mean", "std", "values"}},
-    {"mean": [...], "std": [...]} learning curve over seeds, "network": spec, "lr": lr})``.
+    {"mean": [...], "std": [...]} learning curve over seeds, its "metric" and "unit", "network": spec, "lr": lr})``.
 
     The network is the task's default (or ``network``, e.g. ``64-100-10``) under ``feedback``; the learning rate
     and the running-mean time constants are the rule's defaults unless ``lr`` is given. ``readout_rule`` (a known
@@ -138,6 +139,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     summary = {k: _summary(v[0]) for k, v in sorted(metrics.items())}
     c = np.asarray(curves[0], np.float64)
     return summary, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
+                     "metric": CURVE_METRIC.get(task.objective, "score"), "unit": task.steps_unit,
                      "network": net.spec(task.n_in, task.n_out), "lr": lr, **readout}
 
 

@@ -70,7 +70,7 @@ from ..search.panels import CURVE_METRIC  # noqa: E402 - one source for the curv
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
     """Learning curves (mean and std over the task's seeds) of the top ``top`` rules next to the baselines, as
     recorded by the search's final evaluation (``info.curves``: the run's own baselines). Runs without that record
-    (older runs) are re-scored here with the FA baseline (rule ``fa`` with feedback alignment) and the BP baseline
+    (older runs) are re-scored here, rate runs only, with the FA baseline (rule ``fa`` with feedback alignment) and the BP baseline
     (rule ``fa`` with backpropagated errors) on the run's final tasks (select or search tasks if it has none), with
     the run's network.
 
@@ -87,7 +87,7 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
 
     cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
     split = next((s for s in ("final", "select", "search") if getattr(cfg.tasks, s)), None)
-    if split is None or cfg.model == "spiking":      # spiking runs: the STDP windows of the top rules instead
+    if split is None or cfg.model == "spiking":      # an older spiking run: its STDP windows only
         return {}
     space = cfg.rule_space()
     rules = [(i, e, r) for i, e, r in _top_rules(run_dir, hof_json, top) if getattr(r, "model", "rate") == "rate"]

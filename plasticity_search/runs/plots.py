@@ -2,8 +2,8 @@
 
 * ``fitness.png``         best and median fitness over generations (``metrics.jsonl``)
 * ``pareto.png``          the hall of fame: fitness vs complexity on search/select/final tasks, chosen rule marked
-* ``learning_curves.png`` rate runs: learning curves of the top rules next to the run's baselines on the final
-                          tasks
+* ``learning_curves.png`` learning curves of the top rules next to the run's baselines on the final tasks (rate
+                          runs: online scores; spiking runs: what the network did while learning, per window)
 * ``stdp_window.png``     spiking rules: weight change vs spike-time difference (pairing protocol)
 * ``weights.png``         rate runs: each layer's weight histogram before and after learning, chosen rule and
                           the run's first baseline (FA; Oja for PCA)

@@ -451,8 +451,7 @@ def _execute_main(plan: RunPlan, eng, progress, log, share) -> RunResult:
                     spec.after_generation(state)       # near the end: the finalize computed ahead
         stopped_by = search.stop_reason(state) or "generations"
         bar.phase(f"finalizing after {done} generations (stopped by {stopped_by}): the Pareto set re-scored on "
-                  "the select and final tasks, baselines"
-                  + (", learning curves" if cfg.model == "rate" else ""))   # spiking tasks record none
+                  "the select and final tasks, baselines, learning curves")
         hof = search.finalize(state) if spec is None else spec.finalize(state)
         hof_json = json_safe(hof.to_json())
         atomic_write_json(os.path.join(run_dir, HOF_JSON), hof_json)

@@ -200,8 +200,8 @@ class SplitEval:
         return metrics, (None if cvs[0] is None else np.concatenate(cvs, 1))
 
     def evaluate(self, progs: Program, curves: bool = False, min_size: int = 0):
-        """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] (None for
-        spiking tasks) with ``curves=True``. Programs are evaluated in the compiled calls of :meth:`plan`; inside
+        """(raw fitness [n], per task {metric: np [n, S]}), plus per task learning curves [n, S, C] with
+        ``curves=True``. Programs are evaluated in the compiled calls of :meth:`plan`; inside
         :func:`memo_scope`, only those the memo does not hold yet."""
         progs = Program(*[np.asarray(x) for x in progs])
         memo = _MEMO.get()

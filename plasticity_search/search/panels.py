@@ -2,7 +2,8 @@
 same evaluation that scored them (no extra training runs). The runs layer plots them (``plots/curves.json``).
 
 Panel format, one per task: ``{"metric", "xlabel", "x", "split", "series": {label: {"mean": [...], "std": [...]}}}``
-with mean and std over the task's seeds at each of the inner loop's curve points.
+with mean and std over the task's seeds at each of the inner loop's curve points (rate and spiking tasks alike; the
+x axis counts the task's steps: online updates, presentations, segments, trials, time steps).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import warnings
 
 import numpy as np
 
-CURVE_METRIC = {"classification": "online accuracy", "regression": "online MSE", "pca": "PC1 alignment"}
+from ..tasks.base import CURVE_METRIC
 
 
 def rank_label(rank: int, formula: str) -> str:
@@ -34,8 +35,6 @@ def panels(tasks_and_entries: list, split: str, named_curves: list[tuple[str, li
     """Panels for the first ``max_tasks`` tasks; ``named_curves``: [(label, per-task curves [S, C] or None)]."""
     out = {}
     for t, (task, entry) in enumerate(tasks_and_entries[:max_tasks]):
-        if task.kind == "spiking":
-            continue
         ser = {lab: series(cv[t]) for lab, cv in named_curves if cv is not None and cv[t] is not None}
         if not ser:
             continue
@@ -44,7 +43,7 @@ def panels(tasks_and_entries: list, split: str, named_curves: list[tuple[str, li
         x = [round((k + 1) * n_steps / C) for k in range(C)]
         title = task.name if len(tasks_and_entries) == 1 else f"{task.name} ({entry.task})"
         out[f"{title} [{split}]"] = {"metric": CURVE_METRIC.get(task.objective, "score"),
-                                     "xlabel": "online updates", "x": x, "split": split, "series": ser}
+                                     "xlabel": task.steps_unit, "x": x, "split": split, "series": ser}
     return out
 
 

@@ -1,6 +1,6 @@
 """Simulation of the Jordan et al. 2021 protocols (:mod:`plasticity_search.tasks.jordan_tasks`); called by
 :func:`plasticity_search.spiking.simulate.simulate` with ``(task, space, prog, hyper, data, key)`` and returning
-``(final weights, metrics)`` like the other ``_run_*`` functions there.
+``(final weights, metrics, learning curve)`` like the other ``_run_*`` functions there.
 
 Both reuse the network's rule application (:func:`.network.learn`: traces, eligibility, one program per step,
 docs/SPIKING_CONVENTIONS.md). ``jordan_correlation`` also reuses its LIF layer (:func:`.network.forward`, which is
@@ -18,6 +18,7 @@ from jax import lax
 from ..tasks.jordan_tasks import JordanCorrelationTask, JordanRewardTask
 from .lif import LIFParams
 from .network import Forward, NetSpec, forward, init_state, learn
+from .online_curves import window_detection, window_means
 
 __all__ = ["events_to_raster", "jordan_snr", "run_correlation", "run_reward"]
 
@@ -67,20 +68,23 @@ def run_correlation(task: JordanCorrelationTask, space, prog, hyper, data, key):
         raster = events_to_raster(row, n, T)
 
         def step(carry, s_in):
-            state, n_spk = carry
+            state, n_seg = carry
             state, fw = forward(spec, state, s_in)
             state = learn(space, prog, hyper, spec, state, fw, e0)
             state = state._replace(ws=(jnp.clip(state.ws[0], 0.0, task.w_max),))     # their synapse's bounds
-            return (state, n_spk + fw.s[-1][0]), None
+            return (state, n_seg + fw.s[-1][0]), None
 
-        return lax.scan(step, carry, raster)[0], None
+        state, n_spk = carry
+        state, n_seg = lax.scan(step, (state, jnp.float32(0.0)), raster)[0]
+        return (state, n_spk + n_seg), n_seg                  # spike counts are whole numbers: exact sums
 
-    (state, n_spk), _ = lax.scan(segment, (state, jnp.float32(0.0)), data.x_stream)
+    (state, n_spk), seg_spikes = lax.scan(segment, (state, jnp.float32(0.0)), data.x_stream)
     ws = jnp.concatenate([w0, state.ws[0]], 0)                         # [2, n]: before, after
     v_seg = _free_membrane(task, ws, data.x_eval, k_v_test)
     snr = jordan_snr(v_seg, data.y_eval[:, 0] > 0.5)
     rate = n_spk / (data.x_stream.shape[0] * T * task.dt / 1000.0)
-    return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate}
+    return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate}, \
+        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5)
 
 
 def _free_membrane(task: JordanCorrelationTask, ws, rows, key):
@@ -186,4 +190,4 @@ def run_reward(task: JordanRewardTask, space, prog, hyper, data, key):
     late = Rs[steps - max(1, steps // 4):]
     rate = jnp.sum(n_spk) / (steps * T * task.dt / 1000.0)
     return state.ws, {"total_reward": jnp.sum(Rs), "late_accuracy": jnp.mean((late > 0).astype(jnp.float32)),
-                      "final_accuracy": jnp.mean(final), "rate_hz": rate}
+                      "final_accuracy": jnp.mean(final), "rate_hz": rate}, window_means(Rs > 0)

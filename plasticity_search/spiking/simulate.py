@@ -2,9 +2,10 @@
 
 :func:`simulate` dispatches on the task's type; each ``_run_*`` function takes
 ``(task, space, prog, hyper, data, key, feedback)`` with ``data`` one instance's ``TaskData`` (JAX arrays) and
-``key`` its :func:`~plasticity_search.spiking.spiking_model.instance_key`, and returns a dict of scalar metrics plus
-``finite`` (1.0 if every final weight and metric is finite). Where ``finite`` is 0 the task's metrics are NaN, so a
-rule that exploded can never look good. Initial weights and feedback matrices depend on the key only (the same for
+``key`` its :func:`~plasticity_search.spiking.spiking_model.instance_key`, and returns (final weights, a dict of
+scalar metrics, a learning curve [C]: :mod:`.online_curves`); :func:`simulate` adds ``finite`` (1.0 if every final
+weight and metric is finite). Where ``finite`` is 0 the task's metrics and the curve are NaN, so a rule that
+exploded can never look good. Initial weights and feedback matrices depend on the key only (the same for
 every candidate), and so do the Poisson spikes: under ``vmap`` over a population they are drawn once.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from jax import lax
 from ..rules.program import Program, Space
 from .encoders import latency_spikes, poisson_spikes, population_rates, times_to_spikes
 from .lif import LIFParams, readout_step
+from .online_curves import window_detection, window_means
 from .network import NetSpec, feedback_matrices, forward, init_state, learn, reset_neurons
 from .plasticity import RuleHyper
 from ..tasks.jordan_tasks import JordanCorrelationTask, JordanRewardTask
@@ -29,8 +31,9 @@ def metric_names(task) -> tuple[str, ...]:
     return tuple(task.metrics) + ("finite",)
 
 
-def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, feedback: str = "fa") -> dict:
-    """Train on one instance with the rule, score it; see the module docstring."""
+def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, feedback: str = "fa") -> tuple:
+    """Train on one instance with the rule, score it: ({metric: scalar}, learning curve [C]); see the module
+    docstring."""
     if isinstance(task, SpikingClassificationTask):
         out = _run_classification(task, space, prog, hyper, data, key, feedback)
     elif isinstance(task, PatternTask):
@@ -45,12 +48,12 @@ def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, fee
         out = run_reward(task, space, prog, hyper, data, key)
     else:
         raise TypeError(f"task {getattr(task, 'name', task)!r} is not a spiking task")
-    ws, metrics = out
+    ws, metrics, curve = out
     finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in ws]
                                + [jnp.isfinite(v) for v in metrics.values()]))
     metrics = {k: jnp.where(finite, v, jnp.nan) for k, v in metrics.items()}
     metrics["finite"] = finite.astype(jnp.float32)
-    return metrics
+    return metrics, jnp.where(finite, curve, jnp.nan)
 
 
 def _lif(task, **kw) -> LIFParams:
@@ -146,7 +149,8 @@ def _run_classification(task, space, prog, hyper, data, key, feedback):
 
     ok, ce = jax.vmap(eval_one)(data.x_eval, data.y_eval, jnp.arange(data.x_eval.shape[0]))
     return state.ws, {"online_accuracy": jnp.mean(correct.astype(jnp.float32)),
-                      "final_accuracy": jnp.mean(ok.astype(jnp.float32)), "final_loss": jnp.mean(ce)}
+                      "final_accuracy": jnp.mean(ok.astype(jnp.float32)), "final_loss": jnp.mean(ce)}, \
+        window_means(correct)
 
 
 def _decide(score, tiebreak):
@@ -180,14 +184,15 @@ def _run_pattern(task: PatternTask, space, prog, hyper, data, key):
         state, n_spk = carry
 
         def step(carry, k):
-            state, n_spk = carry
+            state, n_seg = carry
             state, fw = forward(spec, state, times_to_spikes(x_row, k))
             state = learn(space, prog, hyper, spec, state, fw, e0)
-            return (state, n_spk + fw.s[-1][0]), None
+            return (state, n_seg + fw.s[-1][0]), None
 
-        return lax.scan(step, (state, n_spk), jnp.arange(T))[0], None
+        state, n_seg = lax.scan(step, (state, jnp.float32(0.0)), jnp.arange(T))[0]
+        return (state, n_spk + n_seg), n_seg                  # spike counts are whole numbers: exact sums
 
-    (state, n_spk), _ = lax.scan(segment, (init_state(spec, (w0,)), jnp.float32(0.0)), data.x_stream)
+    (state, n_spk), seg_spikes = lax.scan(segment, (init_state(spec, (w0,)), jnp.float32(0.0)), data.x_stream)
     ws = jnp.concatenate([w0, state.ws[0]], 0)                          # [2, n_in]: before, after
     us = _free_membrane(jnp.float32(lif.alpha), task.gain, ws,
                         lambda i, k: times_to_spikes(data.x_eval[i], k), data.x_eval.shape[0], T)
@@ -201,7 +206,8 @@ def _run_pattern(task: PatternTask, space, prog, hyper, data, key):
     hit = _mean_rows(fired, pat & keep)
     fa = _mean_rows(fired, (~pat) & keep)
     return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate, "detection": hit[1] - fa[1],
-                      "detection_before": hit[0] - fa[0], "hit_rate": hit[1], "false_alarm_rate": fa[1]}
+                      "detection_before": hit[0] - fa[0], "hit_rate": hit[1], "false_alarm_rate": fa[1]}, \
+        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5)
 
 
 def _fired_per_segment(spec: NetSpec, ws, x_eval, seg_steps):
@@ -240,10 +246,11 @@ def _run_teacher(task: TeacherTask, space, prog, hyper, data, key):
     def step(state, xu):
         s, u = xu
         state, fw = forward(spec, state, s)
-        state = learn(space, prog, hyper, spec, state, fw, fw.v[-1] - u)
-        return state, None
+        err = fw.v[-1] - u
+        state = learn(space, prog, hyper, spec, state, fw, err)
+        return state, err[0] ** 2
 
-    state, _ = lax.scan(step, init_state(spec, (w0,)), (data.x_stream, data.y_stream))
+    state, sq_err = lax.scan(step, init_state(spec, (w0,)), (data.x_stream, data.y_stream))
     ws = jnp.concatenate([w0, state.ws[0]], 0)                          # [2, n_in]: before, after
 
     def test(v, s):
@@ -252,7 +259,7 @@ def _run_teacher(task: TeacherTask, space, prog, hyper, data, key):
 
     _, vs = lax.scan(test, jnp.zeros((2,), jnp.float32), data.x_eval)
     rmse = jnp.sqrt(jnp.mean((vs - data.y_eval) ** 2, 0))
-    return state.ws, {"neg_rmse": -rmse[1], "neg_rmse_before": -rmse[0]}
+    return state.ws, {"neg_rmse": -rmse[1], "neg_rmse_before": -rmse[0]}, window_means(sq_err)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -294,4 +301,4 @@ def _run_reward(task: RewardTask, space, prog, hyper, data, key):
     late = Rs[n - max(1, n // 4):]
     rate = jnp.sum(n_spk) / (n * task.n_out * T * task.dt / 1000.0)
     return state.ws, {"total_reward": jnp.sum(Rs), "late_accuracy": jnp.mean((late > 0).astype(jnp.float32)),
-                      "rate_hz": rate}
+                      "rate_hz": rate}, window_means(Rs > 0)

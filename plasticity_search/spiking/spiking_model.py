@@ -7,8 +7,9 @@ Population evaluator (one compile per population shape)::
     from plasticity_search.spiking import make_evaluator, make_instances
     evaluate = make_evaluator(space, task, cfg)          # cfg: dict / EvalConfig / None (see EvalConfig)
     inst = make_instances(task, seeds=range(4), split="search", steps=None)
-    metrics, curves = evaluate(pop, inst)                # or evaluate(pop, inst, hyper); curves is None here
+    metrics, curves = evaluate(pop, inst)                # or evaluate(pop, inst, hyper)
     # metrics: dict name -> jax.Array [P, S]; names = task.metrics + ("finite",)
+    # curves: jax.Array [P, S, C], what the network did while it learned, in C windows (spiking/online_curves.py)
 
 * ``pop``: a :class:`~plasticity_search.rules.program.Program` of ``space`` with a leading population axis P on
   every field (e.g. ``random_population(key, space, P)``, or ``stack([pad(p, src, space), ...])``).
@@ -23,7 +24,7 @@ Known rule (the ``evaluate`` CLI calls this for tasks of kind 'spiking')::
 
     evaluate_rule(rule, "stdp_pattern", seeds=5, steps=None, split="final", feedback="fa")
     -> ({"snr": {"mean": ..., "std": ..., "values": [...]}, "snr_before": {...}, "rate_hz": {...},
-         "finite": {...}}, None)
+         "finite": {...}}, {"mean": [...], "std": [...], "metric": ..., "unit": ...})     # the learning curve
 """
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ import numpy as np
 from .. import jit_options
 from ..rules.program import Program, RuleError, Space
 from ..tasks import Instances, TaskData, make
-from ..tasks.base import SPLIT_OFFSETS, check_seed, check_split
+from ..tasks.base import CURVE_METRIC, SPLIT_OFFSETS, check_seed, check_split
 from ..tasks.spike_tasks import SpikingTask
 from .simulate import metric_names, simulate
 from .network import FEEDBACKS
@@ -114,7 +115,7 @@ def _compiled(space: Space, task: SpikingTask, feedback: str, one_shot: bool = F
 
 
 def make_evaluator(space: Space, task, cfg=None, one_shot: bool = False):
-    """``evaluate(pop, instances, hyper=None) -> ({metric: [P, S]}, None)`` (see the module docstring).
+    """``evaluate(pop, instances, hyper=None) -> ({metric: [P, S]}, curves [P, S, C])`` (see the module docstring).
     ``one_shot``: compiled for one or two calls (:func:`..jit_options.one_shot`; the same results)."""
     task = spiking_task(task)
     cfg = EvalConfig.from_any(cfg)
@@ -127,7 +128,7 @@ def make_evaluator(space: Space, task, cfg=None, one_shot: bool = False):
         P = int(np.shape(pop.term_on)[0])
         h = base if hyper is None else hyper
         h = RuleHyper(*[jnp.broadcast_to(jnp.asarray(x, jnp.float32), (P,)) for x in h])
-        return fn(Program(*[jnp.asarray(x) for x in pop]), h, instances.data, instances.keys), None
+        return fn(Program(*[jnp.asarray(x) for x in pop]), h, instances.data, instances.keys)
 
     evaluate.task = task
     evaluate.space = space
@@ -137,9 +138,11 @@ def make_evaluator(space: Space, task, cfg=None, one_shot: bool = False):
 
 
 def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: str = "final",
-                  feedback: str = "fa", lr: float | None = None) -> tuple[dict[str, dict], None]:
+                  feedback: str = "fa", lr: float | None = None) -> tuple[dict[str, dict], dict]:
     """Score one rule (a ResolvedRule) on a spiking task (a name or a task): ``({metric: {"mean": m, "std": s,
-    "values": [per seed]}}, None)`` over ``seeds`` seeds (no learning curve).
+    "values": [per seed]}}, curve)`` over ``seeds`` seeds; ``curve``: ``{"mean": [...], "std": [...]}`` over seeds
+    at each window of the training stream (None where a seed is not finite, as the metrics), with its ``"metric"``
+    and the ``"unit"`` of the task's steps (:mod:`.online_curves`).
 
     The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults`` (a run's
     rule carries the run's spiking settings; a formula has none); ``lr`` replaces the learning rate. Metrics:
@@ -161,10 +164,16 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
         defaults["lr"] = float(lr)
     cfg = EvalConfig(_freeze(defaults), feedback)
     pop = Program(*[np.asarray(x)[None] for x in rule.program])
-    out, _ = make_evaluator(rule.space, task, cfg)(pop, inst)
+    out, curves = make_evaluator(rule.space, task, cfg)(pop, inst)
     res = {}
     for k, v in out.items():
         a = np.asarray(v, np.float64)[0]
         res[k] = {"mean": float(a.mean()), "std": float(a.std()),
                   "values": [float(x) if np.isfinite(x) else None for x in a]}
-    return res, None
+    c = np.asarray(curves, np.float64)[0]
+    return res, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
+                 "metric": CURVE_METRIC.get(task.objective, "score"), "unit": task.steps_unit}
+
+
+def _f(x) -> float | None:
+    return float(x) if np.isfinite(x) else None

@@ -29,6 +29,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 __all__ = [
+    "CURVE_METRIC",
     "MAX_SEED",
     "OBJECTIVES",
     "SPLITS",
@@ -72,6 +73,11 @@ class Instances(NamedTuple):
     keys: object
 
 
+# what the inner loops' learning curves measure, by objective (rate: rate/online.py; spiking: spiking/online_curves.py)
+CURVE_METRIC = {"classification": "online accuracy", "regression": "online MSE", "pca": "PC1 alignment",
+                "detection": "online detection (hits - false alarms)", "reward": "rewarded trials (fraction)"}
+
+
 @dataclass(frozen=True)
 class Task:
     """Static, hashable description of a task family; one per registered name.
@@ -89,6 +95,11 @@ class Task:
     objective: str  # rate tasks: one of OBJECTIVES; other kinds may define their own
     default_steps: int
     n_eval: int
+
+    @property
+    def steps_unit(self) -> str:
+        """What one of the task's ``steps`` is (the x axis of its learning curves)."""
+        return "online updates"
 
     def sample(self, seed: int, split: str, steps: int | None = None) -> TaskData:
         """Sample one instance: the online stream of `steps` (default `default_steps`) samples and the eval set."""

@@ -182,6 +182,10 @@ class JordanCorrelationTask(SpikingTask):
         _check_width(self.name, self.n_in, self.n_afferents * self.rate_hz * self.t_stim_ms / 1000.0)
 
     @property
+    def steps_unit(self) -> str:
+        return "segments"
+
+    @property
     def metrics(self) -> tuple[str, ...]:
         return ("snr", "snr_before", "rate_hz")
 
@@ -357,6 +361,10 @@ class JordanRewardTask(SpikingTask):
             raise TaskError(f"{self.name}: need 0 < connectivity <= 1, t_stim_ms >= dt, tau_syn != tau_mem, "
                             "baseline_trials >= 1 and positive rates, capacitance, threshold, rho, delta, w_unit_pa")
         _check_width(self.name, self.n_in, self.n_afferents * self.rate_hz * self.t_stim_ms / 1000.0)
+
+    @property
+    def steps_unit(self) -> str:
+        return "trials"
 
     @property
     def metrics(self) -> tuple[str, ...]:

@@ -100,6 +100,10 @@ class SpikingClassificationTask(SpikingTask):
                             f"got {self.n_hidden2!r}")
 
     @property
+    def steps_unit(self) -> str:
+        return "presentations"
+
+    @property
     def hidden(self) -> tuple[int, ...]:
         """Widths of the hidden LIF layers."""
         return (self.n_hidden,) + ((self.n_hidden2,) if self.n_hidden2 > 0 else ())
@@ -188,6 +192,10 @@ class PatternTask(SpikingTask):
             raise TaskError("stdp_pattern: need 0 < pattern_frac <= 1, jitter_ms >= 0 and period >= 2")
 
     @property
+    def steps_unit(self) -> str:
+        return "segments"
+
+    @property
     def metrics(self) -> tuple[str, ...]:
         return ("snr", "snr_before", "rate_hz", "detection", "detection_before", "hit_rate", "false_alarm_rate")
 
@@ -247,6 +255,10 @@ class TeacherTask(SpikingTask):
     rate_lo: float = 10.0
     rate_hi: float = 50.0
     gain: float = 1.0
+
+    @property
+    def steps_unit(self) -> str:
+        return "time steps (ms)"
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -322,6 +334,10 @@ class RewardTask(SpikingTask):
     gain: float = 3.0
     w0_lo: float = 0.0
     w0_hi: float = 0.05
+
+    @property
+    def steps_unit(self) -> str:
+        return "trials"
 
     @property
     def metrics(self) -> tuple[str, ...]:
