@@ -273,6 +273,38 @@ def test_export_run_rank(finished, capsys, tmp_path):
     assert "out of range" in capsys.readouterr().err
 
 
+def test_a_runs_rule_seeds_another_search_exactly(finished, tmp_path, capsys):
+    """A curriculum in two commands: a run's rule exported to a rule file seeds the next search (exact constants and
+    its own instructions, which a formula might not fit into the space); a file that ran with another lr, or a
+    spiking rule in a rate search, is refused in one line naming the seed."""
+    from plasticity_search.rules import pad
+    from plasticity_search.rules.resolve import load_rule_file
+    from plasticity_search.search import Search, load_config
+    from plasticity_search.search.config import ConfigError
+
+    d = finished["dir"]
+    rule_file = str(tmp_path / "rule.json")
+    assert cli.main(["export", f"{d}:0", "--to", "json", "-o", rule_file]) == 0
+    cfg_path = os.path.join(d, "config.yaml")
+    cfg = load_config(cfg_path, {"search.seed_rules": [rule_file], "budget.generations": 1})
+    rule = load_rule_file(rule_file)
+    search = Search(cfg)
+    state = search.init()
+    want = pad(rule.program, rule.space, search.space)
+    P = np.shape(state.strategy.population.term_on)[0]
+    for got, exp in zip(state.strategy.population, want):      # the youngest member, to the bit
+        np.testing.assert_array_equal(np.asarray(got)[P - 1], np.asarray(exp))
+    lr = rule.defaults["lr"]
+    with pytest.raises(ConfigError, match=r"search.seed_rules\[0\].*ran with lr .* this search runs with lr"):
+        load_config(cfg_path, {"search.seed_rules": [rule_file], "network.lr": lr * 2})
+    spiking_file = str(tmp_path / "stdp.json")
+    assert cli.main(["export", "stdp_add", "--to", "json", "-o", spiking_file]) == 0
+    with pytest.raises(ConfigError, match=r"search.seed_rules\[0\].*spiking rule"):
+        load_config(cfg_path, {"search.seed_rules": [spiking_file]})
+    with pytest.raises(ConfigError, match=r"search.seed_rules\[0\].*nope.json"):
+        load_config(cfg_path, {"search.seed_rules": [str(tmp_path / "nope.json")]})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 def _bad(tmp_path, name, text):
     p = tmp_path / name

@@ -1040,6 +1040,7 @@ def _validate(cfg: SearchConfig) -> SearchConfig:
         if why is not None:
             raise _err("search.generations_per_call", why)
     _check_discovery(cfg, model)
+    _check_seed_settings(cfg)
     return cfg
 
 
@@ -1551,18 +1552,66 @@ def _check_rule_in_space(spec: str, space, path: str, model: str = "rate") -> No
 
 
 def rule_in_space(spec: str, space, model: str = "rate"):
-    """A known rule name or a formula, compiled and padded into ``space`` (RuleError if it does not fit)."""
+    """A known rule name, a formula or (seed rules) a rule ``.json`` file, compiled and padded into ``space``
+    (RuleError if it does not fit). A rule file's program is taken as it is (exact constants, its own instructions:
+    a run's rule exported with ``export RUN:RANK --to json``)."""
     from ..rules.formula import compile_formula
     from ..rules import RuleError, pad
     from ..rules.known import RULES, SPACES
+    from ..rules.resolve import load_rule_file
     if spec in RULES:
         r = RULES[spec]
         if r.model != model:
             raise RuleError(f"rule '{spec}' is a {r.model} rule; this search's tasks are {model}")
         prog, src = r.compile()
+    elif spec.strip().endswith(".json"):
+        r = load_rule_file(spec.strip())
+        if r.model != model:
+            raise RuleError(f"rule file '{spec.strip()}' holds a {r.model} rule; this search's tasks are {model}")
+        prog, src = r.program, r.space
     else:
         prog, src = compile_formula(spec, SPACES[model])
     return pad(prog, src, space)
+
+
+def rule_settings(cfg: SearchConfig) -> dict:
+    """The simulation settings every candidate of the search runs with, which its rules carry as their defaults
+    (spiking: lr, trace time constants, weight bounds; rate: lr and the running means' time constants)."""
+    if cfg.model == "spiking":
+        from ..spiking.plasticity import hyper_dict
+        return hyper_dict(cfg.spiking_eval_config()["rule_defaults"])
+    n = cfg.network_config()
+    return {"lr": n.lr, "tau_mean": n.tau_mean, "tau_theta": n.tau_theta}
+
+
+def _check_seed_settings(cfg: SearchConfig) -> None:
+    """A seed rule from a rule file ran with the settings it records (a run's rule: that run's lr, time constants,
+    bounds); its constants mean the same rule only under the same settings, so a file whose settings differ from
+    the search's is refused, naming the first that differs."""
+    from ..rules.resolve import load_rule_file
+    own = rule_settings(cfg)
+    for i, spec in enumerate(cfg.search.seed_rules):
+        if not spec.strip().endswith(".json"):
+            continue
+        theirs = load_rule_file(spec.strip()).defaults or {}
+        for k in sorted(set(theirs) & set(own)):
+            a, b = theirs[k], own[k]
+            if not _same_setting(a, b):
+                raise _err(f"search.seed_rules[{i}]", f"'{spec.strip()}' ran with {k} {_setting_text(a)}, this "
+                           f"search runs with {k} {_setting_text(b)} (its constants mean that rule only under its "
+                           f"own settings: use the same {k} here)")
+
+
+def _same_setting(a, b) -> bool:
+    import math
+    if a is None or b is None:
+        return a is None and b is None
+    xs, ys = (list(v) if isinstance(v, (list, tuple)) else [v] for v in (a, b))
+    return len(xs) == len(ys) and all(math.isclose(float(x), float(y), rel_tol=1e-6) for x, y in zip(xs, ys))
+
+
+def _setting_text(v) -> str:
+    return "none" if v is None else f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, (list, tuple)) else f"{v:g}"
 
 
 __all__ = ["ConfigError", "SearchConfig", "load_config", "STRATEGIES"]

@@ -18,7 +18,7 @@ from .baselines import (as_array, baseline_groups, group_call, group_key, instan
                         score_baselines as _score_baselines)
 from .canonical import canonical, snap_variants
 from .fixed import search_fixed
-from .config import default_baselines
+from .config import default_baselines, rule_settings
 from .panels import baseline_label, panels, rank_label
 from .fitness import json_float, summarize_metrics
 from .evaluator import memoized, program_key
@@ -295,11 +295,8 @@ def snap(search, progs, fit):
 
 
 def defaults(search) -> dict:
-    if search.model == "spiking":      # the simulation defaults every candidate ran with (exporters use them)
-        from ..spiking.plasticity import hyper_dict
-        return hyper_dict(search.cfg.spiking_eval_config()["rule_defaults"])
-    n = search.network
-    return {"lr": n.lr, "tau_mean": n.tau_mean, "tau_theta": n.tau_theta}
+    """The simulation defaults every candidate ran with (exporters use them)."""
+    return rule_settings(search.cfg)
 
 
 def info(search, state: SearchState) -> dict:
