@@ -97,6 +97,7 @@ def _evaluate_one(spec: str, task, args) -> dict:
     from .models import MODELS, model_name
     from .runs import resolve_rule_spec
     from .search.config import BP_BASELINE
+    from .search.panels import curve_x
 
     feedback = args.feedback
     if spec == BP_BASELINE and model_name(task) == "rate":
@@ -127,9 +128,10 @@ def _evaluate_one(spec: str, task, args) -> dict:
         from .spiking.plasticity import hyper_dict
         out["settings"] = hyper_dict(rule.defaults, **({} if args.lr is None else {"lr": args.lr}))
         out["lr"] = out["settings"]["lr"]
-    out.update(steps=(args.steps or task.default_steps) if name == "rate" else args.steps, seeds=args.seeds,
-               split=args.split, metrics=metrics)
-    out["curve"] = {k: curve[k] for k in ("mean", "std", "metric", "unit") if k in curve}
+    steps = args.steps or task.default_steps
+    out.update(steps=steps, seeds=args.seeds, split=args.split, metrics=metrics)
+    out["curve"] = {k: curve[k] for k in ("metric", "unit", "mean", "std") if k in curve}
+    out["curve"]["x"] = curve_x(steps, len(curve["mean"]))
     if feedback == "bp" and args.feedback != "bp":
         out["rule"] = BP_BASELINE
     return out

@@ -119,10 +119,11 @@ def test_tiny_spiking_run_reports_baselines_with_paired_differences():
                 assert p["delta"] == pytest.approx(np.mean(mine - theirs))
     assert "baseline stdp_add" in hof.table()
     # learning curves of the top rules and the baselines on the final instances, as for rate runs: online
-    # detection per window of training segments (8 segments: windows of one, where detection is undefined: NaN)
+    # detection per window of training segments (8 segments: 2 windows of a pattern period, 4 segments, each)
     (title, panel), = hof.info["curves"].items()
     assert title == "stdp_pattern [final]" and panel["xlabel"] == "segments"
-    assert panel["metric"] == "online detection (hits - false alarms)" and panel["x"] == list(range(1, 9))
+    assert panel["metric"] == "online detection (hits - false alarms)" and panel["x"] == [4, 8]
+    assert all(v is not None for v in panel["series"]["baseline stdp_add"]["mean"])
     assert {"baseline stdp_add", "baseline stdp_mult"} < set(panel["series"]) and "rank 0: " in " ".join(panel["series"])
     # the run's STDP windows: its top rules next to stdp_add under the run's settings (lr 3, bounds [0, 1])
     from plasticity_search.runs.curves import stdp_windows
@@ -213,3 +214,34 @@ def test_the_detection_search_starts_from_stdp_add_at_its_learning_rate():
         a, b = resolve_rule(formula).program, RULES[name].compile()[0]
         np.testing.assert_allclose(coefs(a) * 0.03, coefs(b) * ref_lr, rtol=1e-6)
     assert cfg.search.seed_rules == (cfg.baselines[0],)
+
+
+def test_a_seed_rule_file_must_have_run_with_the_searchs_spiking_settings(tmp_path):
+    """A run's rule file records the settings it ran with; one from a run without weight bounds (w_bounds null
+    in its file) is refused by a search with bounds [0, 1], as is one at another time constant, and the same rule
+    recorded with the search's own settings is taken."""
+    import json
+
+    from plasticity_search.rules.resolve import resolve_rule
+    from plasticity_search.search.config import ConfigError
+    from plasticity_search.spiking.plasticity import hyper_dict
+
+    path = os.path.join(ROOT, "search_spaces", "stdp_pattern_detection.yaml")
+    own = load_config(path).spiking_eval_config()["rule_defaults"]
+    rule = resolve_rule("sy*tx - 1.05*sx*ty")
+
+    def write(name, defaults):
+        rule.defaults = hyper_dict(defaults)
+        p = tmp_path / name
+        p.write_text(json.dumps(rule.to_dict()))
+        return str(p)
+
+    ok = write("same.json", own)
+    assert load_config(path, {"search.seed_rules": [ok]}).search.seed_rules == (ok,)
+    unbounded = write("unbounded.json", {k: v for k, v in own.items() if k != "w_bounds"})
+    with pytest.raises(ConfigError, match=r"search.seed_rules\[0\]: .*ran with w_bounds none, this search runs "
+                                          r"with w_bounds \[0, 1\]"):
+        load_config(path, {"search.seed_rules": [unbounded]})
+    slow = write("slow.json", dict(own, tau_plus=40.0))
+    with pytest.raises(ConfigError, match=r"search.seed_rules\[0\]: .*ran with tau_plus 40"):
+        load_config(path, {"search.seed_rules": [slow]})

@@ -23,10 +23,13 @@ def test_window_helpers_known_answers():
     fired = jnp.array([1, 0, 0, 1, 1, 1, 0, 0], bool)
     pattern = jnp.array([1, 0, 0, 0, 1, 0, 0, 0], bool)
     # window 1: hit 1/1, false alarms 1/3; window 2: hit 1/1, false alarms 1/3
-    np.testing.assert_allclose(window_detection(fired, pattern, 2), [2 / 3, 2 / 3], rtol=1e-6)
-    d = np.asarray(window_detection(fired, pattern, 4))        # windows of 2: the 2nd and 4th have no pattern
+    np.testing.assert_allclose(window_detection(fired, pattern, 4, 2), [2 / 3, 2 / 3], rtol=1e-6)
+    # windows of 2 segments, below the pattern period: the 2nd and 4th would hold no pattern segment
+    d = np.asarray(window_detection(fired, pattern, 1, 4))
     np.testing.assert_allclose(d[[0, 2]], [1.0, 0.0])          # (hit 1, false alarm 0), (hit 1, false alarm 1)
     assert np.isnan(d[[1, 3]]).all()
+    # with the task's period (4) the windows hold a period each: 2 windows, whatever points asks for
+    np.testing.assert_allclose(window_detection(fired, pattern, 4, 20), [2 / 3, 2 / 3], rtol=1e-6)
 
 
 def test_classification_curve_is_the_online_accuracy_in_windows():
@@ -77,7 +80,7 @@ def test_pattern_curve_without_plasticity_is_the_frozen_neurons_detection():
     spec = NetSpec((task.n_in, 1), lif=_lif(task), readout="spikes", gains=(task.gain,))
     w0 = jax.random.uniform(instance_key(seed, "search"), (1, task.n_in), jnp.float32, task.w0_lo, task.w0_hi)
     fired = _fired_per_segment(spec, w0, jnp.asarray(data.x_stream), task.seg_steps)[:, 0]
-    want = np.asarray(window_detection(fired > 0, jnp.asarray(data.y_stream[:, 0]) > 0.5))
+    want = np.asarray(window_detection(fired > 0, jnp.asarray(data.y_stream[:, 0]) > 0.5, task.period))
     assert curve.shape == (CURVE_POINTS,) and np.isfinite(curve).all()
     np.testing.assert_allclose(curve, want, rtol=1e-6, atol=1e-6)      # the same segments fired
     assert 0 < np.asarray(fired).mean() < 1              # the frozen neuron fires in some segments, not all

@@ -37,6 +37,7 @@ from .mlp import NetState, NetworkConfig, RateNet
 from ..rules.program import Program, RuleError, Space
 from ..rules.resolve import resolve_rule
 from ..tasks import Task, TaskData
+from ..tasks.base import CURVE_POINTS
 
 RATE_VARIABLES = {"post": ("y", "a", "e", "ybar", "theta"), "pre": ("x", "xbar", "e_pre"), "global": ("r", "rbar")}
 
@@ -58,7 +59,7 @@ METRIC_SIGN = {"online_accuracy": 1, "final_accuracy": 1, "final_loss": -1, "onl
 class InnerConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     steps: int | None = None          # None: the task's default
-    curve_points: int = 20
+    curve_points: int = CURVE_POINTS
     barrier: bool = True              # keep program arrays from being hoisted/broadcast out of the time loop
     #                                   (XLA's CPU compiler removes the barrier: the same code there either way)
 

@@ -22,7 +22,6 @@ from ..limits import check_run_args, check_widths
 from ..rules.program import Program, RuleError, Space, stack
 from ..rules.resolve import as_rule, resolve_rule
 from ..tasks import Instances, Task, TaskData, make
-from ..tasks.base import CURVE_METRIC
 from .mlp import default_network, parse_network_spec
 from .online import InnerConfig, compiled_population
 
@@ -139,7 +138,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     summary = {k: _summary(v[0]) for k, v in sorted(metrics.items())}
     c = np.asarray(curves[0], np.float64)
     return summary, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
-                     "metric": CURVE_METRIC.get(task.objective, "score"), "unit": task.steps_unit,
+                     "metric": task.curve_metric, "unit": task.steps_unit,
                      "network": net.spec(task.n_in, task.n_out), "lr": lr, **readout}
 
 

@@ -64,7 +64,7 @@ def pairing_window(rule, offsets_ms=STDP_OFFSETS_MS, rtol: float = 1e-3, dt: flo
             "w_bounds": None if bounds is None else [float(bounds[0]), float(bounds[1])]}
 
 
-from ..search.panels import CURVE_METRIC  # noqa: E402 - one source for the curve labels
+from ..search.panels import curve_x  # noqa: E402 - one source for the curves' x axis
 
 
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
@@ -117,10 +117,9 @@ def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 
                     series[lab] = {"mean": np.nanmean(c, 0).tolist(), "std": np.nanstd(c, 0).tolist()}
         n_steps = steps or task.default_steps
         C = len(next(iter(series.values()))["mean"]) if series else 0
-        x = [round((k + 1) * n_steps / C) for k in range(C)] if C else []
         title = task.name if len(getattr(cfg.tasks, split)) == 1 else f"{task.name} ({entry.task})"
-        out[f"{title} [{split}]"] = {"metric": CURVE_METRIC.get(task.objective, "score"), "xlabel": "online updates",
-                                     "x": x, "split": split, "series": series}
+        out[f"{title} [{split}]"] = {"metric": task.curve_metric, "xlabel": task.steps_unit,
+                                     "x": curve_x(n_steps, C) if C else [], "split": split, "series": series}
     return out
 
 

@@ -41,7 +41,7 @@ Schema (keys and defaults; ``null`` = YAML None)::
                                  # this device (search/autosize.py), written out as a number in the run's config
       aging: true                # true: the oldest die (regularized evolution); false: the worst die
       init_terms: 2              # active terms of random initial programs (1..init_terms)
-      seed_rules: []             # known rules / formulas placed in the initial population
+      seed_rules: []             # known rules, formulas or rule .json files placed in the initial population
       fixed: null                # a part of every candidate held fixed, as a formula (search/fixed.py), e.g.
                                  # "delig = sy*tx - 0.01*v*v*tx": the search chooses the rest of the rule
       mutation: {alter_operand: 0.2, alter_op: 0.15, randomize_instruction: 0.1, insert: 0.15, remove: 0.1,
@@ -1586,14 +1586,19 @@ def rule_settings(cfg: SearchConfig) -> dict:
 
 def _check_seed_settings(cfg: SearchConfig) -> None:
     """A seed rule from a rule file ran with the settings it records (a run's rule: that run's lr, time constants,
-    bounds); its constants mean the same rule only under the same settings, so a file whose settings differ from
-    the search's is refused, naming the first that differs."""
+    bounds; a known rule exported to a file: its registry defaults); its constants mean the same rule only under the
+    same settings, so a file whose settings differ from the search's is refused, naming the first that differs.
+    A file that records none (a formula exported to a file) is taken at the search's settings. Not compared: the
+    feedback pathway and batch size of rate networks, which are the network's, not the rule's."""
     from ..rules.resolve import load_rule_file
     own = rule_settings(cfg)
     for i, spec in enumerate(cfg.search.seed_rules):
         if not spec.strip().endswith(".json"):
             continue
         theirs = load_rule_file(spec.strip()).defaults or {}
+        if theirs and cfg.model == "spiking":        # what it ran with: unrecorded settings (w_bounds null) as run
+            from ..spiking.plasticity import hyper_dict
+            theirs = hyper_dict(theirs)
         for k in sorted(set(theirs) & set(own)):
             a, b = theirs[k], own[k]
             if not _same_setting(a, b):

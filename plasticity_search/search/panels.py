@@ -11,7 +11,12 @@ import warnings
 
 import numpy as np
 
-from ..tasks.base import CURVE_METRIC
+
+
+def curve_x(n_steps: int, points: int) -> list[int]:
+    """The x of each curve point: the last step of its window (``points`` windows of ``n_steps // points`` steps;
+    the last ``n_steps mod points`` steps belong to none)."""
+    return [(k + 1) * (n_steps // points) for k in range(points)]
 
 
 def rank_label(rank: int, formula: str) -> str:
@@ -39,12 +44,11 @@ def panels(tasks_and_entries: list, split: str, named_curves: list[tuple[str, li
         if not ser:
             continue
         n_steps = entry.steps or task.default_steps
-        C = len(next(iter(ser.values()))["mean"])
-        x = [round((k + 1) * n_steps / C) for k in range(C)]
+        x = curve_x(n_steps, len(next(iter(ser.values()))["mean"]))
         title = task.name if len(tasks_and_entries) == 1 else f"{task.name} ({entry.task})"
-        out[f"{title} [{split}]"] = {"metric": CURVE_METRIC.get(task.objective, "score"),
-                                     "xlabel": task.steps_unit, "x": x, "split": split, "series": ser}
+        out[f"{title} [{split}]"] = {"metric": task.curve_metric, "xlabel": task.steps_unit, "x": x, "split": split,
+                                     "series": ser}
     return out
 
 
-__all__ = ["CURVE_METRIC", "panels", "series", "rank_label", "baseline_label"]
+__all__ = ["curve_x", "panels", "series", "rank_label", "baseline_label"]

@@ -84,7 +84,7 @@ def run_correlation(task: JordanCorrelationTask, space, prog, hyper, data, key):
     snr = jordan_snr(v_seg, data.y_eval[:, 0] > 0.5)
     rate = n_spk / (data.x_stream.shape[0] * T * task.dt / 1000.0)
     return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate}, \
-        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5)
+        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5, task.period)
 
 
 def _free_membrane(task: JordanCorrelationTask, ws, rows, key):

@@ -1,17 +1,18 @@
 """Learning curves of the spiking inner loop: what the network did while it learned, in equal windows of the
-training stream (the rate inner loop's curves are its online scores in windows too, ``InnerConfig.curve_points``).
+training stream (``tasks.base.CURVE_POINTS`` of them, as the rate inner loop's online scores).
 
-Each task reports the signal it already has online, before the rule has learned from the current item:
-classification, the prediction of each presentation (online accuracy); detection (stdp_pattern, jordan_correlation),
-whether the neuron fired in each training segment, as hit rate minus false-alarm rate of the window; regression
-(spiking_teacher), the squared error of the readout against the teacher at each step; reward tasks, whether each
-trial was rewarded. Pure JAX, static shapes.
+Each task reports the signal it has online: classification, the prediction of each presentation before learning on
+it (online accuracy); detection (stdp_pattern, jordan_correlation), whether the neuron fired in each training
+segment while the rule was learning, as hit rate minus false-alarm rate of the window (windows of at least one
+pattern period, so that each holds pattern and background segments); regression (spiking_teacher), the squared
+error of the readout against the teacher at each step; reward tasks, whether each trial was rewarded. What they
+measure is ``Task.curve_metric``. Pure JAX, static shapes.
 """
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-CURVE_POINTS = 20          # windows per curve: the rate inner loop's default (rate.InnerConfig.curve_points)
+from ..tasks.base import CURVE_POINTS
 
 __all__ = ["CURVE_POINTS", "window_means", "window_detection"]
 
@@ -29,9 +30,12 @@ def window_means(x, points: int = CURVE_POINTS):
     return jnp.mean(_windows(jnp.asarray(x, jnp.float32), points), axis=1)
 
 
-def window_detection(fired, is_pattern, points: int = CURVE_POINTS):
+def window_detection(fired, is_pattern, period: int, points: int = CURVE_POINTS):
     """Per window of segments: the fraction of pattern segments in which the neuron ``fired`` minus that of the
-    other segments (``fired``, ``is_pattern`` [n]). A window without pattern segments (or without others) is NaN."""
+    other segments (``fired``, ``is_pattern`` [n]), in ``min(points, n // period)`` windows (at least ``period``
+    segments each, a pattern ``period`` of the task). A window without pattern segments (or without others: a
+    stream shorter than a period) is NaN."""
+    points = max(1, min(points, fired.shape[0] // period))
     f = _windows(jnp.asarray(fired, jnp.float32), points)
     p = _windows(jnp.asarray(is_pattern, jnp.float32), points)
     hit = jnp.sum(f * p, 1) / jnp.sum(p, 1)

@@ -207,7 +207,7 @@ def _run_pattern(task: PatternTask, space, prog, hyper, data, key):
     fa = _mean_rows(fired, (~pat) & keep)
     return state.ws, {"snr": snr[1], "snr_before": snr[0], "rate_hz": rate, "detection": hit[1] - fa[1],
                       "detection_before": hit[0] - fa[0], "hit_rate": hit[1], "false_alarm_rate": fa[1]}, \
-        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5)
+        window_detection(seg_spikes > 0, data.y_stream[:, 0] > 0.5, task.period)
 
 
 def _fired_per_segment(spec: NetSpec, ws, x_eval, seg_steps):

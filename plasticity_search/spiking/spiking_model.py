@@ -39,7 +39,7 @@ import numpy as np
 from .. import jit_options
 from ..rules.program import Program, RuleError, Space
 from ..tasks import Instances, TaskData, make
-from ..tasks.base import CURVE_METRIC, SPLIT_OFFSETS, check_seed, check_split
+from ..tasks.base import SPLIT_OFFSETS, check_seed, check_split
 from ..tasks.spike_tasks import SpikingTask
 from .simulate import metric_names, simulate
 from .network import FEEDBACKS
@@ -124,7 +124,7 @@ def make_evaluator(space: Space, task, cfg=None, one_shot: bool = False):
     base = rule_hyper(cfg.defaults, dt=task.dt)
     fn = _compiled(space, task, cfg.feedback, one_shot)
 
-    def evaluate(pop: Program, instances: Instances, hyper: RuleHyper | None = None) -> dict:
+    def evaluate(pop: Program, instances: Instances, hyper: RuleHyper | None = None) -> tuple:
         P = int(np.shape(pop.term_on)[0])
         h = base if hyper is None else hyper
         h = RuleHyper(*[jnp.broadcast_to(jnp.asarray(x, jnp.float32), (P,)) for x in h])
@@ -141,8 +141,9 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
                   feedback: str = "fa", lr: float | None = None) -> tuple[dict[str, dict], dict]:
     """Score one rule (a ResolvedRule) on a spiking task (a name or a task): ``({metric: {"mean": m, "std": s,
     "values": [per seed]}}, curve)`` over ``seeds`` seeds; ``curve``: ``{"mean": [...], "std": [...]}`` over seeds
-    at each window of the training stream (None where a seed is not finite, as the metrics), with its ``"metric"``
-    and the ``"unit"`` of the task's steps (:mod:`.online_curves`).
+    at each window of the training stream (None where a seed is not finite, as the metrics, or where a window of
+    a detection task holds no pattern segment), with its ``"metric"`` and the ``"unit"`` of the task's steps
+    (:mod:`.online_curves`).
 
     The rule's simulation defaults (lr, trace time constants, w_bounds) come from ``rule.defaults`` (a run's
     rule carries the run's spiking settings; a formula has none); ``lr`` replaces the learning rate. Metrics:
@@ -172,7 +173,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
                   "values": [float(x) if np.isfinite(x) else None for x in a]}
     c = np.asarray(curves, np.float64)[0]
     return res, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
-                 "metric": CURVE_METRIC.get(task.objective, "score"), "unit": task.steps_unit}
+                 "metric": task.curve_metric, "unit": task.steps_unit}
 
 
 def _f(x) -> float | None:

@@ -30,6 +30,7 @@ import numpy as np
 
 __all__ = [
     "CURVE_METRIC",
+    "CURVE_POINTS",
     "MAX_SEED",
     "OBJECTIVES",
     "SPLITS",
@@ -73,7 +74,9 @@ class Instances(NamedTuple):
     keys: object
 
 
-# what the inner loops' learning curves measure, by objective (rate: rate/online.py; spiking: spiking/online_curves.py)
+# the inner loops' learning curves (rate: rate/online.py; spiking: spiking/online_curves.py): how many windows of the
+# training stream, and what they measure, by objective
+CURVE_POINTS = 20
 CURVE_METRIC = {"classification": "online accuracy", "regression": "online MSE", "pca": "PC1 alignment",
                 "detection": "online detection (hits - false alarms)", "reward": "rewarded trials (fraction)"}
 
@@ -100,6 +103,11 @@ class Task:
     def steps_unit(self) -> str:
         """What one of the task's ``steps`` is (the x axis of its learning curves)."""
         return "online updates"
+
+    @property
+    def curve_metric(self) -> str:
+        """What the task's learning curves measure (:data:`CURVE_METRIC` by objective)."""
+        return CURVE_METRIC.get(self.objective, "score")
 
     def sample(self, seed: int, split: str, steps: int | None = None) -> TaskData:
         """Sample one instance: the online stream of `steps` (default `default_steps`) samples and the eval set."""
