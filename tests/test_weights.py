@@ -153,3 +153,50 @@ def test_weights_are_drawn_beside_the_runs_first_baseline():
     for hof in ({"baselines": [{"name": "fa"}]}, {}, {"baselines": []}):
         rule, n, label = _reference_rule(hof, net.with_(feedback="dfa"))
         assert (rule.name, label, n.feedback) == ("fa", "FA", "fa")
+
+
+def test_spiking_run_weight_histograms_show_stdp_add_spreading_the_weights(tmp_path):
+    """A spiking run's weights.png: the chosen rule and the run's first baseline (stdp_add) under the run's
+    settings (lr 3, bounds [0, 1]) on its first final instance. Known answers: a rule that changes nothing keeps
+    the initial weights (uniform in [0.3, 0.7]); stdp_add's weights are those of trained_weights on the same
+    instance, inside the bounds and spread towards them (Song et al. 2000: additive STDP drives weights to the
+    bounds)."""
+    import dataclasses
+
+    from plasticity_search.rules import complexity, to_latex, to_text
+    from plasticity_search.runs import rundir
+    from plasticity_search.runs.curves import weight_histograms
+    from plasticity_search.search.config import load_config, rule_in_space, rule_settings
+    from plasticity_search.spiking import trained_weights
+
+    with open(os.path.join(ROOT, "search_spaces", "stdp_pattern.yaml")) as f:
+        cfg = yaml.safe_load(f)
+    cfg.update(name="tiny", tasks={s: [{"task": "stdp_pattern", "seeds": 1, "steps": 200}]
+                                   for s in ("search", "select", "final")})
+    loaded = load_config(cfg)
+    space = loaded.rule_space()
+    d = str(tmp_path / "run")
+    rec = rundir.new_run_record("tiny", seed=0, generations=1)
+    rec["status"] = "finished"
+    rundir.create_run_dir(d, {rundir.CONFIG_FILE: yaml.safe_dump(cfg), rundir.RUN_FILE: json.dumps(rec)})
+    p = rule_in_space("0*sy", space, "spiking")
+    settings = rule_settings(loaded)
+    e = {"rank": 0, "formula": to_text(p, space), "latex": to_latex(p, space), "complexity": complexity(p, space),
+         "fitness": 0.0, "metrics": {"search": {"fitness": 0.0}}, "model": "spiking",
+         "program": {k: np.asarray(v).tolist() for k, v in p._asdict().items()}, "space": space.to_dict()}
+    hof = {"schema": "plasticity-search/hall-of-fame/v1", "entries": [e], "best": 0, "defaults": settings,
+           "baselines": [{"name": "stdp_add"}, {"name": "stdp_mult"}]}
+    data = weight_histograms(d, hof)
+    assert (data["task"], data["split"], data["seed"], data["updates"], data["unit"]) == \
+        ("stdp_pattern", "final", 0, 200, "segments")
+    assert data["labels"] == ["before learning", "after: chosen rule (rank 0)", "after: stdp_add"]
+    (layer,) = data["layers"]
+    assert layer["name"] == "layer 1: 1000 -> 1" and all(sum(c) == 1000 for c in layer["counts"].values())
+    before, chosen, add = (layer["stats"][k] for k in data["labels"])
+    assert layer["counts"][data["labels"][0]] == layer["counts"][data["labels"][1]] and chosen == before
+    assert 0.3 <= before["min"] and before["max"] <= 0.7
+    assert 0.0 <= add["min"] and add["max"] <= 1.0 and add["std"] > 1.5 * before["std"]
+    w = trained_weights(dataclasses.replace(resolve_rule("stdp_add"), defaults=settings), "stdp_pattern", 0, 200,
+                        "final")[0].ravel()
+    edges = np.asarray(layer["edges"])
+    assert layer["counts"]["after: stdp_add"] == np.histogram(np.clip(w, edges[0], edges[-1]), edges)[0].tolist()

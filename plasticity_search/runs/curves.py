@@ -141,17 +141,18 @@ def _reference_rule(hof_json: dict, net):
 
 
 def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> dict:
-    """Histograms of every layer's weights before and after learning, for the chosen rule (under the run's
-    feedback) and the run's first baseline (:func:`_reference_rule`: FA, rule ``fa`` with feedback alignment, for
-    supervised runs; Oja for PCA), on one instance of the run's first final task (select
-    or search task if it has none; its first seed): the same data and initial weights for both rules, from
-    :func:`plasticity_search.rate.weight_trajectory`. {} for spiking runs.
+    """Histograms of every layer's weights before and after learning, for the chosen rule and the run's first
+    baseline, on one instance of the run's first final task (select or search task if it has none; its first seed):
+    the same data and initial weights for both rules. Rate runs: the chosen rule under the run's feedback and
+    :func:`_reference_rule` (FA, rule ``fa`` with feedback alignment, for supervised runs; Oja for PCA), from
+    :func:`plasticity_search.rate.weight_trajectory`. Spiking runs: both rules under the run's spiking settings
+    (lr, time constants, weight bounds), from :func:`plasticity_search.spiking.trained_weights`; "before" is the
+    initial weights (trained with dw = 0: clipped to the run's bounds, as training would).
 
-    {"task", "split", "seed", "steps", "updates", "labels": [before, chosen, FA], "layers": [{"name", "edges",
-    "counts": {label: [...]}, "stats": {label: {"mean", "std", "min", "max", "nonfinite"}}}]}; values outside the
-    shared bin range (0.5th to 99.5th percentile of all three) are counted in the outer bins.
+    {"task", "split", "seed", "steps", "unit", "updates", "labels": [before, chosen, baseline], "layers": [{"name",
+    "edges", "counts": {label: [...]}, "stats": {label: {"mean", "std", "min", "max", "nonfinite"}}}]}; values
+    outside the shared bin range (0.5th to 99.5th percentile of all three) are counted in the outer bins.
     """
-    from ..rate import weight_trajectory
     from .configs import load
     from .results import best_index
     from .rundir import CONFIG_FILE
@@ -159,42 +160,72 @@ def weight_histograms(run_dir: str, hof_json: dict, bins: int = WEIGHT_BINS) -> 
     cfg = load(os.path.join(run_dir, CONFIG_FILE), what="run config")
     split = next((s for s in ("final", "select", "search") if getattr(cfg.tasks, s)), None)
     es = entries(hof_json)
-    if split is None or cfg.model == "spiking" or not es:
+    if split is None or not es:
         return {}
     b = best_index(hof_json)
     b = b if 0 <= b < len(es) else 0
     chosen = rule_from_entry(es[b], name=f"{os.path.basename(os.path.normpath(run_dir))}:{b}", hof_json=hof_json,
                              index=b)
-    if getattr(chosen, "model", "rate") != "rate":
+    if getattr(chosen, "model", "rate") != cfg.model:
         return {}
     entry = getattr(cfg.tasks, split)[0]
     task = cfg.make_task(entry)
     seed = int(entry.seed_list[0])
-    net = cfg.network_config()
-    ref, ref_net, ref_label = _reference_rule(hof_json, net)
+    weights = _spiking_weights if cfg.model == "spiking" else _rate_weights
+    ws, ref_label, bias, updates = weights(cfg, hof_json, chosen, task, seed, entry.steps, split)
     labels = ("before learning", f"after: chosen rule (rank {b})", f"after: {ref_label}")
-    runs = [(chosen, net), (ref, ref_net)]
-    trajs = [weight_trajectory(r, task, seed, entry.steps, snapshots=1, split=split, network=n) for r, n in runs]
-    n_layers = sum(1 for k in trajs[0] if k.startswith("W"))
     layers = []
-    for l in range(n_layers):
-        ws = [trajs[0][f"W{l}"][0], trajs[0][f"W{l}"][-1], trajs[1][f"W{l}"][-1]]
-        ws = [np.asarray(w, np.float64).ravel() for w in ws]
-        pooled = np.concatenate([w[np.isfinite(w)] for w in ws])
+    for l, layer_ws in enumerate(ws):
+        flat = [np.asarray(w, np.float64).ravel() for w in layer_ws]
+        pooled = np.concatenate([w[np.isfinite(w)] for w in flat])
         lo, hi = (np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0))
         if not hi > lo:
             lo, hi = lo - 0.5, hi + 0.5
         edges = np.linspace(lo, hi, bins + 1)
         counts, stats = {}, {}
-        for lab, w in zip(labels, ws):
+        for lab, w in zip(labels, flat):
             f = w[np.isfinite(w)]
             counts[lab] = np.histogram(np.clip(f, lo, hi), edges)[0].tolist()
             stats[lab] = {"mean": float(f.mean()) if f.size else None, "std": float(f.std()) if f.size else None,
                           "min": float(f.min()) if f.size else None, "max": float(f.max()) if f.size else None,
                           "nonfinite": int(w.size - f.size)}
-        n_post, n_pre = trajs[0][f"W{l}"].shape[1:]
-        n_pre -= 1 if net.bias else 0
-        layers.append({"name": f"layer {l + 1}: {n_pre} -> {n_post}" + (" (+ bias)" if net.bias else ""),
+        n_post, n_pre = np.shape(layer_ws[0])
+        n_pre -= 1 if bias else 0
+        layers.append({"name": f"layer {l + 1}: {n_pre} -> {n_post}" + (" (+ bias)" if bias else ""),
                        "edges": edges.tolist(), "counts": counts, "stats": stats})
     return {"task": task.name, "split": split, "seed": seed, "steps": entry.steps or task.default_steps,
-            "updates": int(trajs[0]["update"][-1]), "labels": list(labels), "layers": layers}
+            "unit": task.steps_unit, "updates": updates, "labels": list(labels), "layers": layers}
+
+
+def _rate_weights(cfg, hof_json, chosen, task, seed, steps, split):
+    """Per layer [before, after the chosen rule, after the reference] from the rate inner loop; the reference's
+    label, whether the layers end in a bias column, the number of online updates."""
+    from ..rate import weight_trajectory
+
+    net = cfg.network_config()
+    ref, ref_net, ref_label = _reference_rule(hof_json, net)
+    trajs = [weight_trajectory(r, task, seed, steps, snapshots=1, split=split, network=n)
+             for r, n in ((chosen, net), (ref, ref_net))]
+    n_layers = sum(1 for k in trajs[0] if k.startswith("W"))
+    ws = [[trajs[0][f"W{l}"][0], trajs[0][f"W{l}"][-1], trajs[1][f"W{l}"][-1]] for l in range(n_layers)]
+    return ws, ref_label, net.bias, int(trajs[0]["update"][-1])
+
+
+def _spiking_weights(cfg, hof_json, chosen, task, seed, steps, split):
+    """Per layer [before, after the chosen rule, after the run's first baseline] from the spiking simulation, every
+    rule under the run's spiking settings (as the run scored its baselines); the baseline's name, no bias, the
+    training stream's length in the task's steps."""
+    import dataclasses
+
+    from ..rules.resolve import resolve_rule
+    from ..spiking import trained_weights
+
+    settings = dict(chosen.defaults or {})      # the run's lr, time constants and bounds
+    names = [b.get("name") for b in (hof_json.get("baselines") or []) if isinstance(b, dict)]
+    ref_name = names[0] if names and isinstance(names[0], str) else "stdp_add"
+    fb = cfg.spiking_eval_config().get("feedback", "fa")
+    rules = [dataclasses.replace(resolve_rule("0*sy"), defaults=settings), chosen,
+             dataclasses.replace(resolve_rule(ref_name), defaults=settings)]
+    runs = [trained_weights(r, task, seed, steps, split, fb) for r in rules]
+    return [[run[l] for run in runs] for l in range(len(runs[0]))], ref_name, False, int(steps or task.default_steps)
+

@@ -5,8 +5,8 @@
 * ``learning_curves.png`` learning curves of the top rules next to the run's baselines on the final tasks (rate
                           runs: online scores; spiking runs: what the network did while learning, per window)
 * ``stdp_window.png``     spiking rules: weight change vs spike-time difference (pairing protocol)
-* ``weights.png``         rate runs: each layer's weight histogram before and after learning, chosen rule and
-                          the run's first baseline (FA; Oja for PCA)
+* ``weights.png``         each layer's weight histogram before and after learning, chosen rule and the run's
+                          first baseline (FA; Oja for PCA; spiking runs: e.g. stdp_add)
 
 Every function takes plain data (lists, dicts) and a path, so plots can be redrawn from a run directory alone.
 """
@@ -170,7 +170,7 @@ def plot_weights(data: dict, path: str, title: str = "") -> str:
     learning, filled, and after learning with each rule, as step outlines on the same bins)."""
     layers = data.get("layers") or []
     n = max(1, len(layers))
-    fig = _fig(min(3.4 * n, 17.0), 3.4)
+    fig = _fig(min(max(3.4 * n, 5.0), 17.0), 3.4)          # one layer: room for the title
     axes = fig.subplots(1, n, squeeze=False)[0]
     labels = data.get("labels") or []
     for ax, layer in zip(axes, layers):

@@ -186,10 +186,12 @@ def _legend_table(rows: list[dict]) -> str:
 def _weights_caption(data) -> str:
     if not isinstance(data, dict):
         return "Weight histograms before and after learning."
+    labels = data.get("labels") or []
+    ref = labels[2].removeprefix("after: ") if len(labels) > 2 and isinstance(labels[2], str) else "the baseline"
     return (f"Weights of every layer before learning (shared: the same seed gives both rules the same initial "
-            f"weights) and after {data.get('updates', '?')} online updates with the chosen rule and with FA, on "
-            f"{data.get('task', '?')} ({data.get('split', '?')} split, seed {data.get('seed', '?')}). The outer bins "
-            "also count the weights beyond them.")
+            f"weights) and after {data.get('updates', '?')} {data.get('unit', 'online updates')} with the chosen "
+            f"rule and with {ref}, on {data.get('task', '?')} ({data.get('split', '?')} split, seed "
+            f"{data.get('seed', '?')}). The outer bins also count the weights beyond them.")
 
 
 def _derived(path: str, compute, recompute, what: str, log):

@@ -24,7 +24,7 @@ from ..tasks.jordan_tasks import JordanCorrelationTask, JordanRewardTask
 from ..tasks.spike_tasks import PatternTask, RewardTask, SpikingClassificationTask, TeacherTask
 from .jordan import run_correlation, run_reward
 
-__all__ = ["simulate", "metric_names"]
+__all__ = ["simulate", "train", "metric_names"]
 
 
 def metric_names(task) -> tuple[str, ...]:
@@ -34,6 +34,21 @@ def metric_names(task) -> tuple[str, ...]:
 def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, feedback: str = "fa") -> tuple:
     """Train on one instance with the rule, score it: ({metric: scalar}, learning curve [C]); see the module
     docstring."""
+    ws, metrics, curve = _run(task, space, prog, hyper, data, key, feedback)
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in ws]
+                               + [jnp.isfinite(v) for v in metrics.values()]))
+    metrics = {k: jnp.where(finite, v, jnp.nan) for k, v in metrics.items()}
+    metrics["finite"] = finite.astype(jnp.float32)
+    return metrics, jnp.where(finite, curve, jnp.nan)
+
+
+def train(task, space: Space, prog: Program, hyper: RuleHyper, data, key, feedback: str = "fa") -> tuple:
+    """Every layer's weights [n_post, n_pre] after training on one instance with the rule (as :func:`simulate`
+    trains: the same initial weights, data and spikes for the same key)."""
+    return _run(task, space, prog, hyper, data, key, feedback)[0]
+
+
+def _run(task, space, prog, hyper, data, key, feedback):
     if isinstance(task, SpikingClassificationTask):
         out = _run_classification(task, space, prog, hyper, data, key, feedback)
     elif isinstance(task, PatternTask):
@@ -48,12 +63,7 @@ def simulate(task, space: Space, prog: Program, hyper: RuleHyper, data, key, fee
         out = run_reward(task, space, prog, hyper, data, key)
     else:
         raise TypeError(f"task {getattr(task, 'name', task)!r} is not a spiking task")
-    ws, metrics, curve = out
-    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(w)) for w in ws]
-                               + [jnp.isfinite(v) for v in metrics.values()]))
-    metrics = {k: jnp.where(finite, v, jnp.nan) for k, v in metrics.items()}
-    metrics["finite"] = finite.astype(jnp.float32)
-    return metrics, jnp.where(finite, curve, jnp.nan)
+    return out
 
 
 def _lif(task, **kw) -> LIFParams:

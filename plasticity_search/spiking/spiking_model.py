@@ -41,12 +41,12 @@ from ..rules.program import Program, RuleError, Space
 from ..tasks import Instances, TaskData, make
 from ..tasks.base import SPLIT_OFFSETS, check_seed, check_split
 from ..tasks.spike_tasks import SpikingTask
-from .simulate import metric_names, simulate
+from .simulate import metric_names, simulate, train
 from .network import FEEDBACKS
 from .plasticity import RuleHyper, rule_hyper
 
 __all__ = ["EvalConfig", "Instances", "make_instances", "make_evaluator", "evaluate_rule", "model_config",
-           "spiking_task", "instance_key"]
+           "spiking_task", "instance_key", "trained_weights"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,6 +174,26 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     c = np.asarray(curves, np.float64)[0]
     return res, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
                  "metric": task.curve_metric, "unit": task.steps_unit}
+
+
+def trained_weights(rule, task, seed: int = 0, steps: int | None = None, split: str = "final",
+                    feedback: str = "fa") -> list[np.ndarray]:
+    """Every layer's weights [n_post, n_pre] after ``rule`` learned one instance of the spiking ``task`` (the
+    instance ``seed`` of ``split``: the data, spikes and initial weights the evaluator uses), under the rule's
+    simulation defaults (a run's rule: the run's settings)."""
+    from ..limits import check_run_args
+    from ..rules.resolve import as_rule
+
+    rule = as_rule(rule)
+    if rule.model != "spiking":
+        raise RuleError(f"rule '{rule.name}' is a rate rule; task '{getattr(task, 'name', task)}' is a spiking task")
+    check_run_args(RuleError, seeds=1, steps=steps, split=split)
+    task = spiking_task(task)
+    data = TaskData(*(jnp.asarray(a) for a in task.sample(seed, split, steps)))
+    hyper = rule_hyper(rule.defaults or {}, dt=task.dt)
+    ws = jax.jit(lambda d, k: train(task, rule.space, rule.program, hyper, d, k, feedback))(
+        data, instance_key(seed, split))
+    return [np.asarray(w) for w in ws]
 
 
 def _f(x) -> float | None:
