@@ -179,6 +179,11 @@ def cmd_evaluate(args) -> int:
     for k, v in out["metrics"].items():
         m, s = v["mean"], v["std"]
         print(f"  {k:<18} {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}")
+    c = out.get("curve") or {}
+    if c.get("mean"):       # the learning curve, mean over seeds, one value per window (--json: x, std)
+        step = c["x"][0] if c.get("x") else "?"
+        print(f"curve    {c.get('metric', 'score')} per {step} {c.get('unit', 'steps')}, mean over seeds: "
+              + " ".join("nan" if v is None else f"{v:.3g}" for v in c["mean"]))
     return 0
 
 

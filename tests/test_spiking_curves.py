@@ -124,3 +124,12 @@ def test_a_spiking_curve_of_a_rule_that_exploded_is_nan():
     c = np.asarray(c)
     assert np.asarray(m["finite"]).tolist() == [[0.0], [1.0]]
     assert np.isnan(c[0]).all() and np.isfinite(c[1]).all() and c.shape == (2, 1, CURVE_POINTS)
+
+
+def test_evaluate_prints_the_learning_curve(capsys):
+    from plasticity_search import cli
+
+    assert cli.main(["evaluate", "bp_stdp", "--task", "spiking_teacher", "--seeds", "1", "--steps", "200"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("curve")]
+    assert len(line) == 1 and "online MSE per 10 time steps (ms), mean over seeds:" in line[0]
+    assert len(line[0].split(": ")[1].split()) == CURVE_POINTS
