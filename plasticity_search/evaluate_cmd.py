@@ -190,7 +190,7 @@ def cmd_evaluate(args) -> int:
 def _print_comparison(results: list[dict], task, args) -> int:
     from .rate.online import METRIC_SIGN
     from .rules.formula import rule_equation
-    from .search.config import default_metric
+    from .search.config import default_metric, setting_text
     from .search.stats import format_delta, format_delta_verdict
 
     metric = args.metric or default_metric(task)
@@ -232,16 +232,12 @@ def _print_comparison(results: list[dict], task, args) -> int:
         if mixed_lr and r.get("lr") is not None:
             fb += f"  [lr {r['lr']:g}]"
         if mixed:
-            fb += "  [" + ", ".join(f"{k} {_setting(r['settings'][k])}" for k in mixed) + "]"
+            fb += "  [" + ", ".join(f"{k} {setting_text(r['settings'][k])}" for k in mixed) + "]"
         d = ("reference" if r is first else f"Δ {format_delta(p)}" if direction == 0
              else f"Δ {format_delta_verdict(p)}")
         print(f"  {r['rule']:<{w}}  {'nan' if m is None else f'{m:.4f}'} ± {'nan' if s is None else f'{s:.4f}'}"
               f"   {d:<40} {rule_equation(r['formula'])}{fb}")
     return 0
-
-
-def _setting(v) -> str:
-    return "none" if v is None else f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, list) else f"{v:g}"
 
 
 def cmd_generalize(args) -> int:

@@ -69,10 +69,10 @@ from ..search.panels import curve_x  # noqa: E402 - one source for the curves' x
 
 def compute_curves(run_dir: str, hof_json: dict, top: int = 3, max_tasks: int = 2) -> dict:
     """Learning curves (mean and std over the task's seeds) of the top ``top`` rules next to the baselines, as
-    recorded by the search's final evaluation (``info.curves``: the run's own baselines). Runs without that record
-    (older runs) are re-scored here, rate runs only, with the FA baseline (rule ``fa`` with feedback alignment) and the BP baseline
+    recorded by the search's final evaluation (``info.curves``: the run's own baselines). Older rate runs without
+    that record are re-scored here with the FA baseline (rule ``fa`` with feedback alignment) and the BP baseline
     (rule ``fa`` with backpropagated errors) on the run's final tasks (select or search tasks if it has none), with
-    the run's network.
+    the run's network; older spiking runs have none.
 
     {task: {"metric", "xlabel", "x", "split", "series": {label: {"mean": [...], "std": [...]}}}}
     """

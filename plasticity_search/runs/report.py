@@ -309,8 +309,8 @@ def write_report(run_dir: str, hof_json: dict, images: dict[str, str], status: s
 
     parts.append("<h2>Plots</h2>")
     captions = {"fitness": "Best and median fitness per generation.", "pareto": "Hall of fame: fitness vs complexity.",
-                "learning_curves": ("Learning curves of the top rules next to the run's baselines (FA and BP for supervised rate "
-                                    "runs) on the final tasks, mean and SD over the seeds."),
+                "learning_curves": ("Learning curves of the top rules next to the run's baselines (FA and BP for "
+                                    "supervised rate runs) on the final tasks, mean and SD over the seeds."),
                 "stdp_window": ("STDP windows of the top spiking rules next to stdp_add under the run's settings "
                                 "(pairing protocol; the weight starts mid-range and dw is the rule's change before "
                                 "clipping; red crosses: offsets where the weight bounds clip it)."),

@@ -1602,8 +1602,8 @@ def _check_seed_settings(cfg: SearchConfig) -> None:
         for k in sorted(set(theirs) & set(own)):
             a, b = theirs[k], own[k]
             if not _same_setting(a, b):
-                raise _err(f"search.seed_rules[{i}]", f"'{spec.strip()}' ran with {k} {_setting_text(a)}, this "
-                           f"search runs with {k} {_setting_text(b)} (its constants mean that rule only under its "
+                raise _err(f"search.seed_rules[{i}]", f"'{spec.strip()}' ran with {k} {setting_text(a)}, this "
+                           f"search runs with {k} {setting_text(b)} (its constants mean that rule only under its "
                            f"own settings: use the same {k} here)")
 
 
@@ -1615,7 +1615,8 @@ def _same_setting(a, b) -> bool:
     return len(xs) == len(ys) and all(math.isclose(float(x), float(y), rel_tol=1e-6) for x, y in zip(xs, ys))
 
 
-def _setting_text(v) -> str:
+def setting_text(v) -> str:
+    """A rule setting as the messages show it: ``none``, ``[lo, hi]`` (weight bounds) or the number."""
     return "none" if v is None else f"[{v[0]:g}, {v[1]:g}]" if isinstance(v, (list, tuple)) else f"{v:g}"
 
 

@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 
 
-
 def curve_x(n_steps: int, points: int) -> list[int]:
     """The x of each curve point: the last step of its window (``points`` windows of ``n_steps // points`` steps;
     the last ``n_steps mod points`` steps belong to none)."""

@@ -64,7 +64,7 @@ def run_correlation(task: JordanCorrelationTask, space, prog, hyper, data, key):
     state = state._replace(neurons=(state.neurons[0]._replace(v=v0),))
     e0 = jnp.zeros((1,), jnp.float32)
 
-    def segment(carry, row):
+    def segment(state, row):
         raster = events_to_raster(row, n, T)
 
         def step(carry, s_in):
@@ -74,11 +74,10 @@ def run_correlation(task: JordanCorrelationTask, space, prog, hyper, data, key):
             state = state._replace(ws=(jnp.clip(state.ws[0], 0.0, task.w_max),))     # their synapse's bounds
             return (state, n_seg + fw.s[-1][0]), None
 
-        state, n_spk = carry
-        state, n_seg = lax.scan(step, (state, jnp.float32(0.0)), raster)[0]
-        return (state, n_spk + n_seg), n_seg                  # spike counts are whole numbers: exact sums
+        return lax.scan(step, (state, jnp.float32(0.0)), raster)[0]       # (state, spikes in the segment)
 
-    (state, n_spk), seg_spikes = lax.scan(segment, (state, jnp.float32(0.0)), data.x_stream)
+    state, seg_spikes = lax.scan(segment, state, data.x_stream)
+    n_spk = jnp.sum(seg_spikes)                       # spike counts are whole numbers: the same sum in any order
     ws = jnp.concatenate([w0, state.ws[0]], 0)                         # [2, n]: before, after
     v_seg = _free_membrane(task, ws, data.x_eval, k_v_test)
     snr = jordan_snr(v_seg, data.y_eval[:, 0] > 0.5)

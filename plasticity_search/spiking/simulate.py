@@ -190,19 +190,17 @@ def _run_pattern(task: PatternTask, space, prog, hyper, data, key):
     T = task.seg_steps
     e0 = jnp.zeros((1,), jnp.float32)
 
-    def segment(carry, x_row):
-        state, n_spk = carry
-
+    def segment(state, x_row):
         def step(carry, k):
             state, n_seg = carry
             state, fw = forward(spec, state, times_to_spikes(x_row, k))
             state = learn(space, prog, hyper, spec, state, fw, e0)
             return (state, n_seg + fw.s[-1][0]), None
 
-        state, n_seg = lax.scan(step, (state, jnp.float32(0.0)), jnp.arange(T))[0]
-        return (state, n_spk + n_seg), n_seg                  # spike counts are whole numbers: exact sums
+        return lax.scan(step, (state, jnp.float32(0.0)), jnp.arange(T))[0]      # (state, spikes in the segment)
 
-    (state, n_spk), seg_spikes = lax.scan(segment, (init_state(spec, (w0,)), jnp.float32(0.0)), data.x_stream)
+    state, seg_spikes = lax.scan(segment, init_state(spec, (w0,)), data.x_stream)
+    n_spk = jnp.sum(seg_spikes)                       # spike counts are whole numbers: the same sum in any order
     ws = jnp.concatenate([w0, state.ws[0]], 0)                          # [2, n_in]: before, after
     us = _free_membrane(jnp.float32(lif.alpha), task.gain, ws,
                         lambda i, k: times_to_spikes(data.x_eval[i], k), data.x_eval.shape[0], T)

@@ -169,8 +169,7 @@ def evaluate_rule(rule, task, seeds: int = 5, steps: int | None = None, split: s
     res = {}
     for k, v in out.items():
         a = np.asarray(v, np.float64)[0]
-        res[k] = {"mean": float(a.mean()), "std": float(a.std()),
-                  "values": [float(x) if np.isfinite(x) else None for x in a]}
+        res[k] = {"mean": float(a.mean()), "std": float(a.std()), "values": [_f(x) for x in a]}
     c = np.asarray(curves, np.float64)[0]
     return res, {"mean": [_f(x) for x in c.mean(0)], "std": [_f(x) for x in c.std(0)],
                  "metric": task.curve_metric, "unit": task.steps_unit}
